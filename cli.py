@@ -1,0 +1,294 @@
+"""kbcoach command line: a thin click layer over kb/, coach/ and scripts_lib/.
+
+Exit codes: 0 success, 1 errors or findings, 2 usage error, 4 internal error.
+Heavy modules are imported inside commands so `kbcoach search` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 4
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_ARTICLES = REPO_ROOT / "articles"
+
+
+def fail(message: str, code: int = EXIT_FINDINGS) -> None:
+    click.echo(f"错误：{message}", err=True)
+    sys.exit(code)
+
+
+class Context:
+    def __init__(self, instance: str):
+        self.instance = Path(instance)
+        self._kb = None
+
+    @property
+    def kb(self):
+        if self._kb is None:
+            from kb.service import KnowledgeBase
+
+            self._kb = KnowledgeBase(self.instance)
+        return self._kb
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--instance",
+    envvar="KBCOACH_INSTANCE",
+    default="instance",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="实例目录（数据库与索引所在位置），也可用环境变量 KBCOACH_INSTANCE。",
+)
+@click.version_option("0.1.0", prog_name="kbcoach")
+@click.pass_context
+def cli(ctx: click.Context, instance: str) -> None:
+    """kbcoach：客服知识库与话术质检。"""
+    ctx.obj = Context(instance)
+
+
+def _print_import(report, *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    for err in report.errors:
+        click.echo(f"  失败 {err}", err=True)
+    click.echo(report.summary())
+    if report.index:
+        mode = {"rebuild": "全量重建", "incremental": "增量更新", "none": "无需更新"}
+        click.echo(
+            f"索引：{mode.get(report.index.get('mode'), '')} {report.index.get('documents', 0)} 篇"
+        )
+
+
+@cli.command()
+@click.option(
+    "--articles",
+    "articles_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=str(DEFAULT_ARTICLES),
+    show_default=True,
+    help="初始文章目录。",
+)
+@click.pass_obj
+def init(obj: Context, articles_dir: str) -> None:
+    """创建实例目录，导入初始文章并建立索引（可重复执行）。"""
+    report = obj.kb.import_dir(articles_dir)
+    click.echo(f"实例：{obj.instance.resolve()}")
+    _print_import(report, as_json=False)
+    if report.failed:
+        sys.exit(EXIT_FINDINGS)
+
+
+@cli.command(name="import")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--by", default="import", show_default=True, help="记录在修订历史中的操作人。")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
+@click.pass_obj
+def import_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
+    """导入 Markdown 文章目录（幂等：报告新增/修改/未变/失败）。"""
+    report = obj.kb.import_dir(path, by=by)
+    _print_import(report, as_json=as_json)
+    if report.failed:
+        sys.exit(EXIT_FINDINGS)
+
+
+@cli.command(name="import-jsonl")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--by", default="import", show_default=True, help="记录在修订历史中的操作人。")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
+@click.pass_obj
+def import_jsonl_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
+    """从 JSONL 批量导入文章（每行 {"id","title","body","category","tags","similar"}）。"""
+    report = obj.kb.import_jsonl(path, by=by)
+    _print_import(report, as_json=as_json)
+    if report.failed:
+        sys.exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.pass_obj
+def export(obj: Context, dest: str) -> None:
+    """把所有文章导出为 Markdown 文件（<分类>/<slug>.md）。"""
+    n = obj.kb.export_dir(dest)
+    click.echo(f"已导出 {n} 篇文章到 {dest}")
+
+
+@cli.command()
+@click.pass_obj
+def index(obj: Context) -> None:
+    """全量重建搜索索引（在新目录中构建后原子切换）。"""
+    stats = obj.kb.rebuild_index()
+    click.echo(
+        f"索引已重建：{stats['documents']} 篇，{stats['seconds']:.1f} 秒，"
+        f"{stats['bytes'] / 1e6:.1f} MB"
+    )
+
+
+def _terminal_snippet(html_text: str) -> str:
+    import html
+
+    text = re.sub(r"<mark>(.*?)</mark>", lambda m: f"【{m.group(1)}】", html_text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("--category", help="只搜索该分类：product / industry / phrasing / norm。")
+@click.option("--tag", help="只搜索带该标签的文章。")
+@click.option(
+    "--limit",
+    "--top",
+    "limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="返回条数。",
+)
+@click.option(
+    "--batch",
+    type=click.File("r", encoding="utf-8"),
+    help='批量查询文件，每行 {"qid","q"}；输出每行 {"qid","hits","took_ms"}。',
+)
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")
+@click.pass_obj
+def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
+    """搜索知识库，例如：kbcoach search "发票怎么开"。"""
+    if batch is None and not query:
+        fail("请给出查询词，或用 --batch 指定查询文件", EXIT_USAGE)
+    from kb.models import CATEGORIES
+
+    if category and category not in CATEGORIES:
+        fail(f"未知分类 {category}，可选：{' / '.join(CATEGORIES)}", EXIT_USAGE)
+    kb = obj.kb
+    if batch is not None:
+        _search_batch(kb, batch, category=category, tag=tag, limit=limit)
+        return
+    result = kb.search(query, via="cli", category=category, tag=tag, limit=limit)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "took_ms": round(result.took_ms, 2),
+                    "total": result.total,
+                    "hits": [
+                        {
+                            "id": h.id,
+                            "title": h.title,
+                            "category": h.category,
+                            "snippet": h.snippet,
+                            "score": h.score,
+                        }
+                        for h in result.hits
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    if not result.hits:
+        click.echo(f"没有找到与「{query}」相关的文章。")
+        sys.exit(EXIT_FINDINGS)
+    for rank, hit in enumerate(result.hits, 1):
+        click.echo(f"{rank}. {_terminal_snippet(hit.title_html)}  [{hit.category}] {hit.id}")
+        if hit.snippet:
+            click.echo(f"   {_terminal_snippet(hit.snippet)}")
+    click.echo(f"共 {result.total} 条，用时 {result.took_ms:.1f} 毫秒")
+
+
+def _search_batch(kb, batch, **kwargs) -> None:
+    queries: list[tuple[str, str]] = []
+    for lineno, line in enumerate(batch, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            qid, q = str(rec["qid"]), rec["q"]
+            if not isinstance(q, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            click.echo(f'错误：{batch.name}:{lineno}: 应为 {{"qid","q"}} 对象，已跳过', err=True)
+            continue
+        queries.append((qid, q))
+    results = kb.search_many([q for _, q in queries], via="cli-batch", snippets=False, **kwargs)
+    out = sys.stdout
+    for (qid, _), res in zip(queries, results, strict=True):
+        out.write(
+            json.dumps(
+                {"qid": qid, "hits": [h.id for h in res.hits], "took_ms": round(res.took_ms, 3)},
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--articles",
+    "articles_dir",
+    type=click.Path(file_okay=False),
+    default=str(DEFAULT_ARTICLES),
+    help="首次启动时导入的文章目录。",
+)
+@click.pass_obj
+def serve(obj: Context, host: str, port: int, articles_dir: str) -> None:
+    """启动网页与 JSON API（首次启动自动导入初始文章）。"""
+    kb = obj.kb
+    if kb.store.count() == 0 and Path(articles_dir).is_dir():
+        report = kb.import_dir(articles_dir)
+        click.echo(f"首次启动，已导入初始文章：{report.summary()}")
+    elif not kb.indexes.exists():
+        kb.rebuild_index()
+    from web import create_app
+
+    app = create_app({"INSTANCE": str(obj.instance)})
+    click.echo(f"kbcoach 运行于 http://{host}:{port}/  （实例 {obj.instance.resolve()}）")
+    for hint in app.config.get("LOGIN_HINTS", []):
+        click.echo(hint)
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+# --- coach commands ----------------------------------------------------------
+
+
+def main() -> None:
+    """Console-script entry: named exit codes, no stack trace for users."""
+    try:
+        cli.main(standalone_mode=False, prog_name="kbcoach")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.Abort:
+        click.echo("已中止", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_FINDINGS)
+    except Exception as exc:  # noqa: BLE001 - last line of defence
+        from kb.errors import KbError
+
+        if isinstance(exc, KbError):
+            click.echo(f"错误：{exc}", err=True)
+            sys.exit(EXIT_FINDINGS)
+        if os.environ.get("KBCOACH_DEBUG"):
+            raise
+        click.echo(f"内部错误：{type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The whoosh index: schema declared once, jieba analysis, atomic rebuilds.
+
+Layout of the index root (``<instance>/index``)::
+
+    CURRENT        name of the generation folder that serves (replaced atomically)
+    gen-<stamp>/   a complete whoosh index
+    build-<stamp>/ a rebuild in progress (ignored by readers; removed when stale)
+
+A rebuild writes a fresh ``build-*`` folder, renames it to ``gen-*`` and only then
+swaps CURRENT, so a crash at any point leaves the old generation serving.
+Single-article changes are written incrementally into the current generation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from whoosh import index as windex
+from whoosh.analysis import Token, Tokenizer
+from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
+
+from . import textproc
+from .models import Article
+
+SEARCH_FIELDS = ("title", "similar", "body")
+
+
+class JiebaTokenizer(Tokenizer):
+    """whoosh tokenizer over the shared pipeline: normalised words, exact offsets."""
+
+    def __eq__(self, other):
+        return other.__class__ is self.__class__
+
+    def __call__(
+        self,
+        value,
+        positions=False,
+        chars=False,
+        keeporiginal=False,
+        removestops=True,
+        start_pos=0,
+        start_char=0,
+        tokenize=True,
+        mode="",
+        **kwargs,
+    ):
+        tok = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        stop = textproc.stopwords()
+        for pos, word in enumerate(textproc.tokenize(value)):
+            if not textproc.is_word(word.text) or word.text in stop:
+                continue
+            tok.text = word.text
+            tok.boost = 1.0
+            tok.stopped = False
+            if keeporiginal:
+                tok.original = word.text
+            if positions:
+                tok.pos = start_pos + pos
+            if chars:
+                tok.startchar = start_char + word.start
+                tok.endchar = start_char + word.end
+            yield tok
+
+
+def analyzer() -> JiebaTokenizer:
+    return JiebaTokenizer()
+
+
+def make_schema() -> Schema:
+    """The one schema of the knowledge-base index."""
+    ana = analyzer()
+    return Schema(
+        id=ID(stored=True, unique=True),
+        doctype=ID(stored=True),
+        title=TEXT(analyzer=ana, stored=True, phrase=True),
+        similar=TEXT(analyzer=ana, stored=True, phrase=False),
+        body=TEXT(analyzer=ana, stored=True, phrase=False),
+        category=ID(stored=True),
+        tags=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
+        status=ID(stored=True),
+        review_by=ID(stored=True),
+        updated=STORED,
+    )
+
+
+def document(article: Article, doctype: str = "article") -> dict:
+    """The whoosh document of an article."""
+    return {
+        "id": article.id,
+        "doctype": doctype,
+        "title": article.title,
+        "similar": "\n".join(article.similar),
+        "body": article.body,
+        "category": article.category,
+        "tags": ",".join(t.strip().lower() for t in article.tags if t.strip()),
+        "status": article.status,
+        "review_by": article.review_by,
+        "updated": time.time(),
+    }
+
+
+class IndexManager:
+    """Owns the index root: which generation serves, rebuilds, incremental writes."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # -- which generation serves ---------------------------------------------
+
+    def current_name(self) -> str | None:
+        try:
+            name = (self.root / "CURRENT").read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        return name if name and (self.root / name).is_dir() else None
+
+    def current_dir(self) -> Path | None:
+        name = self.current_name()
+        return self.root / name if name else None
+
+    def exists(self) -> bool:
+        path = self.current_dir()
+        return path is not None and windex.exists_in(str(path))
+
+    def open(self):
+        """The serving whoosh index (creating an empty one the first time)."""
+        path = self.current_dir()
+        if path is None or not windex.exists_in(str(path)):
+            self.rebuild([])
+            path = self.current_dir()
+        return windex.open_dir(str(path))
+
+    def _swap_current(self, name: str) -> None:
+        tmp = self.root / f"CURRENT.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(name + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / "CURRENT")
+        dir_fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # -- writes ---------------------------------------------------------------
+
+    def rebuild(self, documents: Iterable[dict], *, on_progress=None) -> dict:
+        """Build a complete index in a fresh folder, then swap it in atomically."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        build = self.root / f"build-{stamp}"
+        build.mkdir()
+        started = time.perf_counter()
+        ix = windex.create_in(str(build), make_schema())
+        writer = ix.writer(limitmb=256)
+        count = 0
+        try:
+            for doc in documents:
+                writer.add_document(**doc)
+                count += 1
+                if on_progress and count % 1000 == 0:
+                    on_progress(count)
+            writer.commit(optimize=True)
+        except BaseException:
+            writer.cancel()
+            raise
+        ix.close()
+        final = self.root / f"gen-{stamp}"
+        os.rename(build, final)
+        self._swap_current(final.name)
+        self.cleanup(keep={final.name})
+        return {
+            "documents": count,
+            "seconds": time.perf_counter() - started,
+            "bytes": dir_size(final),
+            "path": str(final),
+        }
+
+    def cleanup(self, keep: set[str], *, stale_after: float = 3600) -> None:
+        """Remove old generations and abandoned builds (not ones still running)."""
+        now = time.time()
+        for child in self.root.iterdir():
+            if not child.is_dir() or child.name in keep:
+                continue
+            if child.name.startswith("gen-") or (
+                child.name.startswith("build-") and now - child.stat().st_mtime > stale_after
+            ):
+                # Old generations may still be open in other processes: on POSIX
+                # their open files stay readable after unlink.
+                shutil.rmtree(child, ignore_errors=True)
+
+    def update(self, documents: Iterable[dict], delete_ids: Iterable[str] = ()) -> int:
+        """Incremental add/replace/delete in the serving generation, one writer."""
+        ix = self.open()
+        writer = ix.writer(timeout=30.0)
+        n = 0
+        try:
+            for doc in documents:
+                writer.update_document(**doc)
+                n += 1
+            for doc_id in delete_ids:
+                writer.delete_by_term("id", doc_id)
+                n += 1
+            writer.commit()
+        except BaseException:
+            writer.cancel()
+            raise
+        finally:
+            ix.close()
+        return n
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,357 @@
+"""Ranked search over the whoosh index: BM25F scoring of every query word.
+
+whoosh keeps the postings; scoring a long question through whoosh's pure-Python
+matcher tree costs hundreds of milliseconds, so this module reads each term's
+posting list once into numpy arrays (cached per immutable segment) and scores all
+query words at once with vector operations.  Nothing is dropped from the query,
+so relevance is that of full BM25F, at a few milliseconds per query.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
+from whoosh.reading import TermNotFound
+from whoosh.util.numeric import byte_to_length
+
+from . import textproc
+from .index import IndexManager
+
+K1 = 1.2
+B = 0.75
+FIELD_WEIGHTS = {"title": 2.5, "similar": 2.5, "body": 1.0}
+B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B}
+MAX_QUERY_TERMS = 64
+REFRESH_EVERY = 0.5  # seconds between checks for a newer index generation
+POSTINGS_CACHE_ENTRIES = 20_000_000  # postings kept decoded (ids + tfs)
+SNIPPET_CHARS = 90
+
+
+@dataclass
+class Hit:
+    """One ranked result with its highlighted title and snippet (safe HTML)."""
+
+    id: str
+    title: str
+    category: str
+    tags: list[str]
+    status: str
+    score: float
+    title_html: str
+    snippet: str
+    doctype: str = "article"
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    took_ms: float
+    total: int
+    terms: list[str] = field(default_factory=list)
+
+
+def _leaf_postings(reader, fieldname: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+    """Doc numbers and term frequencies of one term in one segment."""
+    try:
+        m = reader.postings(fieldname, term)
+    except TermNotFound:  # the term lives in another segment only
+        return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    ids_parts: list = []
+    tf_parts: list = []
+    if hasattr(m, "_read_ids") and hasattr(m, "_next_block"):
+        # Block-wise read of whoosh's on-disk postings: one unpickle per block.
+        while m.is_active():
+            m._read_ids()
+            m._read_weights()
+            ids_parts.append(np.asarray(m._ids, dtype=np.int32))
+            tf_parts.append(np.asarray(m._weights, dtype=np.float32))
+            m._next_block()
+    else:
+        ids, tfs = [], []
+        while m.is_active():
+            ids.append(m.id())
+            tfs.append(m.weight())
+            m.next()
+        ids_parts.append(np.asarray(ids, dtype=np.int32))
+        tf_parts.append(np.asarray(tfs, dtype=np.float32))
+    if not ids_parts:
+        return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    return np.concatenate(ids_parts), np.concatenate(tf_parts)
+
+
+class _PostingsCache:
+    """LRU of decoded posting lists keyed by (segment, field, term); thread safe."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.size = 0
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, load):
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+                return hit
+        value = load()
+        with self._lock:
+            if key not in self._data:
+                self._data[key] = value
+                self.size += len(value[0])
+                while self.size > self.capacity and len(self._data) > 1:
+                    _, old = self._data.popitem(last=False)
+                    self.size -= len(old[0])
+        return value
+
+
+class _View:
+    """A searcher plus the per-generation arrays the scorer needs."""
+
+    def __init__(self, ix, engine: SearchEngine):
+        self.ix = ix
+        self.searcher = ix.searcher()
+        self.opened = time.monotonic()
+        self.leaves = []  # (segment id, reader, offset, doc count)
+        for sub, offset in self.searcher.leaf_searchers():
+            reader = sub.reader()
+            seg = reader.segment()
+            segid = seg.segment_id() if seg is not None else id(reader)
+            self.leaves.append((segid, reader, offset, reader.doc_count_all()))
+        self.size = self.searcher.doc_count_all()
+        self.live = max(1, self.searcher.doc_count())
+        self.alive = np.ones(self.size, dtype=bool)
+        for _segid, reader, offset, n in self.leaves:
+            if reader.has_deletions():
+                perdoc = getattr(reader, "_perdoc", None)
+                if perdoc is not None and hasattr(perdoc, "deleted_docs"):
+                    deleted = perdoc.deleted_docs()
+                else:
+                    deleted = (d for d in range(n) if reader.is_deleted(d))
+                for d in deleted:
+                    self.alive[offset + d] = False
+        self.avg_len = {
+            f: max(1.0, self.searcher.field_length(f) / max(1, self.size)) for f in FIELD_WEIGHTS
+        }
+        self.engine = engine
+        self._norms: dict[str, np.ndarray] = {}
+
+    def norm(self, fieldname: str) -> np.ndarray:
+        """k1 * (1 - b + b * len / avg_len) for every document of the view."""
+        arr = self._norms.get(fieldname)
+        if arr is None:
+            parts = [
+                self.engine.lengths(segid, reader, fieldname, n)
+                for segid, reader, _, n in self.leaves
+            ]
+            lengths = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            b = B_BY_FIELD[fieldname]
+            arr = (K1 * (1 - b + b * lengths / self.avg_len[fieldname])).astype(np.float32)
+            self._norms[fieldname] = arr
+        return arr
+
+    def doc_mask(self, fieldname: str, value: str) -> np.ndarray:
+        mask = np.zeros(self.size, dtype=bool)
+        for segid, reader, offset, _ in self.leaves:
+            ids, _ = self.engine.postings(segid, reader, fieldname, value)
+            mask[ids + offset] = True
+        return mask
+
+    def close(self) -> None:
+        self.searcher.close()
+
+
+class SearchEngine:
+    """Thread-safe search over an IndexManager's serving generation."""
+
+    def __init__(self, manager: IndexManager):
+        self.manager = manager
+        self._local = threading.local()
+        self._cache = _PostingsCache(POSTINGS_CACHE_ENTRIES)
+        self._lengths: dict = {}
+
+    # -- caches ---------------------------------------------------------------
+
+    def postings(self, segid, reader, fieldname: str, term: str):
+        return self._cache.get(
+            (segid, fieldname, term), lambda: _leaf_postings(reader, fieldname, term)
+        )
+
+    def lengths(self, segid, reader, fieldname: str, n: int) -> np.ndarray:
+        key = (segid, fieldname)
+        arr = self._lengths.get(key)
+        if arr is None:
+            col = None
+            if hasattr(reader, "_cached_reader"):
+                col = reader._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+            if col is not None:
+                table = np.asarray([byte_to_length(b) for b in range(256)], dtype=np.float32)
+                raw = np.fromiter((col[i] for i in range(n)), dtype=np.uint8, count=n)
+                arr = table[raw]
+            else:
+                arr = np.asarray(
+                    [reader.doc_field_length(i, fieldname) or 0 for i in range(n)], np.float32
+                )
+            self._lengths[key] = arr
+        return arr
+
+    def view(self) -> _View:
+        """This thread's view, reopened when a newer generation or commit exists."""
+        view: _View | None = getattr(self._local, "view", None)
+        now = time.monotonic()
+        if view is not None and now - view.opened < REFRESH_EVERY:
+            return view
+        current = self.manager.current_dir()
+        if view is not None:
+            same_dir = current is not None and str(current) == view.ix.storage.folder
+            if same_dir and view.searcher.up_to_date():
+                view.opened = now
+                return view
+            view.close()
+        ix = self.manager.open()
+        self._local.view = view = _View(ix, self)
+        return view
+
+    # -- search -----------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        category: str | None = None,
+        tag: str | None = None,
+        status: str | None = "published",
+        doctype: str | None = None,
+        limit: int = 10,
+        snippets: bool = True,
+    ) -> SearchResult:
+        """Rank documents for `query` (BM25F over title, similar questions and body)."""
+        started = time.perf_counter()
+        words = textproc.terms(query)[: MAX_QUERY_TERMS * 4]
+        counts = Counter(words)
+        qterms = [w for w, _ in counts.most_common(MAX_QUERY_TERMS)]
+        view = self.view()
+        hits: list[Hit] = []
+        total = 0
+        if qterms and view.size:
+            scores = np.zeros(view.size, dtype=np.float32)
+            for fieldname, weight in FIELD_WEIGHTS.items():
+                norm = None
+                for term in qterms:
+                    df = view.searcher.doc_frequency(fieldname, term)
+                    if not df:
+                        continue
+                    idf = math.log(1.0 + (view.live - df + 0.5) / (df + 0.5))
+                    if norm is None:
+                        norm = view.norm(fieldname)
+                    for segid, reader, offset, _ in view.leaves:
+                        ids, tfs = self.postings(segid, reader, fieldname, term)
+                        if not len(ids):
+                            continue
+                        docs = ids + offset
+                        scores[docs] += (weight * idf) * tfs * (K1 + 1) / (tfs + norm[docs])
+            mask = view.alive & (scores > 0)
+            for fname, value in (
+                ("category", category),
+                ("tags", tag and tag.lower()),
+                ("status", status),
+                ("doctype", doctype),
+            ):
+                if value:
+                    mask &= view.doc_mask(fname, value)
+            candidates = np.flatnonzero(mask)
+            total = int(len(candidates))
+            if total:
+                k = min(limit, total)
+                cand_scores = scores[candidates]
+                top = np.argpartition(-cand_scores, k - 1)[:k] if total > k else np.arange(total)
+                top = top[np.lexsort((candidates[top], -cand_scores[top]))]
+                term_set = set(qterms)
+                for i in top:
+                    fields = view.searcher.stored_fields(int(candidates[i]))
+                    hits.append(self._hit(fields, float(cand_scores[i]), term_set, snippets))
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(query=query, hits=hits, took_ms=took, total=total, terms=qterms)
+
+    @staticmethod
+    def _hit(fields: dict, score: float, term_set: set[str], snippets: bool) -> Hit:
+        title = fields.get("title", "")
+        body = fields.get("body", "") or fields.get("similar", "")
+        return Hit(
+            id=fields["id"],
+            title=title,
+            category=fields.get("category", ""),
+            tags=[t for t in (fields.get("tags") or "").split(",") if t],
+            status=fields.get("status", ""),
+            score=round(score, 4),
+            title_html=highlight(title, term_set) if snippets else html.escape(title),
+            snippet=snippet(body, term_set) if snippets else "",
+            doctype=fields.get("doctype", "article"),
+        )
+
+
+def highlight(text: str, term_set: set[str]) -> str:
+    """Escape `text` and wrap every token equal to a query term in <mark>."""
+    out: list[str] = []
+    pos = 0
+    for tok in textproc.tokenize(text):
+        if tok.text in term_set:
+            out.append(html.escape(text[pos : tok.start]))
+            out.append(f"<mark>{html.escape(text[tok.start : tok.end])}</mark>")
+            pos = tok.end
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def _plain(markdown_text: str) -> str:
+    """Markdown to one line of plain text for snippets."""
+    lines = []
+    for line in markdown_text.splitlines():
+        line = line.strip().lstrip("#>*-+|` ").strip()
+        if line and not set(line) <= set("-|: "):
+            lines.append(line.replace("**", "").replace("`", ""))
+    return " ".join(lines)
+
+
+def snippet(body: str, term_set: set[str], width: int = SNIPPET_CHARS) -> str:
+    """The window of the body richest in query terms, highlighted."""
+    text = _plain(body)
+    if not text:
+        return ""
+    norm = textproc.normalize(text)
+    positions = sorted(p for term in term_set for p in _find_all(norm, term))
+    if not positions:
+        window_start = 0
+    else:
+        best, best_n = positions[0], 0
+        j = 0
+        for i, p in enumerate(positions):
+            while positions[j] < p - width + 10:
+                j += 1
+            if i - j + 1 > best_n:
+                best, best_n = positions[j], i - j + 1
+        window_start = max(0, best - 12)
+    window_end = min(len(text), window_start + width)
+    piece = text[window_start:window_end]
+    prefix = "…" if window_start > 0 else ""
+    suffix = "…" if window_end < len(text) else ""
+    return prefix + highlight(piece, term_set) + suffix
+
+
+def _find_all(text: str, term: str) -> list[int]:
+    """Candidate start positions of a term (only to choose the window; the marks
+    themselves come from token offsets)."""
+    out = []
+    start = text.find(term)
+    while start != -1 and len(out) < 50:
+        out.append(start)
+        start = text.find(term, start + 1)
+    return out

@@ -1,0 +1,270 @@
+"""SQLite store (sqlite-utils, WAL): articles, every revision, the search log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import NotFound
+from .models import Article
+
+ARTICLE_COLUMNS = {
+    "id": str,
+    "title": str,
+    "category": str,
+    "body": str,
+    "tags": str,
+    "similar": str,
+    "owner": str,
+    "review_by": str,
+    "status": str,
+    "version": int,
+    "created_at": str,
+    "updated_at": str,
+    "updated_by": str,
+}
+CHANGE_FIELDS = ("title", "category", "body", "tags", "similar", "owner", "review_by", "status")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _row(article: Article) -> dict:
+    return {
+        "id": article.id,
+        "title": article.title,
+        "category": article.category,
+        "body": article.body,
+        "tags": json.dumps(article.tags, ensure_ascii=False),
+        "similar": json.dumps(article.similar, ensure_ascii=False),
+        "owner": article.owner,
+        "review_by": article.review_by,
+        "status": article.status,
+    }
+
+
+def article_from_row(row: dict) -> Article:
+    return Article(
+        id=row["id"],
+        title=row["title"],
+        category=row["category"],
+        body=row["body"] or "",
+        tags=json.loads(row["tags"] or "[]"),
+        similar=json.loads(row["similar"] or "[]"),
+        owner=row["owner"] or "",
+        review_by=row["review_by"] or "",
+        status=row["status"] or "published",
+    )
+
+
+class Store:
+    """The one database of an instance; open one per thread or request."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        self.db = sqlite_utils.Database(conn)
+        self._ensure_schema()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _ensure_schema(self) -> None:
+        db = self.db
+        if "articles" in db.table_names():
+            return
+        with db.conn:
+            db["articles"].create(ARTICLE_COLUMNS, pk="id", if_not_exists=True)
+            db["articles"].create_index(["category"], if_not_exists=True)
+            db["articles"].create_index(["updated_at"], if_not_exists=True)
+            db["revisions"].create(
+                {
+                    "id": int,
+                    "article_id": str,
+                    "version": int,
+                    "action": str,
+                    "at": str,
+                    "by": str,
+                    "changed": str,
+                    **{k: str for k in CHANGE_FIELDS},
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["revisions"].create_index(["article_id", "version"], if_not_exists=True)
+            db["search_log"].create(
+                {
+                    "id": int,
+                    "at": str,
+                    "q": str,
+                    "category": str,
+                    "tag": str,
+                    "hits": int,
+                    "took_ms": float,
+                    "via": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+
+    # -- articles -----------------------------------------------------------
+
+    def get(self, article_id: str) -> Article:
+        """One article by id, or NotFound."""
+        row = self.db.execute("SELECT * FROM articles WHERE id = ?", [article_id]).fetchone()
+        if row is None:
+            raise NotFound(f"文章「{article_id}」不存在")
+        cols = [c[0] for c in self.db.execute("SELECT * FROM articles LIMIT 0").description]
+        return article_from_row(dict(zip(cols, row, strict=True)))
+
+    def get_meta_row(self, article_id: str) -> dict:
+        """Version and change stamps of one article."""
+        rows = list(
+            self.db.query(
+                "SELECT version, created_at, updated_at, updated_by FROM articles WHERE id = ?",
+                [article_id],
+            )
+        )
+        if not rows:
+            raise NotFound(f"文章「{article_id}」不存在")
+        return rows[0]
+
+    def iter_articles(self, *, since: str | None = None) -> Iterator[Article]:
+        """Every article (optionally only those changed at or after `since`)."""
+        if since:
+            rows = self.db.query(
+                "SELECT * FROM articles WHERE updated_at >= ? ORDER BY id", [since]
+            )
+        else:
+            rows = self.db.query("SELECT * FROM articles ORDER BY id")
+        for row in rows:
+            yield article_from_row(row)
+
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+
+    def save(self, article: Article, *, by: str = "system") -> str:
+        """Insert or update one article, keeping a revision; returns added/changed/unchanged."""
+        return self.save_many([article], by=by)[0]
+
+    def save_many(self, articles: Iterable[Article], *, by: str = "system") -> list[str]:
+        """Batched upsert in one transaction; a revision for every real change."""
+        batch = list(articles)
+        if not batch:
+            return []
+        ids = [a.id for a in batch]
+        existing: dict[str, dict] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                f"SELECT * FROM articles WHERE id IN ({marks})",  # noqa: S608 - placeholders only
+                chunk,
+            ):
+                existing[row["id"]] = row
+        stamp = now_iso()
+        outcomes: list[str] = []
+        upserts: list[dict] = []
+        revisions: list[dict] = []
+        for art in batch:
+            new = _row(art)
+            old = existing.get(art.id)
+            if old is None:
+                version, action, changed = 1, "create", list(CHANGE_FIELDS)
+                created = stamp
+                outcomes.append("added")
+            else:
+                changed = [k for k in CHANGE_FIELDS if (old[k] or "") != new[k]]
+                if not changed:
+                    outcomes.append("unchanged")
+                    continue
+                version, action, created = old["version"] + 1, "update", old["created_at"]
+                outcomes.append("changed")
+            row = {
+                **new,
+                "version": version,
+                "created_at": created,
+                "updated_at": stamp,
+                "updated_by": by,
+            }
+            existing[art.id] = row
+            upserts.append(row)
+            revisions.append(
+                {
+                    "article_id": art.id,
+                    "version": version,
+                    "action": action,
+                    "at": stamp,
+                    "by": by,
+                    "changed": ",".join(changed),
+                    **{k: new[k] for k in CHANGE_FIELDS},
+                }
+            )
+        if upserts:
+            with self.db.conn:
+                self.db["articles"].insert_all(upserts, pk="id", replace=True, batch_size=500)
+                self.db["revisions"].insert_all(revisions, batch_size=500)
+        return outcomes
+
+    def delete(self, article_id: str, *, by: str = "system") -> None:
+        """Remove an article; its history stays, ending in a delete revision."""
+        art = self.get(article_id)
+        meta = self.get_meta_row(article_id)
+        with self.db.conn:
+            self.db["revisions"].insert(
+                {
+                    "article_id": article_id,
+                    "version": meta["version"] + 1,
+                    "action": "delete",
+                    "at": now_iso(),
+                    "by": by,
+                    "changed": "",
+                    **{k: v for k, v in _row(art).items() if k in CHANGE_FIELDS},
+                }
+            )
+            self.db.execute("DELETE FROM articles WHERE id = ?", [article_id])
+
+    def revisions(self, article_id: str) -> list[dict]:
+        """History of one article, newest first."""
+        return list(
+            self.db.query(
+                "SELECT id, version, action, at, by, changed, title FROM revisions "
+                "WHERE article_id = ? ORDER BY version DESC, id DESC",
+                [article_id],
+            )
+        )
+
+    # -- search log and meta ------------------------------------------------
+
+    def log_searches(self, entries: list[dict]) -> None:
+        """Record queries (text, filters, hit count, latency) for analytics."""
+        if entries:
+            with self.db.conn:
+                self.db["search_log"].insert_all(entries, batch_size=1000)
+
+    def top_queries(self, limit: int = 20) -> list[dict]:
+        return list(
+            self.db.query(
+                "SELECT q, count(*) AS n, avg(hits) AS avg_hits FROM search_log "
+                "GROUP BY q ORDER BY n DESC LIMIT ?",
+                [limit],
+            )
+        )
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.db.conn:
+            self.db["meta"].insert({"key": key, "value": value}, pk="key", replace=True)

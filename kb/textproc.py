@@ -1,0 +1,143 @@
+"""Shared Chinese text pipeline: normalisation, segmentation, offsets.
+
+Search and coach both go through this module so that a word the knowledge
+base knows is a word the checker knows.  Normalisation is length-preserving
+(one code point in, one code point out), so offsets computed on normalised
+text are valid offsets into the original text.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+_DATA = resources.files("kb") / "data"
+
+_lock = threading.Lock()
+_tokenizer = None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One segmented word with code-point offsets into the source text."""
+
+    text: str
+    start: int
+    end: int
+
+
+def _opencc_ts_table() -> dict[int, str]:
+    """Traditional to simplified single-character map from OpenCC's data file."""
+    try:
+        import opencc  # opencc-python-reimplemented ships the plain-text dictionaries
+    except ImportError:  # pragma: no cover - dependency is pinned
+        return {}
+    path = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
+    table: dict[int, str] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 2:
+                continue
+            src, targets = parts
+            target = targets.split(" ")[0]
+            if len(src) == 1 and len(target) == 1 and src != target:
+                table[ord(src)] = target
+    return table
+
+
+@lru_cache(maxsize=1)
+def _normal_table() -> dict[int, str]:
+    table = _opencc_ts_table()
+    # Full-width ASCII variants (！ to ～) to their half-width forms.
+    for cp in range(0xFF01, 0xFF5F):
+        table[cp] = chr(cp - 0xFEE0)
+    table[0x3000] = " "  # ideographic space
+    for cp in range(ord("A"), ord("Z") + 1):
+        table[cp] = chr(cp + 32)
+    for cp in range(0xFF21, 0xFF3B):  # full-width A-Z straight to lower case
+        table[cp] = chr(cp - 0xFEE0 + 32)
+    return table
+
+
+def normalize(text: str) -> str:
+    """Full/half width, ASCII case and traditional to simplified; keeps length."""
+    return text.translate(_normal_table())
+
+
+def _load_words(name: str) -> list[str]:
+    words = []
+    for line in (_DATA / name).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            words.append(line)
+    return words
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """Function words that carry no meaning for retrieval."""
+    return frozenset(_load_words("stopwords.txt"))
+
+
+def user_dictionary() -> list[tuple[str, int | None, str | None]]:
+    """Project domain words: `word [freq] [tag]` per line of kb/data/userdict.txt."""
+    entries = []
+    for line in _load_words("userdict.txt"):
+        parts = line.split()
+        freq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        tag = parts[2] if len(parts) > 2 else None
+        entries.append((parts[0], freq, tag))
+    return entries
+
+
+def get_tokenizer():
+    """The process-wide jieba tokenizer with the project's user dictionary."""
+    global _tokenizer
+    if _tokenizer is None:
+        with _lock:
+            if _tokenizer is None:
+                import logging
+
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                tok = jieba.Tokenizer()
+                tok.initialize()
+                for word, freq, tag in user_dictionary():
+                    tok.add_word(normalize(word), freq, tag)
+                _tokenizer = tok
+    return _tokenizer
+
+
+def add_words(words: list[str]) -> None:
+    """Teach the segmenter extra words (e.g. from a team's rule overlay)."""
+    tok = get_tokenizer()
+    for w in words:
+        tok.add_word(normalize(w))
+
+
+def tokenize(text: str, *, mode: str = "default", hmm: bool = True) -> list[Token]:
+    """Segment `text`; offsets are code points in `text` (exact on repeated words)."""
+    if not text:
+        return []
+    norm = normalize(text)
+    return [
+        Token(w, s, e)
+        for w, s, e in get_tokenizer().tokenize(norm, mode=mode, HMM=hmm)
+        if not w.isspace()
+    ]
+
+
+def is_word(token: str) -> bool:
+    """True when a token holds at least one letter, digit or CJK character."""
+    return any(ch.isalnum() for ch in token)
+
+
+def terms(text: str, *, mode: str = "default") -> list[str]:
+    """Normalised retrieval terms: words only, stop words and punctuation dropped."""
+    stop = stopwords()
+    return [t.text for t in tokenize(text, mode=mode) if is_word(t.text) and t.text not in stop]

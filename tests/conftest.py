@@ -1,0 +1,153 @@
+"""Shared fixtures: real instance folders, a real HTTP server, a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_DATA = REPO.parent / "shared" / "data"
+KBCOACH = [sys.executable, str(REPO / "cli.py")]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def run_cli(
+    *args: str, instance: Path | None = None, input: str | None = None, check: bool = False
+) -> subprocess.CompletedProcess:
+    """Run the real `kbcoach` entry point in a subprocess."""
+    cmd = [*KBCOACH]
+    if instance is not None:
+        cmd += ["--instance", str(instance)]
+    cmd += list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, input=input, cwd=REPO, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    return tmp_path / "instance"
+
+
+@pytest.fixture
+def kb(instance: Path):
+    """A knowledge base with the small fixture articles imported and indexed."""
+    from kb.service import KnowledgeBase
+
+    base = KnowledgeBase(instance)
+    report = base.import_dir(FIXTURES / "articles")
+    assert report.failed == 0, report.errors
+    yield base
+    base.close()
+
+
+@pytest.fixture
+def app(kb):
+    from web import create_app
+
+    return create_app({"INSTANCE": str(kb.root), "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    instance: Path
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """`kbcoach serve` on a free loopback port, first start importing the fixture articles."""
+    inst = tmp_path_factory.mktemp("live") / "instance"
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *KBCOACH,
+            "--instance",
+            str(inst),
+            "serve",
+            "--port",
+            str(port),
+            "--articles",
+            str(FIXTURES / "articles"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz", proc)
+        yield LiveServer(base, inst)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(locale="zh-CN")
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()

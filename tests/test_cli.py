@@ -1,0 +1,106 @@
+"""The kbcoach command line, run as a real subprocess."""
+
+import json
+
+import pytest
+
+from .conftest import FIXTURES, run_cli
+
+COMMANDS = ["init", "import", "import-jsonl", "export", "index", "search", "serve"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert len(lines) >= 3 and any("\u4e00" <= ch <= "\u9fff" for ch in proc.stdout)
+
+
+def test_import_is_idempotent_and_reports_counts(instance):
+    first = run_cli("import", str(FIXTURES / "articles"), "--json", instance=instance)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["added"], report["changed"], report["failed"]) == (4, 0, 0)
+    again = json.loads(
+        run_cli("import", str(FIXTURES / "articles"), "--json", instance=instance).stdout
+    )
+    assert (again["added"], again["unchanged"], again["index"]["mode"]) == (0, 4, "none")
+
+
+def test_import_reports_broken_file_and_keeps_the_rest(instance, tmp_path):
+    src = tmp_path / "src" / "product"
+    src.mkdir(parents=True)
+    (src / "ok.md").write_text("---\nid: product-ok\ntitle: 好的文章\n---\n正文", encoding="utf-8")
+    (src / "bad.md").write_text(
+        "---\nid: product-bad\ntitle: 坏\nstatus: gone\n---\n", encoding="utf-8"
+    )
+    proc = run_cli("import", str(tmp_path / "src"), instance=instance)
+    assert proc.returncode == 1
+    assert "product/bad.md:4:" in proc.stderr and "状态" in proc.stderr
+    assert "新增 1" in proc.stdout and "失败 1" in proc.stdout
+    assert run_cli("search", "好的文章", instance=instance).returncode == 0
+
+
+def test_import_jsonl_with_broken_lines(instance, tmp_path):
+    path = tmp_path / "a.jsonl"
+    lines = [
+        json.dumps(
+            {"id": "j1", "title": "会员积分规则", "body": "积分一年有效"}, ensure_ascii=False
+        ),
+        "{not json",
+        json.dumps(
+            {"id": "j2", "title": "发票抬头", "tags": "发票", "similar": ["抬头写错了"]},
+            ensure_ascii=False,
+        ),
+        json.dumps({"title": "没有 id"}, ensure_ascii=False),
+        json.dumps({"id": "j3", "title": "x", "similar": [1, 2]}),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = run_cli("import-jsonl", str(path), "--json", instance=instance)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert (report["added"], report["failed"]) == (2, 3)
+    assert [e.split(": ")[0] for e in report["errors"]] == [f"{path}:2", f"{path}:4", f"{path}:5"]
+    out = json.loads(run_cli("search", "抬头写错了", "--json", instance=instance).stdout)
+    assert out["hits"][0]["id"] == "j2"
+
+
+def test_export_writes_markdown_back(instance, tmp_path):
+    run_cli("import", str(FIXTURES / "articles"), instance=instance, check=True)
+    out = tmp_path / "out"
+    proc = run_cli("export", str(out), instance=instance)
+    assert proc.returncode == 0
+    assert (
+        (out / "product" / "invoice.md")
+        .read_text(encoding="utf-8")
+        .startswith("---\nid: product-invoice\n")
+    )
+    again = run_cli("import", str(out), "--json", instance=instance)
+    assert json.loads(again.stdout)["unchanged"] == 4
+
+
+def test_search_text_json_and_batch(instance, tmp_path):
+    run_cli("import", str(FIXTURES / "articles"), instance=instance, check=True)
+    text = run_cli("search", "发票怎么开", instance=instance)
+    assert text.returncode == 0 and "【发票】" in text.stdout and "product-invoice" in text.stdout
+    data = json.loads(run_cli("search", "发票怎么开", "--json", instance=instance).stdout)
+    assert data["hits"][0]["id"] == "product-invoice" and "<mark>" in data["hits"][0]["snippet"]
+    assert run_cli("search", "发票", "--category", "norm", instance=instance).returncode == 1
+    assert run_cli("search", "发票", "--category", "shoes", instance=instance).returncode == 2
+    batch = tmp_path / "q.jsonl"
+    batch.write_text(
+        '{"qid": "1", "q": "退钱要多久"}\nnot json\n{"qid": 2, "q": "5秒问候"}\n', encoding="utf-8"
+    )
+    proc = run_cli("search", "--batch", str(batch), "--top", "3", "--json", instance=instance)
+    rows = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [r["qid"] for r in rows] == ["1", "2"]
+    assert rows[0]["hits"][0] == "product-refund" and rows[1]["hits"][0] == "norm-greeting"
+    assert all(isinstance(r["took_ms"], float) for r in rows)
+    assert ":2:" in proc.stderr
+
+
+def test_usage_errors_exit_2(instance):
+    assert run_cli("search", instance=instance).returncode == 2
+    assert run_cli("no-such-command").returncode == 2
+    assert run_cli("import", "/does/not/exist").returncode == 2

@@ -1,0 +1,101 @@
+"""Index and search: ranking, highlights, filters, incremental updates, atomic rebuild."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from kb.models import Article
+from kb.service import KnowledgeBase
+
+from .conftest import REPO
+
+
+def ids(result):
+    return [h.id for h in result.hits]
+
+
+def test_title_and_similar_questions_rank_first(kb):
+    assert ids(kb.search("发票怎么开"))[0] == "product-invoice"
+    assert ids(kb.search("退钱要多久"))[0] == "product-refund"
+
+
+def test_highlighted_snippets_use_mark_and_escape_html(kb):
+    kb.save(
+        Article(
+            id="product-xss",
+            title="<b>发票</b> 标题",
+            category="product",
+            body="<script>alert(1)</script> 发票 说明",
+        )
+    )
+    hit = next(h for h in kb.search("发票").hits if h.id == "product-xss")
+    assert "<mark>发票</mark>" in hit.title_html and "&lt;b&gt;" in hit.title_html
+    assert "<script>" not in hit.snippet and "<mark>发票</mark>" in hit.snippet
+
+
+def test_filters_by_category_and_tag_and_hides_drafts(kb):
+    assert "phrasing-draft" not in ids(kb.search("发票"))
+    assert ids(kb.search("发票", category="norm")) == []
+    assert ids(kb.search("退款", tag="支付")) == ["product-refund"]
+    assert ids(kb.search("发票", status=None, category="phrasing")) == ["phrasing-draft"]
+
+
+def test_incremental_update_and_delete_are_visible(kb):
+    kb.save(Article(id="product-points", title="积分怎么兑换", category="product", body="积分兑换"))
+    time.sleep(0.6)  # views refresh at most every 0.5 s
+    assert ids(kb.search("积分兑换"))[0] == "product-points"
+    kb.delete("product-points")
+    time.sleep(0.6)
+    assert "product-points" not in ids(kb.search("积分兑换"))
+
+
+def test_every_query_is_logged(kb):
+    kb.search("发票怎么开", via="test")
+    row = kb.store.db.execute("SELECT q, hits, took_ms, via FROM search_log").fetchall()[-1]
+    assert row[0] == "发票怎么开" and row[1] >= 1 and row[2] > 0 and row[3] == "test"
+
+
+def test_query_without_words_finds_nothing(kb):
+    assert kb.search("？？！").hits == []
+
+
+def test_rebuild_swaps_in_a_fresh_generation(kb):
+    before = kb.indexes.current_name()
+    stats = kb.rebuild_index()
+    assert kb.indexes.current_name() != before and stats["documents"] == 4
+    assert ids(kb.search("发票怎么开"))[0] == "product-invoice"
+    assert not (kb.indexes.root / before).exists()
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from kb.service import KnowledgeBase
+from kb.index import document
+from kb.models import Article
+kb = KnowledgeBase({inst!r})
+def docs():
+    for i in range(100000):
+        if i == 50:
+            print("building", flush=True)
+        yield document(Article(id=f"slow-{{i}}", title=f"慢速文章{{i}}", category="product", body="内容"))
+        time.sleep(0.01)
+kb.indexes.rebuild(docs())
+"""
+
+
+def test_killed_rebuild_leaves_the_old_index_serving(kb):
+    served = kb.indexes.current_name()
+    code = KILL_SCRIPT.format(repo=str(REPO), inst=str(kb.root))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "building"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert kb.indexes.current_name() == served
+    assert any(p.name.startswith("build-") for p in kb.indexes.root.iterdir())
+    fresh = KnowledgeBase(kb.root)  # a new process's view
+    assert ids(fresh.search("发票怎么开"))[0] == "product-invoice"
+    fresh.rebuild_index()  # the next rebuild works and serves
+    assert ids(fresh.search("发票怎么开"))[0] == "product-invoice"

@@ -1,0 +1,63 @@
+"""Flask app factory: defaults, then the instance config, then env, then test overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, g
+
+SETTINGS = (
+    # (name, default, help)
+    ("INSTANCE", "instance", "实例目录：数据库与索引"),
+    ("MAX_CONTENT_LENGTH", 5 * 1024 * 1024, "请求体上限（字节）"),
+    ("SEARCH_MAX_LIMIT", 50, "单次搜索最多返回条数"),
+    ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
+)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the web app for one instance folder."""
+    app = Flask(__name__)
+    for name, default, _help in SETTINGS:
+        app.config[name] = default
+    instance = (
+        (test_config or {}).get("INSTANCE") or os.environ.get("KBCOACH_INSTANCE") or "instance"
+    )
+    app.config["INSTANCE"] = str(Path(instance).resolve())
+    app.config.from_pyfile(str(Path(app.config["INSTANCE"]) / "config.py"), silent=True)
+    app.config.from_prefixed_env("KBCOACH")
+    if test_config:
+        app.config.update(test_config)
+    app.config["INSTANCE"] = str(Path(app.config["INSTANCE"]).resolve())
+    app.config.setdefault("LOGIN_HINTS", [])
+    app.json.ensure_ascii = False
+
+    from kb.service import KnowledgeBase
+
+    kb = KnowledgeBase(app.config["INSTANCE"])
+    app.extensions["kb"] = kb
+
+    from . import api, coach, errors, pages
+
+    errors.register(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(coach.bp)
+
+    @app.teardown_appcontext
+    def _close(_exc):
+        g.pop("kb_used", None)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True, "articles": kb.store.count()}
+
+    return app
+
+
+def get_kb():
+    """The app's knowledge base (store connections are per thread)."""
+    from flask import current_app
+
+    return current_app.extensions["kb"]

@@ -1,0 +1,65 @@
+"""One error shape for the API: {"ok": false, "error": "…", "status": N}."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from kb.errors import KbError
+
+MESSAGES = {
+    400: "请求有误",
+    401: "请先登录",
+    403: "没有权限",
+    404: "页面或资源不存在",
+    405: "不支持该请求方法",
+    413: "请求内容过大",
+    415: "不支持的内容类型",
+    429: "请求过于频繁，请稍后再试",
+    500: "服务器内部错误",
+}
+
+
+class ApiError(Exception):
+    """An error raised by a view, with a Chinese message and an HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_response(message: str, status: int):
+    if wants_json():
+        resp = jsonify({"ok": False, "error": message, "status": status})
+        resp.status_code = status
+        return resp
+    return render_template("error.html", message=message, status=status), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.message, exc.status)
+
+    @app.errorhandler(KbError)
+    def _kb_error(exc: KbError):
+        return error_response(str(exc), exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        message = MESSAGES.get(status, exc.name)
+        return error_response(message, status)
+
+    @app.errorhandler(Exception)
+    def _internal(exc: Exception):
+        app.logger.exception("unhandled error on %s", request.path)
+        return error_response(MESSAGES[500], 500)
