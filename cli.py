@@ -254,9 +254,144 @@ def serve(obj: Context, host: str, port: int, articles_dir: str) -> None:
 
     app = create_app({"INSTANCE": str(obj.instance)})
     click.echo(f"kbcoach 运行于 http://{host}:{port}/  （实例 {obj.instance.resolve()}）")
-    for hint in app.config.get("LOGIN_HINTS", []):
-        click.echo(hint)
+    click.echo(_login_hint(obj))
     app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def _accounts(obj: Context):
+    from kb.accounts import Accounts
+
+    return Accounts(obj.kb.store)
+
+
+def _login_hint(obj: Context) -> str:
+    """Create the first admin on a fresh instance; say how to log in."""
+    from kb.accounts import random_password
+
+    acc = _accounts(obj)
+    if acc.count() == 0:
+        password = random_password()
+        acc.add("admin", password, ["admin", "trainer", "supervisor", "agent"], actor="setup")
+        path = obj.instance / "initial_admin_password.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(password + "\n")
+        return (
+            f"首次登录：用户名 admin，密码 {password}（已保存到 {path}，"
+            "登录后请用 kbcoach user passwd admin 修改）"
+        )
+    return f"已有 {acc.count()} 个账号；忘记密码可用 kbcoach user passwd 用户名 重设。"
+
+
+@cli.group()
+def user() -> None:
+    """账号管理：添加、改密码、停用、查看。"""
+
+
+def _password_option(f):
+    return click.option(
+        "--password",
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help="密码（不给出时交互输入）。",
+    )(f)
+
+
+@user.command(name="add")
+@click.argument("username")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["agent", "trainer", "supervisor", "admin"]),
+    help="角色，可重复给出多个。",
+)
+@_password_option
+@click.pass_obj
+def user_add(obj: Context, username: str, roles: tuple[str, ...], password: str) -> None:
+    """添加账号，例如：kbcoach user add xiaowang --role agent。"""
+    u = _accounts(obj).add(username, password, list(roles), actor="cli")
+    click.echo(f"已添加 {u.username}（{','.join(u.roles)}）")
+
+
+@user.command(name="passwd")
+@click.argument("username")
+@_password_option
+@click.pass_obj
+def user_passwd(obj: Context, username: str, password: str) -> None:
+    """重设账号密码。"""
+    _accounts(obj).set_password(username, password, actor="cli")
+    click.echo(f"已更新 {username} 的密码")
+
+
+@user.command(name="roles")
+@click.argument("username")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["agent", "trainer", "supervisor", "admin"]),
+    help="新的角色集合。",
+)
+@click.pass_obj
+def user_roles(obj: Context, username: str, roles: tuple[str, ...]) -> None:
+    """修改账号的角色。"""
+    _accounts(obj).set_roles(username, list(roles), actor="cli")
+    click.echo(f"{username} 的角色：{','.join(roles)}")
+
+
+@user.command(name="disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="重新启用。")
+@click.pass_obj
+def user_disable(obj: Context, username: str, enable: bool) -> None:
+    """停用账号（同时吊销其全部令牌）；--enable 重新启用。"""
+    _accounts(obj).set_disabled(username, not enable, actor="cli")
+    click.echo(f"已{'启用' if enable else '停用'} {username}")
+
+
+@user.command(name="list")
+@click.pass_obj
+def user_list(obj: Context) -> None:
+    """列出全部账号。"""
+    for u in _accounts(obj).list():
+        click.echo(f"{u.username}\t{','.join(u.roles)}\t{'停用' if u.disabled else '正常'}")
+
+
+@cli.group()
+def token() -> None:
+    """API 令牌：供聊天工作台等集成以 Authorization: Bearer 调用。"""
+
+
+@token.command(name="create")
+@click.argument("username")
+@click.option("--name", default="", help="令牌用途说明。")
+@click.pass_obj
+def token_create(obj: Context, username: str, name: str) -> None:
+    """为账号创建新令牌（只显示这一次），权限同该账号的角色。"""
+    click.echo(_accounts(obj).create_token(username, name, actor="cli"))
+
+
+@token.command(name="revoke")
+@click.argument("token_or_id")
+@click.pass_obj
+def token_revoke(obj: Context, token_or_id: str) -> None:
+    """吊销令牌（给出令牌本身或其编号）。"""
+    _accounts(obj).revoke_token(token_or_id, actor="cli")
+    click.echo("已吊销")
+
+
+@token.command(name="list")
+@click.argument("username")
+@click.pass_obj
+def token_list(obj: Context, username: str) -> None:
+    """列出账号的令牌（不显示令牌本身）。"""
+    for t in _accounts(obj).tokens(username):
+        state = f"已吊销 {t['revoked_at'][:19]}" if t["revoked_at"] else "有效"
+        click.echo(f"{t['id']}\t{t['name']}\t{t['created_at'][:19]}\t{state}")
 
 
 # --- coach commands ----------------------------------------------------------

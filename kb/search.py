@@ -127,7 +127,6 @@ class _View:
             segid = seg.segment_id() if seg is not None else id(reader)
             self.leaves.append((segid, reader, offset, reader.doc_count_all()))
         self.size = self.searcher.doc_count_all()
-        self.live = max(1, self.searcher.doc_count())
         self.alive = np.ones(self.size, dtype=bool)
         for _segid, reader, offset, n in self.leaves:
             if reader.has_deletions():
@@ -249,7 +248,8 @@ class SearchEngine:
                     df = view.searcher.doc_frequency(fieldname, term)
                     if not df:
                         continue
-                    idf = math.log(1.0 + (view.live - df + 0.5) / (df + 0.5))
+                    # df counts deleted documents too, so N must as well (idf stays > 0).
+                    idf = math.log(1.0 + (view.size - df + 0.5) / (df + 0.5))
                     if norm is None:
                         norm = view.norm(fieldname)
                     for segid, reader, offset, _ in view.leaves:

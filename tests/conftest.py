@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -52,16 +53,56 @@ def kb(instance: Path):
     base.close()
 
 
+PASSWORD = "correct-horse-42"
+ROLE_USERS = {"agent": "agent1", "trainer": "trainer1", "supervisor": "super1", "admin": "admin1"}
+
+
 @pytest.fixture
-def app(kb):
+def users(kb):
+    """One account per role, all with PASSWORD."""
+    from kb.accounts import Accounts
+
+    acc = Accounts(kb.store)
+    for role, name in ROLE_USERS.items():
+        acc.add(name, PASSWORD, [role])
+    return ROLE_USERS
+
+
+@pytest.fixture
+def app(kb, users):
     from web import create_app
 
     return create_app({"INSTANCE": str(kb.root), "TESTING": True})
 
 
+def csrf_token(client, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page) or re.search(
+        r'name="csrf-token" content="([^"]+)"', page
+    )
+    assert match, page[:500]
+    return match.group(1)
+
+
+def login(client, username: str, password: str = PASSWORD):
+    token = csrf_token(client)
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
 @pytest.fixture
-def client(app):
+def anon(app):
     return app.test_client()
+
+
+@pytest.fixture
+def client(app, users):
+    """A test client logged in as an agent."""
+    c = app.test_client()
+    resp = login(c, users["agent"])
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return c
 
 
 def free_port() -> int:
@@ -95,6 +136,23 @@ def live_server(tmp_path_factory):
     """`kbcoach serve` on a free loopback port, first start importing the fixture articles."""
     inst = tmp_path_factory.mktemp("live") / "instance"
     port = free_port()
+    subprocess.run(
+        [
+            *KBCOACH,
+            "--instance",
+            str(inst),
+            "user",
+            "add",
+            "agent1",
+            "--role",
+            "agent",
+            "--password",
+            PASSWORD,
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
     proc = subprocess.Popen(
         [
             *KBCOACH,
@@ -146,8 +204,14 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, live_server):
+    """A browser page logged in as agent1 through the real login form."""
     ctx = browser.new_context(locale="zh-CN")
     pg = ctx.new_page()
+    pg.goto(live_server.url + "/login")
+    pg.fill("input[name=username]", "agent1")
+    pg.fill("input[name=password]", PASSWORD)
+    pg.click("button[type=submit]")
+    pg.wait_for_url(live_server.url + "/")
     yield pg
     ctx.close()

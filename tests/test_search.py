@@ -99,3 +99,11 @@ def test_killed_rebuild_leaves_the_old_index_serving(kb):
     assert ids(fresh.search("发票怎么开"))[0] == "product-invoice"
     fresh.rebuild_index()  # the next rebuild works and serves
     assert ids(fresh.search("发票怎么开"))[0] == "product-invoice"
+
+
+def test_updated_article_in_a_tiny_index_is_still_found(tmp_path):
+    """Deleted copies count in document frequency; scores must stay positive."""
+    base = KnowledgeBase(tmp_path / "tiny")
+    base.save(Article(id="only", title="好的文章", category="product", body="正文"))
+    base.save(Article(id="only", title="好的文章", category="product", body="正文改过"))
+    assert ids(base.search("好的文章")) == ["only"]

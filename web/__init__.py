@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask
 
 SETTINGS = (
     # (name, default, help)
@@ -30,7 +30,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.config["INSTANCE"] = str(Path(app.config["INSTANCE"]).resolve())
-    app.config.setdefault("LOGIN_HINTS", [])
     app.json.ensure_ascii = False
 
     from kb.service import KnowledgeBase
@@ -38,18 +37,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     kb = KnowledgeBase(app.config["INSTANCE"])
     app.extensions["kb"] = kb
 
-    from . import api, coach, errors, pages
+    from . import api, auth, coach, errors, pages
 
     errors.register(app)
+    auth.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(coach.bp)
 
-    @app.teardown_appcontext
-    def _close(_exc):
-        g.pop("kb_used", None)
-
     @app.get("/healthz")
+    @auth.requires(auth.PUBLIC)
     def healthz():
         return {"ok": True, "articles": kb.store.count()}
 

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, request, url_for
 from kb.models import CATEGORIES
 
 from . import get_kb
+from .auth import requires
 from .errors import ApiError
 from .views import article_payload
 
@@ -41,6 +42,7 @@ def search_args() -> dict:
 
 
 @bp.get("/search")
+@requires("search")
 def search():
     args = search_args()
     if not args["q"]:
@@ -67,6 +69,7 @@ def search():
 
 
 @bp.get("/articles/<article_id>")
+@requires("article.read")
 def article(article_id: str):
     kb = get_kb()
     art = kb.get(article_id)

@@ -9,12 +9,14 @@ from kb.models import CATEGORIES, CATEGORY_LABELS
 
 from . import get_kb
 from .api import search_args
+from .auth import requires
 from .views import article_payload
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
+@requires("search")
 def index():
     args = search_args()
     result = None
@@ -33,6 +35,7 @@ def index():
 
 
 @bp.get("/articles/<article_id>")
+@requires("article.read")
 def article(article_id: str):
     kb = get_kb()
     art = article_payload(kb, kb.get(article_id))
