@@ -241,8 +241,25 @@ def _search_batch(kb, batch, **kwargs) -> None:
     default=str(DEFAULT_ARTICLES),
     help="首次启动时导入的文章目录。",
 )
+@click.option("--prod", is_flag=True, help="用 gunicorn 多进程运行（生产环境）。")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="--prod 时的工作进程数。",
+)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="--prod 时每个进程的线程数。",
+)
 @click.pass_obj
-def serve(obj: Context, host: str, port: int, articles_dir: str) -> None:
+def serve(
+    obj: Context, host: str, port: int, articles_dir: str, prod: bool, workers: int, threads: int
+) -> None:
     """启动网页与 JSON API（首次启动自动导入初始文章）。"""
     kb = obj.kb
     if kb.store.count() == 0 and Path(articles_dir).is_dir():
@@ -250,11 +267,17 @@ def serve(obj: Context, host: str, port: int, articles_dir: str) -> None:
         click.echo(f"首次启动，已导入初始文章：{report.summary()}")
     elif not kb.indexes.exists():
         kb.rebuild_index()
+    click.echo(f"kbcoach 运行于 http://{host}:{port}/  （实例 {obj.instance.resolve()}）")
+    click.echo(_login_hint(obj))
+    if prod:
+        from web.serving import run_production
+
+        obj.kb.close()
+        run_production(str(obj.instance.resolve()), host, port, workers, threads)
+        return
     from web import create_app
 
     app = create_app({"INSTANCE": str(obj.instance)})
-    click.echo(f"kbcoach 运行于 http://{host}:{port}/  （实例 {obj.instance.resolve()}）")
-    click.echo(_login_hint(obj))
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
@@ -392,6 +415,33 @@ def token_list(obj: Context, username: str) -> None:
     for t in _accounts(obj).tokens(username):
         state = f"已吊销 {t['revoked_at'][:19]}" if t["revoked_at"] else "有效"
         click.echo(f"{t['id']}\t{t['name']}\t{t['created_at'][:19]}\t{state}")
+
+
+@cli.command()
+@click.argument("dest", type=click.Path())
+@click.pass_obj
+def backup(obj: Context, dest: str) -> None:
+    """在线备份数据库（SQLite 备份接口，服务运行中也可执行）。DEST 可为目录或文件。"""
+    from kb.store import backup as do_backup
+
+    path = do_backup(obj.kb.db_path, dest)
+    click.echo(f"已备份到 {path}")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="确认覆盖当前数据库。")
+@click.pass_obj
+def restore(obj: Context, src: str, yes: bool) -> None:
+    """从备份恢复数据库并重建索引（请先停止服务）。"""
+    if not yes:
+        fail("恢复会覆盖当前数据库，请加 --yes 确认", EXIT_USAGE)
+    from kb.store import restore as do_restore
+
+    obj.kb.close()
+    do_restore(src, obj.kb.db_path)
+    stats = obj.kb.rebuild_index()
+    click.echo(f"已从 {src} 恢复，索引重建 {stats['documents']} 篇")
 
 
 # --- coach commands ----------------------------------------------------------

@@ -268,3 +268,47 @@ class Store:
     def set_setting(self, key: str, value: str) -> None:
         with self.db.conn:
             self.db["meta"].insert({"key": key, "value": value}, pk="key", replace=True)
+
+
+def backup(db_path: str | Path, dest: str | Path) -> Path:
+    """Consistent copy of a live database through SQLite's online backup API."""
+    dest = Path(dest)
+    if dest.is_dir():
+        dest = dest / f"kbcoach-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}.db"
+    tmp = dest.with_name(dest.name + ".partial")
+    src = sqlite3.connect(db_path, timeout=30)
+    try:
+        out = sqlite3.connect(tmp)
+        try:
+            src.backup(out, pages=1024)
+            ok = out.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            out.close()
+    finally:
+        src.close()
+    if ok != "ok":
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"backup integrity check failed: {ok}")
+    tmp.replace(dest)
+    return dest
+
+
+def restore(backup_path: str | Path, db_path: str | Path) -> None:
+    """Replace the instance database with a backup (the service must be stopped)."""
+    check = sqlite3.connect(f"file:{backup_path}?mode=ro", uri=True)
+    try:
+        ok = check.execute("PRAGMA integrity_check").fetchone()[0]
+        check.execute("SELECT count(*) FROM articles").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise NotFound(f"{backup_path} 不是有效的 kbcoach 备份：{exc}") from None
+    finally:
+        check.close()
+    if ok != "ok":
+        raise NotFound(f"{backup_path} 完整性检查失败：{ok}")
+    src = sqlite3.connect(backup_path)
+    dst = sqlite3.connect(db_path, timeout=30)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()

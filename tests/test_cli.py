@@ -6,7 +6,19 @@ import pytest
 
 from .conftest import FIXTURES, run_cli
 
-COMMANDS = ["init", "import", "import-jsonl", "export", "index", "search", "serve"]
+COMMANDS = [
+    "init",
+    "import",
+    "import-jsonl",
+    "export",
+    "index",
+    "search",
+    "serve",
+    "backup",
+    "restore",
+    "user",
+    "token",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -104,3 +116,21 @@ def test_usage_errors_exit_2(instance):
     assert run_cli("search", instance=instance).returncode == 2
     assert run_cli("no-such-command").returncode == 2
     assert run_cli("import", "/does/not/exist").returncode == 2
+
+
+def test_backup_and_restore(instance, tmp_path):
+    run_cli("import", str(FIXTURES / "articles"), instance=instance, check=True)
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    proc = run_cli("backup", str(dest), instance=instance)
+    assert proc.returncode == 0, proc.stderr
+    (copy,) = dest.glob("kbcoach-*.db")
+    other = tmp_path / "other"
+    assert run_cli("restore", str(copy), instance=other).returncode == 2  # needs --yes
+    assert run_cli("restore", str(copy), "--yes", instance=other).returncode == 0
+    out = json.loads(run_cli("search", "发票怎么开", "--json", instance=other).stdout)
+    assert out["hits"][0]["id"] == "product-invoice"
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database")
+    proc = run_cli("restore", str(bad), "--yes", instance=other)
+    assert proc.returncode == 1 and "不是有效的" in proc.stderr

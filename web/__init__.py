@@ -37,10 +37,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     kb = KnowledgeBase(app.config["INSTANCE"])
     app.extensions["kb"] = kb
 
-    from . import api, auth, coach, errors, pages
+    from . import api, auth, coach, errors, pages, serving
 
     errors.register(app)
     auth.init_app(app)
+    serving.install_request_log(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(coach.bp)
