@@ -66,6 +66,41 @@ class JiebaTokenizer(Tokenizer):
             yield tok
 
 
+class BigramTokenizer(Tokenizer):
+    """Overlapping character bigrams of the normalised text, so a query segmented
+    differently from the document still shares terms with it."""
+
+    def __eq__(self, other):
+        return other.__class__ is self.__class__
+
+    def __call__(
+        self,
+        value,
+        positions=False,
+        chars=False,
+        keeporiginal=False,
+        removestops=True,
+        start_pos=0,
+        start_char=0,
+        tokenize=True,
+        mode="",
+        **kwargs,
+    ):
+        tok = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for pos, (gram, start) in enumerate(textproc.char_bigrams(value)):
+            tok.text = gram
+            tok.boost = 1.0
+            tok.stopped = False
+            if keeporiginal:
+                tok.original = gram
+            if positions:
+                tok.pos = start_pos + pos
+            if chars:
+                tok.startchar = start_char + start
+                tok.endchar = start_char + start + len(gram)
+            yield tok
+
+
 def analyzer() -> JiebaTokenizer:
     return JiebaTokenizer()
 
@@ -79,6 +114,7 @@ def make_schema() -> Schema:
         title=TEXT(analyzer=ana, stored=True, phrase=True),
         similar=TEXT(analyzer=ana, stored=True, phrase=False),
         body=TEXT(analyzer=ana, stored=True, phrase=False),
+        grams=TEXT(analyzer=BigramTokenizer(), phrase=False),
         category=ID(stored=True),
         tags=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
         status=ID(stored=True),
@@ -95,6 +131,7 @@ def document(article: Article, doctype: str = "article") -> dict:
         "title": article.title,
         "similar": "\n".join(article.similar),
         "body": article.body,
+        "grams": "\n".join([article.title, *article.similar]),
         "category": article.category,
         "tags": ",".join(t.strip().lower() for t in article.tags if t.strip()),
         "status": article.status,
@@ -125,6 +162,17 @@ class IndexManager:
     def exists(self) -> bool:
         path = self.current_dir()
         return path is not None and windex.exists_in(str(path))
+
+    def is_current(self) -> bool:
+        """True when a serving index exists and has this code's schema fields."""
+        path = self.current_dir()
+        if path is None or not windex.exists_in(str(path)):
+            return False
+        ix = windex.open_dir(str(path))
+        try:
+            return set(ix.schema.names()) == set(make_schema().names())
+        finally:
+            ix.close()
 
     def open(self):
         """The serving whoosh index (creating an empty one the first time)."""

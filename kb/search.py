@@ -27,7 +27,7 @@ from .index import IndexManager
 K1 = 1.2
 B = 0.75
 FIELD_WEIGHTS = {"title": 2.5, "similar": 2.5, "body": 1.0}
-B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B}
+B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B, "grams": 0.3}
 MAX_QUERY_TERMS = 64
 REFRESH_EVERY = 0.5  # seconds between checks for a newer index generation
 POSTINGS_CACHE_ENTRIES = 20_000_000  # postings kept decoded (ids + tfs)
@@ -138,7 +138,7 @@ class _View:
                 for d in deleted:
                     self.alive[offset + d] = False
         self.avg_len = {
-            f: max(1.0, self.searcher.field_length(f) / max(1, self.size)) for f in FIELD_WEIGHTS
+            f: max(1.0, self.searcher.field_length(f) / max(1, self.size)) for f in B_BY_FIELD
         }
         self.engine = engine
         self._norms: dict[str, np.ndarray] = {}
@@ -168,11 +168,20 @@ class _View:
         self.searcher.close()
 
 
+@dataclass
+class Levers:
+    """Relevance levers, each switchable for the benchmark's lever table."""
+
+    bigrams: bool = True
+    bigram_weight: float = 1.0
+
+
 class SearchEngine:
     """Thread-safe search over an IndexManager's serving generation."""
 
-    def __init__(self, manager: IndexManager):
+    def __init__(self, manager: IndexManager, levers: Levers | None = None):
         self.manager = manager
+        self.levers = levers or Levers()
         self._local = threading.local()
         self._cache = _PostingsCache(POSTINGS_CACHE_ENTRIES)
         self._lengths: dict = {}
@@ -221,6 +230,18 @@ class SearchEngine:
 
     # -- search -----------------------------------------------------------------
 
+    def plan(self, query: str) -> list[tuple[str, str, float]]:
+        """The weighted (field, term) clauses a query is scored with."""
+        words = textproc.terms(query)[: MAX_QUERY_TERMS * 4]
+        qterms = [w for w, _ in Counter(words).most_common(MAX_QUERY_TERMS)]
+        clauses = [(f, t, w) for f, w in FIELD_WEIGHTS.items() for t in qterms]
+        if self.levers.bigrams:
+            grams = dict.fromkeys(g for g, _ in textproc.char_bigrams(query))
+            clauses += [
+                ("grams", g, self.levers.bigram_weight) for g in list(grams)[: MAX_QUERY_TERMS * 2]
+            ]
+        return clauses
+
     def search(
         self,
         query: str,
@@ -234,30 +255,26 @@ class SearchEngine:
     ) -> SearchResult:
         """Rank documents for `query` (BM25F over title, similar questions and body)."""
         started = time.perf_counter()
-        words = textproc.terms(query)[: MAX_QUERY_TERMS * 4]
-        counts = Counter(words)
-        qterms = [w for w, _ in counts.most_common(MAX_QUERY_TERMS)]
+        clauses = self.plan(query)
+        qterms = [term for field, term, _ in clauses if field == "title"]
         view = self.view()
         hits: list[Hit] = []
         total = 0
-        if qterms and view.size:
+        if clauses and view.size:
             scores = np.zeros(view.size, dtype=np.float32)
-            for fieldname, weight in FIELD_WEIGHTS.items():
-                norm = None
-                for term in qterms:
-                    df = view.searcher.doc_frequency(fieldname, term)
-                    if not df:
+            for fieldname, term, weight in clauses:
+                df = view.searcher.doc_frequency(fieldname, term)
+                if not df:
+                    continue
+                # df counts deleted documents too, so N must as well (idf stays > 0).
+                idf = math.log(1.0 + (view.size - df + 0.5) / (df + 0.5))
+                norm = view.norm(fieldname)
+                for segid, reader, offset, _ in view.leaves:
+                    ids, tfs = self.postings(segid, reader, fieldname, term)
+                    if not len(ids):
                         continue
-                    # df counts deleted documents too, so N must as well (idf stays > 0).
-                    idf = math.log(1.0 + (view.size - df + 0.5) / (df + 0.5))
-                    if norm is None:
-                        norm = view.norm(fieldname)
-                    for segid, reader, offset, _ in view.leaves:
-                        ids, tfs = self.postings(segid, reader, fieldname, term)
-                        if not len(ids):
-                            continue
-                        docs = ids + offset
-                        scores[docs] += (weight * idf) * tfs * (K1 + 1) / (tfs + norm[docs])
+                    docs = ids + offset
+                    scores[docs] += (weight * idf) * tfs * (K1 + 1) / (tfs + norm[docs])
             mask = view.alive & (scores > 0)
             for fname, value in (
                 ("category", category),
@@ -300,9 +317,14 @@ class SearchEngine:
 
 def highlight(text: str, term_set: set[str]) -> str:
     """Escape `text` and wrap every token equal to a query term in <mark>."""
+    norm = textproc.normalize(text)
+    if not any(term in norm for term in term_set):
+        return html.escape(text)
     out: list[str] = []
     pos = 0
-    for tok in textproc.tokenize(text):
+    # Without HMM: only dictionary words can be query terms worth marking, and the
+    # DAG pass alone is a good deal cheaper on the hot path of every result.
+    for tok in textproc.tokenize(text, hmm=False):
         if tok.text in term_set:
             out.append(html.escape(text[pos : tok.start]))
             out.append(f"<mark>{html.escape(text[tok.start : tok.end])}</mark>")

@@ -141,3 +141,23 @@ def terms(text: str, *, mode: str = "default") -> list[str]:
     """Normalised retrieval terms: words only, stop words and punctuation dropped."""
     stop = stopwords()
     return [t.text for t in tokenize(text, mode=mode) if is_word(t.text) and t.text not in stop]
+
+
+def char_bigrams(text: str) -> list[tuple[str, int]]:
+    """Overlapping bigrams (with start offsets) inside runs of word characters;
+    a one-character run yields itself."""
+    norm = normalize(text)
+    out: list[tuple[str, int]] = []
+    run_start = None
+    for i, ch in enumerate(norm + " "):
+        if ch.isalnum():
+            if run_start is None:
+                run_start = i
+            continue
+        if run_start is not None:
+            if i - run_start == 1:
+                out.append((norm[run_start], run_start))
+            else:
+                out.extend((norm[j : j + 2], j) for j in range(run_start, i - 1))
+            run_start = None
+    return out

@@ -107,3 +107,13 @@ def test_updated_article_in_a_tiny_index_is_still_found(tmp_path):
     base.save(Article(id="only", title="好的文章", category="product", body="正文"))
     base.save(Article(id="only", title="好的文章", category="product", body="正文改过"))
     assert ids(base.search("好的文章")) == ["only"]
+
+
+def test_character_bigrams_match_differently_segmented_queries(kb):
+    kb.save(Article(id="product-freight", title="运费险理赔流程", category="product"))
+    assert "product-freight" in ids(kb.search("运费的保险"))
+    kb.engine.levers.bigrams = False
+    try:
+        assert "product-freight" not in ids(kb.search("运费的保险"))
+    finally:
+        kb.engine.levers.bigrams = True
