@@ -23,7 +23,7 @@ from whoosh import index as windex
 from whoosh.analysis import Token, Tokenizer
 from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 
-from . import textproc
+from . import pinyin, textproc
 from .models import Article
 
 SEARCH_FIELDS = ("title", "similar", "body")
@@ -115,6 +115,7 @@ def make_schema() -> Schema:
         similar=TEXT(analyzer=ana, stored=True, phrase=False),
         body=TEXT(analyzer=ana, stored=True, phrase=False),
         grams=TEXT(analyzer=BigramTokenizer(), phrase=False),
+        py=KEYWORD(lowercase=True, scorable=True),
         category=ID(stored=True),
         tags=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
         status=ID(stored=True),
@@ -132,6 +133,7 @@ def document(article: Article, doctype: str = "article") -> dict:
         "similar": "\n".join(article.similar),
         "body": article.body,
         "grams": "\n".join([article.title, *article.similar]),
+        "py": " ".join(pinyin.index_keys([article.title, *article.similar[:10], *article.tags])),
         "category": article.category,
         "tags": ",".join(t.strip().lower() for t in article.tags if t.strip()),
         "status": article.status,

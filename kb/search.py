@@ -21,13 +21,13 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
-from . import textproc
+from . import pinyin, synonyms, textproc
 from .index import IndexManager
 
 K1 = 1.2
 B = 0.75
 FIELD_WEIGHTS = {"title": 2.5, "similar": 2.5, "body": 1.0}
-B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B, "grams": 0.3}
+B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B, "grams": 0.3, "py": 0.0}
 MAX_QUERY_TERMS = 64
 REFRESH_EVERY = 0.5  # seconds between checks for a newer index generation
 POSTINGS_CACHE_ENTRIES = 20_000_000  # postings kept decoded (ids + tfs)
@@ -174,6 +174,12 @@ class Levers:
 
     bigrams: bool = True
     bigram_weight: float = 1.0
+    synonyms: bool = True
+    synonym_weight: float = 0.5
+    pinyin: bool = True
+    pinyin_weight: float = 1.0
+    homophones: bool = True
+    homophone_weight: float = 0.8
 
 
 class SearchEngine:
@@ -234,7 +240,28 @@ class SearchEngine:
         """The weighted (field, term) clauses a query is scored with."""
         words = textproc.terms(query)[: MAX_QUERY_TERMS * 4]
         qterms = [w for w, _ in Counter(words).most_common(MAX_QUERY_TERMS)]
+        lv = self.levers
         clauses = [(f, t, w) for f, w in FIELD_WEIGHTS.items() for t in qterms]
+        if lv.synonyms:
+            clauses += [
+                (f, t, w * lv.synonym_weight)
+                for f, w in FIELD_WEIGHTS.items()
+                for t in synonyms.expand(qterms)
+            ]
+        if lv.pinyin:
+            clauses += [("py", k, lv.pinyin_weight) for k in pinyin.query_keys(query)]
+        if lv.homophones and 0 < len(qterms) <= 8:
+            known = self.view().searcher
+            unknown = [
+                t for t in qterms if not any(known.doc_frequency(f, t) for f in FIELD_WEIGHTS)
+            ]
+            # A typo often shreds a word into single characters (发漂 -> 发 / 漂):
+            # adjacent single characters are tried as one word too.
+            pairs = [
+                a + b for a, b in zip(words, words[1:], strict=False) if len(a) == 1 and len(b) == 1
+            ]
+            keys = pinyin.homophone_keys(unknown + pairs)[:8]
+            clauses += [("py", k, lv.homophone_weight) for k in keys]
         if self.levers.bigrams:
             grams = dict.fromkeys(g for g, _ in textproc.char_bigrams(query))
             clauses += [

@@ -94,6 +94,14 @@ def user_dictionary() -> list[tuple[str, int | None, str | None]]:
     return entries
 
 
+def synonym_words() -> list[str]:
+    """Every word of the synonym file, so each one segments as a unit."""
+    words = []
+    for line in _load_words("synonyms.txt"):
+        words.extend(normalize(w) for w in line.split())
+    return words
+
+
 def get_tokenizer():
     """The process-wide jieba tokenizer with the project's user dictionary."""
     global _tokenizer
@@ -109,6 +117,11 @@ def get_tokenizer():
                 tok.initialize()
                 for word, freq, tag in user_dictionary():
                     tok.add_word(normalize(word), freq, tag)
+                for word in synonym_words():
+                    # Only words jieba would shred into single characters (退钱, 到帐):
+                    # a compound such as 蚂蚁花呗 already matches through its parts.
+                    if len(word) > 1 and all(len(w) == 1 for w in tok.cut(word, HMM=False)):
+                        tok.add_word(word, 1000)
                 _tokenizer = tok
     return _tokenizer
 
