@@ -1,0 +1,180 @@
+"""Run a rule pack over conversations (or a draft reply) and collect findings.
+
+A finding is a plain dict:
+`{"turn", "category", "rule", "level", "span": [start, end], "match", "message",
+"suggestion", "deduction"}` (plus `"script"` when the rule names one). `span`
+is in code points of that turn's original text, and `text[start:end] == match`.
+Conversation-level findings (no greeting / no closing / timing) point at the
+relevant agent turn with an empty span where the missing wording belongs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .checks import ConvContext, Hit, NotCheckable
+from .rules import LEVELS, Rule, RulePack, load_rules
+from .scoring import score_conversation
+from .transcripts import Conversation, Turn
+
+_EXAMPLE_TURN = re.compile(
+    r"^\s*(?:@(?P<ts>-?\d+(?:\.\d+)?)\s+)?(?P<role>[^:：]{1,8})[:：]\s?(?P<text>.*)$", re.S
+)
+_EXAMPLE_ROLES = {
+    "客服": "agent",
+    "agent": "agent",
+    "客户": "customer",
+    "顾客": "customer",
+    "customer": "customer",
+    "系统": "system",
+    "system": "system",
+}
+
+
+@dataclass
+class ConversationReport:
+    """Findings, score and breakdown of one conversation."""
+
+    id: str
+    agent: str
+    channel: str
+    score: float
+    findings: list[dict]
+    not_checkable: list[dict]
+    breakdown: dict
+    turns: int
+    agent_turns: int
+    source: str = ""
+    conversation: Conversation | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return {
+            "id": self.id,
+            "agent": self.agent,
+            "channel": self.channel,
+            "score": self.score,
+            "findings": self.findings,
+            "not_checkable": self.not_checkable,
+            "breakdown": self.breakdown,
+            "turns": self.turns,
+            "agent_turns": self.agent_turns,
+            "source": self.source,
+        }
+
+
+def example_conversation(example: str | list[str]) -> Conversation:
+    """A rule example as a conversation: a string is one agent turn; a list holds
+    lines `[@秒 ]角色: 内容` (角色 = 客服 / 客户 / 系统)."""
+    if isinstance(example, str):
+        return Conversation(id="example", turns=[Turn("agent", example)])
+    turns = []
+    for line in example:
+        m = _EXAMPLE_TURN.match(line)
+        role = _EXAMPLE_ROLES.get(m.group("role").strip().lower()) if m else None
+        if role is None:
+            raise ValueError(f"行 {line!r} 应为「客服: …」或「@秒 客户: …」")
+        ts = float(m.group("ts")) if m.group("ts") is not None else None
+        turns.append(Turn(role, m.group("text"), ts))
+    return Conversation(id="example", turns=turns)
+
+
+def run_rule(
+    pack: RulePack, rule: Rule, conv: Conversation, ctx: ConvContext | None = None
+) -> tuple[list[Hit], str | None]:
+    """Hits of one rule on one conversation, and the not-checkable reason if any."""
+    ctx = ctx or ConvContext(conv)
+    try:
+        return pack.check_for(rule).run(ctx), None
+    except NotCheckable as exc:
+        return [], str(exc)
+
+
+class Checker:
+    """Applies a rule pack; build once, reuse for many conversations."""
+
+    def __init__(self, rules: RulePack | None = None) -> None:
+        self.pack = rules if rules is not None else load_rules()
+        self.rules = self.pack.enabled()
+
+    def _finding(self, rule: Rule, conv: Conversation, hit: Hit) -> dict:
+        text = conv.turns[hit.turn].text
+        message = rule.message if not hit.note else f"{rule.message}（实际用时{hit.note}）"
+        f = {
+            "turn": hit.turn,
+            "category": rule.category,
+            "rule": rule.id,
+            "level": rule.level,
+            "span": [hit.start, hit.end],
+            "match": text[hit.start : hit.end],
+            "message": message,
+            "suggestion": rule.suggestion,
+            "deduction": 0,
+        }
+        if rule.script:
+            f["script"] = rule.script
+        return f
+
+    def _run(self, conv: Conversation, ctx: ConvContext) -> tuple[list[dict], list[dict]]:
+        findings: list[dict] = []
+        not_checkable: list[dict] = []
+        for rule in self.rules:
+            hits, reason = run_rule(self.pack, rule, conv, ctx)
+            if reason:
+                not_checkable.append({"rule": rule.id, "category": rule.category, "reason": reason})
+            findings.extend(self._finding(rule, conv, h) for h in hits)
+        findings.sort(key=lambda f: (f["turn"], f["span"][0], LEVELS.index(f["level"])))
+        return findings, not_checkable
+
+    def check_conversation(self, conv: Conversation) -> ConversationReport:
+        """Findings, score and breakdown for one conversation."""
+        findings, not_checkable = self._run(conv, ConvContext(conv))
+        score, breakdown = score_conversation(findings, self.pack)
+        return ConversationReport(
+            id=conv.id,
+            agent=conv.agent,
+            channel=conv.channel,
+            score=score,
+            findings=findings,
+            not_checkable=not_checkable,
+            breakdown=breakdown,
+            turns=len(conv.turns),
+            agent_turns=sum(1 for t in conv.turns if t.role == "agent"),
+            source=conv.source,
+            conversation=conv,
+        )
+
+    def check_reply(self, text: str, context: list | None = None) -> list[dict]:
+        """Findings for a draft agent reply, given the conversation so far (optional).
+
+        `context` is a list of Turn objects or dicts `{"role", "text", "ts"?}`. Only
+        findings on the draft itself are returned (no closing check: the chat is not
+        over); their `turn` is the draft's index after the context.
+        """
+        turns = [_as_turn(t) for t in context or []]
+        turns.append(Turn("agent", text))
+        conv = Conversation(id="draft", turns=turns)
+        ctx = ConvContext(conv)
+        ctx.target = len(turns) - 1
+        findings = []
+        for rule in self.rules:
+            if rule.check == "closing":
+                continue
+            hits, _ = run_rule(self.pack, rule, conv, ctx)
+            findings.extend(self._finding(rule, conv, h) for h in hits if h.turn == ctx.target)
+        score_conversation(findings, self.pack)
+        return findings
+
+
+def _as_turn(t) -> Turn:
+    if isinstance(t, Turn):
+        return t
+    if isinstance(t, dict):
+        from .importers import parse_ts, role_of
+
+        role = role_of(t.get("role")) or "customer"
+        return Turn(
+            role, str(t.get("text") or ""), parse_ts(t.get("ts")), str(t.get("speaker") or "")
+        )
+    raise TypeError("context 中的每一项应为 Turn 或 {role, text} 字典")

@@ -1,0 +1,393 @@
+"""Rule word entries compiled into token patterns, matched on jieba tokens.
+
+An entry is a word (`差不多`), a token phrase (`还有 … 其他/其它 … 帮/帮到`) or a
+mapping `{word: …, <option>: …}`. In a phrase, spaces separate slots, `/` separates
+the alternatives of a slot, and `…` lets up to `max_gap` (default 4) tokens sit
+between two slots; slots without `…` must be adjacent tokens. A match never
+crosses a sentence end. Options (all optional):
+
+- `next` / `not_next`, `prev` / `not_prev`: the adjacent token must (not) be one of
+- `require_next`: the match must be followed by another token in its block
+- `after_number`: a number (or number + unit) must come right before (`3天左右`)
+- `unless_before` / `unless_after` / `unless_sentence`: skip when one of these tokens
+  is earlier / later / anywhere in the same sentence
+- `unless_time`: skip when the turn holds a date, time or duration
+- `whole_turn`: the sentence must be the whole answer (the rest is only particles)
+- `then_only`: up to the end of its clause, the match may only be followed by these
+  tokens (我帮您查一下哦 is a hold; 帮您核实该订单已充值成功 reports a result)
+- `strict_question`: for the question guard, only ? or 吗/么 make a question (不知道什么时候
+  到 is a statement with an embedded question, not a question to the customer)
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from kb.textproc import Token, normalize
+
+from .textview import TextView
+
+GAP_MARKS = ("…", "...", "……")
+DEFAULT_GAP = 4
+LIST_OPTIONS = (
+    "then_only",
+    "next",
+    "not_next",
+    "prev",
+    "not_prev",
+    "unless_before",
+    "unless_after",
+    "unless_sentence",
+)
+BOOL_OPTIONS = ("require_next", "after_number", "unless_time", "whole_turn", "strict_question")
+OPTIONS = (*LIST_OPTIONS, *BOOL_OPTIONS, "max_gap")
+
+# Tokens that carry no content: what may surround a whole-turn answer.
+PADDING = frozenset("亲 亲亲 亲爱的 亲爱哒 呢 哦 哈 啊 呀 哟 啦 嘛 噢 喔 哒 的 了 吧".split())
+_NUM_BEFORE = re.compile(
+    r"(?:\d|[零一二两三四五六七八九十百千万半]|\[(?:数字|时间|金额|日期)x\])\s*个?多?"
+    r"(?:点钟|点|天|日|号|个小时|小时|分钟|分|秒|周|星期|个月|月|年|元|块|米|公里|斤|件|"
+    r"个工作日|工作日|cm|mm|kg|g|ml|l)?\s*$"
+)
+TIME_WORDS = (
+    "今天 明天 后天 今晚 明晚 今日 明日 今明 上午 下午 中午 晚上 早上 傍晚 凌晨 月底 月初 周末 "
+    "本周 下周 这周 下个月 星期 周一 周二 周三 周四 周五 周六 周日 工作日 小时 分钟 时间 当天 "
+    "次日 隔天 近期 近日 这两天 日内 天内".split()
+)
+# A date, time or duration: placeholders, digits, 三天 / 两个工作日, or a time word.
+_TIME_RE = re.compile(
+    r"\[(?:数字|日期|时间|金额)x\]|\d|[一二两三四五六七八九十]+\s*(?:个)?(?:天|日|号|点|小时|分钟|周|月|工作日)|"
+    + "|".join(TIME_WORDS)
+)
+
+
+class PatternError(ValueError):
+    """A word entry that cannot be compiled."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One compiled entry: token slots plus options."""
+
+    raw: str
+    slots: tuple[tuple[frozenset[str], int], ...]  # (alternatives, max gap before)
+    opts: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def first(self) -> frozenset[str]:
+        """Alternatives of the first slot (what the prefilter looks for)."""
+        return self.slots[0][0]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A pattern found at [start, end) of a turn, with its neighbourhood."""
+
+    start: int
+    end: int
+    pattern: Pattern
+    prev: str | None
+    next: str | None
+    sentence: tuple[int, int]
+
+
+def parse_entry(entry: object) -> Pattern:
+    """Compile one YAML word entry (string or mapping) into a Pattern."""
+    opts: dict = {}
+    if isinstance(entry, dict):
+        raw = entry.get("word", entry.get("phrase"))
+        unknown = set(entry) - {"word", "phrase", *OPTIONS}
+        if unknown:
+            raise PatternError(f"未知的选项: {', '.join(sorted(map(str, unknown)))}")
+        for key in LIST_OPTIONS:
+            if key in entry:
+                val = entry[key]
+                if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
+                    raise PatternError(f"选项 {key} 应为字符串列表")
+                opts[key] = frozenset(normalize(v) for v in val)
+        for key in BOOL_OPTIONS:
+            if key in entry:
+                if not isinstance(entry[key], bool):
+                    raise PatternError(f"选项 {key} 应为 true/false")
+                opts[key] = entry[key]
+        if "max_gap" in entry:
+            if not isinstance(entry["max_gap"], int) or entry["max_gap"] < 0:
+                raise PatternError("选项 max_gap 应为非负整数")
+            opts["max_gap"] = entry["max_gap"]
+    else:
+        raw = entry
+    if not isinstance(raw, str) or not raw.strip():
+        raise PatternError("词条应为非空字符串，或含 word/phrase 的映射")
+    gap = opts.get("max_gap", DEFAULT_GAP)
+    slots: list[tuple[frozenset[str], int]] = []
+    pending_gap = 0
+    for part in normalize(raw).split():
+        if part in GAP_MARKS:
+            if not slots:
+                raise PatternError(f"词条 {raw!r} 不能以 … 开头")
+            pending_gap = gap
+            continue
+        alts = frozenset(a for a in part.split("/") if a)
+        if not alts:
+            raise PatternError(f"词条 {raw!r} 含空的备选词")
+        slots.append((alts, pending_gap))
+        pending_gap = 0
+    if pending_gap:
+        raise PatternError(f"词条 {raw!r} 不能以 … 结尾")
+    return Pattern(raw, tuple(slots), opts)
+
+
+def compile_entries(entries: list) -> list[Pattern]:
+    """Compile a list of entries; the error names the offending entry."""
+    out = []
+    for entry in entries or []:
+        try:
+            out.append(parse_entry(entry))
+        except PatternError as exc:
+            raise PatternError(f"{entry!r}: {exc}") from None
+    return out
+
+
+def vocabulary(patterns: list[Pattern]) -> set[str]:
+    """Words of single-slot entries: the words the segmenter must know as units."""
+    return {alt for p in patterns if len(p.slots) == 1 for alt in p.first}
+
+
+_serials = itertools.count()
+# Options that look beyond the word's own block, and those that look before it.
+_SENTENCE_OPTIONS = frozenset(
+    {"unless_before", "unless_after", "unless_sentence", "whole_turn", "then_only", "unless_time"}
+)
+_BEFORE_OPTIONS = frozenset({"unless_before", "unless_sentence", "whole_turn"})
+_AFTER_OPTIONS = frozenset({"unless_after", "unless_sentence", "whole_turn", "unless_time"})
+# Characters a match never spans (sentence ends, see textview).
+_GAP = r"[^。！？!?；;\n\r\t ~…]*?"
+
+
+def _alts(alts: frozenset[str]) -> str:
+    return "|".join(map(re.escape, sorted(alts, key=len, reverse=True)))
+
+
+class Matcher:
+    """Finds token-aligned pattern matches in a TextView.
+
+    The prefilter is character-level: single words form one regex alternation; a
+    phrase becomes a regex requiring every slot, in order, within one sentence. Only
+    text that passes it is segmented, and only around the candidate."""
+
+    def __init__(self, patterns: list[Pattern], exceptions: list[str] | None = None) -> None:
+        self.patterns = patterns
+        self.serial = next(_serials)  # memo key: unique for the process lifetime
+        self.exceptions = frozenset(normalize(e) for e in exceptions or [])
+        self.by_word: dict[str, list[Pattern]] = {}
+        self.phrases: list[tuple[Pattern, re.Pattern]] = []
+        parts = []
+        for p in patterns:
+            if len(p.slots) == 1:
+                for alt in p.first:
+                    self.by_word.setdefault(alt, []).append(p)
+            else:
+                src = f"({_alts(p.first)})" + "".join(
+                    _GAP + f"(?:{_alts(alts)})" for alts, _ in p.slots[1:]
+                )
+                self.phrases.append((p, re.compile(src)))
+                parts.append(src.replace("(", "(?:", 1))
+        words = sorted(self.by_word, key=len, reverse=True)
+        self.words = re.compile("|".join(map(re.escape, words))) if words else None
+        if self.words is not None:
+            parts.insert(0, self.words.pattern)
+        self.regex = re.compile("|".join(parts)) if parts else None
+
+    def candidates(self, norm: str) -> bool:
+        """Cheap character-level test: could this text contain a match at all?"""
+        return self.regex is not None and self.regex.search(norm) is not None
+
+    def matches(self, view: TextView) -> list[Match]:
+        """All matches in text order, memoised on the (per-text shared) view."""
+        key = (self.serial, "all")
+        hit = view.memo.get(key)
+        if hit is None:
+            hit = view.memo[key] = list(self.finditer(view))
+        return hit
+
+    def _starts(self, norm: str) -> list[tuple[int, int, list[Pattern], int]]:
+        """Candidates: (start, end of first slot, patterns, end of the character match)."""
+        out = []
+        if self.words is not None:
+            out += [
+                (m.start(), m.end(), self.by_word[m.group()], m.end())
+                for m in self.words.finditer(norm)
+            ]
+        for pat, rx in self.phrases:
+            pos = 0
+            while (m := rx.search(norm, pos)) is not None:
+                out.append((m.start(1), m.end(1), [pat], m.end()))
+                pos = m.start() + 1
+        out.sort(key=lambda c: (c[0], -c[1]))
+        return out
+
+    def finditer(self, view: TextView, singles_first: bool = False) -> Iterator[Match]:
+        """Yield non-overlapping matches in text order (or single words first)."""
+        if self.regex is None or not self.regex.search(view.norm):
+            return
+        starts = self._starts(view.norm)
+        if singles_first:
+            starts.sort(key=lambda c: len(c[2][0].slots) > 1)
+        last_end = -1
+        for s, e, pats, reach in starts:
+            if s < last_end and not singles_first:
+                continue
+            unit = view.unit_at(s, e, self.exceptions)
+            if unit is None:
+                continue
+            for pat in pats:
+                m = self._verify(view, pat, s, e, unit, reach)
+                if m is not None:
+                    last_end = m.end
+                    yield m
+                    break
+
+    def _verify(self, view, pat: Pattern, s: int, e: int, unit, reach: int) -> Match | None:
+        keys = pat.opts.keys()
+        if len(pat.slots) == 1 and not (_SENTENCE_OPTIONS & keys):
+            # a single word needs only its own block: the adjacent tokens live there
+            toks = view.block_tokens(s)
+            i, j = unit.first, unit.last
+            lo_hi = (-1, -1)
+            found = _match_slots(pat, toks, j)
+        else:
+            # segment only as far as needed: the blocks the character match reached, the
+            # clause for `then_only`, the whole sentence for the other context options
+            lo_hi = view.sentence(s)
+            lo = lo_hi[0] if _BEFORE_OPTIONS & keys else view.block_bounds(s)[0]
+            if _AFTER_OPTIONS & keys:
+                hi = lo_hi[1]
+            elif "then_only" in keys:
+                hi = max(view.clause(reach - 1)[1], view.block_bounds(reach - 1)[1])
+            else:
+                hi = max(view.block_bounds(reach - 1)[1], reach)
+            found = None
+            for stop in dict.fromkeys((min(hi, lo_hi[1]), lo_hi[1])):
+                toks = view.tokens_in(lo, stop)
+                i = _index_at(toks, s)
+                if i is None:
+                    return None
+                j = i
+                while j + 1 < len(toks) and toks[j].end < e:
+                    j += 1
+                found = _match_slots(pat, toks, j)
+                if found is not None:
+                    break
+        if found is None:
+            return None
+        k, end = found
+        prev = toks[i - 1].text if i > 0 and toks[i - 1].end == toks[i].start else None
+        nxt = toks[k + 1].text if k + 1 < len(toks) and toks[k + 1].start == end else None
+        if toks[i].start < s:  # word at the end of a compound token: its head
+            prev = toks[i].text[: s - toks[i].start]
+        if k == j and toks[k].end > e:  # word at the start of a compound: its tail
+            end = e
+            nxt = toks[k].text[e - toks[k].start :]
+        if lo_hi == (-1, -1):
+            if pat.opts and not _options_ok(pat.opts, view, toks, i, k, s, prev, nxt, -1, -1):
+                return None
+            return Match(s, end, pat, prev, nxt, view.sentence(s))
+        if not _options_ok(pat.opts, view, toks, i, k, s, prev, nxt, *lo_hi):
+            return None
+        return Match(s, end, pat, prev, nxt, lo_hi)
+
+    def first(self, view: TextView) -> Match | None:
+        """The first match, or None."""
+        key = (self.serial, "first")
+        if key not in view.memo:
+            view.memo[key] = next(self.finditer(view), None) if self.regex else None
+        return view.memo[key]
+
+    def any(self, view: TextView) -> Match | None:
+        """Some match (single words tried first: they need the least segmenting)."""
+        key = (self.serial, "any")
+        if key not in view.memo:
+            view.memo[key] = next(self.finditer(view, singles_first=True), None)
+        return view.memo[key]
+
+
+def _index_at(toks: list[Token], pos: int) -> int | None:
+    for i, t in enumerate(toks):
+        if t.start <= pos < t.end:
+            return i
+    return None
+
+
+def _tok_is(text: str, alts: frozenset[str]) -> bool:
+    if text in alts:
+        return True
+    return any(len(a) >= 2 and text.startswith(a) for a in alts)
+
+
+def _match_slots(pat: Pattern, toks: list[Token], j: int) -> tuple[int, int] | None:
+    """Match slots 2..n after token j; return (last token index, end offset)."""
+    k = j
+    for alts, gap in pat.slots[1:]:
+        for step in range(1, gap + 2):
+            idx = k + step
+            if idx >= len(toks):
+                return None
+            if step == 1 and gap == 0 and toks[idx].start != toks[k].end:
+                return None  # adjacent slots must be in the same block
+            if _tok_is(toks[idx].text, alts):
+                k = idx
+                break
+        else:
+            return None
+    return k, toks[k].end
+
+
+def has_time(view: TextView, lo: int, hi: int) -> bool:
+    """Does the span hold a date, time or duration (a pattern, not a rule word)?"""
+    return _TIME_RE.search(view.norm, lo, hi) is not None
+
+
+def _options_ok(o, view, toks, i, k, s, prev, nxt, lo, hi) -> bool:
+    if not o:
+        return True
+    if "next" in o and (nxt is None or nxt not in o["next"]):
+        return False
+    if "not_next" in o and nxt is not None and _tok_is(nxt, o["not_next"]):
+        return False
+    if o.get("require_next") and nxt is None:
+        return False
+    if "prev" in o and (prev is None or prev not in o["prev"]):
+        return False
+    if "not_prev" in o and prev is not None and _tok_is(prev, o["not_prev"]):
+        return False
+    if o.get("after_number") and not _NUM_BEFORE.search(view.norm[max(0, s - 14) : s]):
+        return False
+    before = [t.text for t in toks[:i]]
+    after = [t.text for t in toks[k + 1 :]]
+    if "unless_before" in o and any(_tok_is(t, o["unless_before"]) for t in before):
+        return False
+    if "unless_after" in o and any(_tok_is(t, o["unless_after"]) for t in after):
+        return False
+    if "unless_sentence" in o and any(_tok_is(t, o["unless_sentence"]) for t in before + after):
+        return False
+    if o.get("unless_time") and has_time(view, 0, len(view.norm)):
+        return False
+    if o.get("whole_turn") and not _only_padding_outside(view, lo, hi):
+        return False
+    if "then_only" in o:
+        end = toks[k].end
+        _, clause_end = view.clause(max(end - 1, 0))
+        allowed = o["then_only"]
+        if any(t.text not in allowed for t in toks[k + 1 :] if t.end <= clause_end):
+            return False
+    return True
+
+
+def _only_padding_outside(view: TextView, lo: int, hi: int) -> bool:
+    for a, b in ((0, lo), (hi, len(view.norm))):
+        if b > a and any(t.text not in PADDING for t in view.tokens_in(a, b)):
+            return False
+    return True

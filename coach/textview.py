@@ -1,0 +1,234 @@
+"""Lazy views of one turn's text: normalised form, sentences and token windows.
+
+The checker never segments a whole turn blindly. A cheap regex prefilter finds
+candidate positions; only the jieba *block* around a candidate (a maximal run of
+the characters jieba itself segments as one unit) is tokenised. jieba splits its
+input into exactly these blocks before segmenting, so tokens of a block are the
+tokens the full-text segmentation would give. Blocks are cached by content.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from kb.textproc import Token, get_tokenizer, normalize
+
+# jieba's own block character class (jieba.re_han_default).
+_BLOCK_RE = re.compile(r"[\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+")
+# Sentence ends; whitespace also separates the messages that chat exports merge.
+_SENT_END = frozenset("。！？!?；;\n\r\t ~…")
+_CLAUSE_END = _SENT_END | frozenset("，,、：:")
+_QUOTES = {"「": "」", "『": "』", "“": "”", '"': '"', "‘": "’", "《": "》"}
+MAX_BLOCK = 200  # giant blocks are cut into tiles of this size
+MAX_SENTENCE = 240  # and so are sentences
+
+_cache: dict[str, tuple[tuple[str, int, int], ...]] = {}
+_cache_limit = 200_000
+stats = {"segmented_chars": 0, "cache_hits": 0}
+
+
+def set_cache_limit(limit: int) -> None:
+    """Bound (or with 0 disable) the segmentation caches."""
+    global _cache_limit
+    _cache_limit = limit
+    clear_cache()
+
+
+def clear_cache() -> None:
+    """Forget cached segmentations (after the dictionary changed)."""
+    _cache.clear()
+    _views.clear()
+
+
+def segment_block(block: str) -> tuple[tuple[str, int, int], ...]:
+    """Tokens (word, start, end) of one normalised jieba block, cached."""
+    hit = _cache.get(block)
+    if hit is not None:
+        stats["cache_hits"] += 1
+        return hit
+    stats["segmented_chars"] += len(block)
+    toks = tuple(get_tokenizer().tokenize(block, HMM=True))
+    if _cache_limit:
+        if len(_cache) >= _cache_limit:
+            _cache.clear()
+        _cache[block] = toks
+    return toks
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A token-aligned match: [start, end) covers whole tokens (or a compound edge)."""
+
+    start: int
+    end: int
+    first: int  # index of first token in the block token list
+    last: int  # index of last token
+
+
+class TextView:
+    """Normalised text of one turn with cached block tokens and sentence bounds."""
+
+    __slots__ = ("text", "norm", "memo", "_blocks", "_quotes", "_starts", "_ends")
+
+    def __init__(self, text: str, norm: str | None = None) -> None:
+        self.text = text
+        self.memo: dict = {}  # per-text results of matchers (a view is shared per text)
+        self.norm = normalize(text) if norm is None else norm
+        self._blocks: dict[tuple[int, int], list[Token]] = {}
+        self._quotes: list[tuple[int, int]] | None = None
+        self._starts: list[int] | None = None
+        self._ends: list[int] = []
+
+    # -- blocks and tokens -------------------------------------------------
+    def block_bounds(self, pos: int) -> tuple[int, int]:
+        """Bounds of the jieba block containing `pos`; huge blocks are cut into
+        fixed MAX_BLOCK tiles (a word across a tile edge is not seen)."""
+        if self._starts is None:
+            spans = [m.span() for m in _BLOCK_RE.finditer(self.norm)]
+            self._starts = [a for a, _ in spans]
+            self._ends = [b for _, b in spans]
+        k = bisect_right(self._starts, pos) - 1
+        if k < 0 or pos >= self._ends[k]:
+            return pos, pos
+        lo, hi = self._starts[k], self._ends[k]
+        if hi - lo > MAX_BLOCK:
+            lo += (pos - lo) // MAX_BLOCK * MAX_BLOCK
+            hi = min(hi, lo + MAX_BLOCK)
+        return lo, hi
+
+    def block_tokens(self, pos: int) -> list[Token]:
+        """Absolute-offset tokens of the block containing `pos`."""
+        lo, hi = self.block_bounds(pos)
+        if lo == hi:
+            return []
+        toks = self._blocks.get((lo, hi))
+        if toks is None:
+            toks = [Token(w, lo + s, lo + e) for w, s, e in segment_block(self.norm[lo:hi])]
+            self._blocks[(lo, hi)] = toks
+        return toks
+
+    def tokens_in(self, start: int, end: int) -> list[Token]:
+        """Tokens of every block intersecting [start, end)."""
+        out: list[Token] = []
+        pos = start
+        while pos < end:
+            lo, hi = self.block_bounds(pos)
+            if lo == hi:
+                m = _BLOCK_RE.search(self.norm, pos, end)
+                if m is None:
+                    break
+                pos = m.start()
+                continue
+            out.extend(t for t in self.block_tokens(pos) if t.start >= start and t.end <= end)
+            pos = hi
+        return out
+
+    def unit_at(
+        self, start: int, end: int, exceptions: frozenset[str] = frozenset()
+    ) -> Unit | None:
+        """Is norm[start:end] made of whole tokens (or the edge of a compound token)?"""
+        toks = self.block_tokens(start)
+        i = _index_at(toks, start)
+        if i is None:
+            return None
+        tok = toks[i]
+        if tok.text in exceptions:
+            return None
+        if tok.start == start:
+            j = i
+            while toks[j].end < end and j + 1 < len(toks):
+                j += 1
+            if toks[j].end == end:
+                return Unit(start, end, i, j)
+            # compound token that begins with the word (稍等一下, 感谢您)
+            if j == i and end - start >= 2 and _cjk_edges(self.norm, start, end):
+                return Unit(start, end, i, i)
+            return None
+        if tok.end == end and end - start >= 2 and _cjk_edges(self.norm, start, end):
+            return Unit(start, end, i, i)  # compound token ending with the word (很可能)
+        return None
+
+    # -- sentences, clauses, quotes ----------------------------------------
+    def sentence(self, pos: int, ends: frozenset[str] = _SENT_END) -> tuple[int, int]:
+        """Bounds of the sentence (or clause, with other `ends`) around `pos`."""
+        norm = self.norm
+        lo = pos
+        floor = max(0, pos - MAX_SENTENCE)
+        while lo > floor and norm[lo - 1] not in ends:
+            lo -= 1
+        hi = pos
+        ceil = min(len(norm), pos + MAX_SENTENCE)
+        while hi < ceil and norm[hi] not in ends:
+            hi += 1
+        return lo, hi
+
+    def clause(self, pos: int) -> tuple[int, int]:
+        """Bounds of the comma-delimited clause around `pos`."""
+        return self.sentence(pos, _CLAUSE_END)
+
+    def sentences(self) -> list[tuple[int, int]]:
+        """All non-empty sentence bounds of the turn."""
+        out = []
+        pos = 0
+        n = len(self.norm)
+        while pos < n:
+            if self.norm[pos] in _SENT_END:
+                pos += 1
+                continue
+            lo, hi = self.sentence(pos)
+            out.append((lo, hi))
+            pos = hi + 1
+        return out
+
+    def end_mark(self, hi: int) -> str:
+        """First sentence-ending character at or after `hi` ('' at the end)."""
+        norm = self.norm
+        while hi < len(norm) and norm[hi] in " \t":
+            hi += 1
+        return norm[hi] if hi < len(norm) else ""
+
+    def in_quotes(self, pos: int) -> bool:
+        """Is `pos` inside a quoted span (「」 “” "" ‘’ 《》)?"""
+        if self._quotes is None:
+            self._quotes = []
+            text = self.norm
+            i = 0
+            while i < len(text):
+                close = _QUOTES.get(text[i])
+                if close is not None:
+                    j = text.find(close, i + 1)
+                    if j > i:
+                        self._quotes.append((i, j))
+                        i = j + 1
+                        continue
+                i += 1
+        return any(lo < pos < hi for lo, hi in self._quotes)
+
+
+def _cjk_edges(norm: str, start: int, end: int) -> bool:
+    """Only Chinese words match inside a compound token: "sb" is not in "usb"."""
+    return not (norm[start].isascii() or norm[end - 1].isascii())
+
+
+def _index_at(toks: list[Token], pos: int) -> int | None:
+    for i, t in enumerate(toks):
+        if t.start <= pos < t.end:
+            return i
+    return None
+
+
+_views: dict[str, TextView] = {}
+
+
+def view_for(text: str) -> TextView:
+    """A shared view per distinct text: template replies are segmented once."""
+    v = _views.get(text)
+    if v is None:
+        v = TextView(text)
+        if _cache_limit:
+            if len(_views) >= _cache_limit // 4:
+                _views.clear()
+            _views[text] = v
+    return v

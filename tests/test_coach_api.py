@@ -1,0 +1,94 @@
+"""Coach endpoints over HTTP (Flask test client, real rule pack)."""
+
+import pytest
+
+from .conftest import csrf_token, login
+
+
+@pytest.fixture
+def supervisor(app, users):
+    c = app.test_client()
+    assert login(c, users["supervisor"]).status_code == 302
+    c.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(c, "/")
+    return c
+
+
+@pytest.fixture
+def agent(client):
+    client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client, "/")
+    return client
+
+
+CONV = {
+    "id": "c1",
+    "agent": "小王",
+    "turns": [
+        {"role": "customer", "text": "我的快递什么时候到"},
+        {"role": "agent", "text": "哦"},
+        {"role": "agent", "text": "差不多明天吧"},
+    ],
+}
+
+
+def test_check_reply_flags_a_vague_draft(agent):
+    resp = agent.post("/api/v1/coach/check-reply", json={"text": "大概三天到吧"})
+    data = resp.get_json()
+    assert resp.status_code == 200 and data["ok"] and not data["clean"]
+    f = data["findings"][0]
+    assert f["category"] == "vague" and f["match"] == "大概" and f["span"] == [0, 2]
+    assert f["suggestion"]
+
+
+def test_check_reply_clean_draft(agent):
+    data = agent.post(
+        "/api/v1/coach/check-reply",
+        json={"text": "您好，您的订单预计明天18点前送达，请问还有其他可以帮您的吗？"},
+    ).get_json()
+    assert data["clean"] is True and data["findings"] == []
+
+
+def test_check_reply_uses_context_for_holds(agent):
+    ctx = [
+        {"role": "customer", "text": "在吗"},
+        {"role": "agent", "text": "您好，请问有什么可以帮您？"},
+        {"role": "customer", "text": "帮我查下订单"},
+    ]
+    data = agent.post("/api/v1/coach/check-reply", json={"text": "稍等", "context": ctx}).get_json()
+    assert [f["category"] for f in data["findings"]] == ["wait_no_apology"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"text": 3}, 400, "text"),
+        ({}, 400, "text"),
+        ({"text": "好", "context": "x"}, 400, "context"),
+        ({"text": "好" * 6000}, 413, "过长"),
+        ([1, 2], 400, "对象"),
+    ],
+)
+def test_check_reply_validation_names_the_field(agent, body, status, needle):
+    resp = agent.post("/api/v1/coach/check-reply", json=body)
+    assert resp.status_code == status
+    data = resp.get_json()
+    assert set(data) == {"ok", "error", "status"} and needle in data["error"]
+
+
+def test_check_reply_needs_json(agent):
+    resp = agent.post("/api/v1/coach/check-reply", data="text=x")
+    assert resp.status_code == 415
+
+
+def test_supervisor_checks_a_batch_with_a_broken_record(supervisor):
+    resp = supervisor.post("/api/v1/coach/check", json={"conversations": [CONV, {"turns": 5}]})
+    data = resp.get_json()
+    assert resp.status_code == 200 and data["ok"]
+    (conv,) = data["conversations"]
+    assert conv["id"] == "c1" and conv["score"] < 100
+    assert {f["category"] for f in conv["findings"]} >= {"filler", "vague"}
+    assert data["errors"] and data["errors"][0]["line"] == 2
+    assert data["agents"][0]["agent"] == "小王"
+
+
+def test_agents_may_not_audit(agent):
+    assert agent.post("/api/v1/coach/check", json=CONV).status_code == 403
