@@ -33,8 +33,10 @@ class Context:
     def kb(self):
         if self._kb is None:
             from kb.service import KnowledgeBase
+            from scripts_lib.usage import register_source
 
             self._kb = KnowledgeBase(self.instance)
+            register_source(self._kb)  # standard scripts are indexed beside the articles
         return self._kb
 
 
@@ -81,6 +83,7 @@ def _print_import(report, *, as_json: bool) -> None:
 def init(obj: Context, articles_dir: str) -> None:
     """创建实例目录，导入初始文章并建立索引（可重复执行）。"""
     report = obj.kb.import_dir(articles_dir)
+    obj.kb.sync_source("scripts")
     click.echo(f"实例：{obj.instance.resolve()}")
     _print_import(report, as_json=False)
     if report.failed:
@@ -169,6 +172,8 @@ def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
     if category and category not in CATEGORIES:
         fail(f"未知分类 {category}，可选：{' / '.join(CATEGORIES)}", EXIT_USAGE)
     kb = obj.kb
+    if kb.ensure_index():
+        click.echo("索引缺失或版本过旧，已重建", err=True)
     if batch is not None:
         _search_batch(kb, batch, category=category, tag=tag, limit=limit)
         return
@@ -265,8 +270,9 @@ def serve(
     if kb.store.count() == 0 and Path(articles_dir).is_dir():
         report = kb.import_dir(articles_dir)
         click.echo(f"首次启动，已导入初始文章：{report.summary()}")
-    elif not kb.indexes.exists():
-        kb.rebuild_index()
+    elif kb.ensure_index():
+        click.echo("索引缺失或版本过旧，已重建")
+    kb.sync_source("scripts")  # here, so that the workers find the scripts already indexed
     click.echo(f"kbcoach 运行于 http://{host}:{port}/  （实例 {obj.instance.resolve()}）")
     click.echo(_login_hint(obj))
     if prod:
@@ -444,7 +450,56 @@ def restore(obj: Context, src: str, yes: bool) -> None:
     click.echo(f"已从 {src} 恢复，索引重建 {stats['documents']} 篇")
 
 
-# --- coach commands ----------------------------------------------------------
+# --- coach commands ---------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json", "csv", "xlsx"]),
+    help="报告格式。",
+)
+@click.option(
+    "--rules",
+    "rules_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="团队规则覆盖文件（YAML），可重复给出。",
+)
+@click.option(
+    "--min-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["info", "warning", "error", "fatal"]),
+    help="只输出该级别及以上的问题。",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="写入文件（xlsx 必须给出）。")
+def check(paths, fmt, rules_paths, min_level, output) -> None:
+    """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / 聊天记录文本。
+
+    退出码：0 无问题，1 有问题（或有记录无法读取），2 用法错误，4 内部错误。
+    """
+    from coach.report import run_check
+
+    progress = None
+    bar = None
+    if sys.stderr.isatty():
+        bar = click.progressbar(length=0, label="质检中", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+    try:
+        code = run_check(list(paths), fmt, list(rules_paths), min_level, output, progress=progress)
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    sys.exit(code)
 
 
 def main() -> None:

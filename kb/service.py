@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,25 @@ class ImportReport:
         }
 
 
+@dataclass
+class DocumentSource:
+    """Documents indexed beside the articles (e.g. the standard scripts), of one doctype.
+
+    `documents` yields whoosh documents of the kb schema; `fingerprint` changes whenever
+    they would change, so the index is refreshed only when needed.  Both are called
+    lazily: registering a source costs nothing until the index is built or synced.
+    """
+
+    name: str
+    doctype: str
+    documents: Callable[[], Iterable[dict]]
+    fingerprint: Callable[[], str]
+
+    @property
+    def setting_key(self) -> str:
+        return f"index.source.{self.name}"
+
+
 def instance_paths(instance: str | Path) -> dict[str, Path]:
     root = Path(instance)
     return {"root": root, "db": root / "kbcoach.db", "index": root / "index"}
@@ -62,6 +81,7 @@ class KnowledgeBase:
         self.indexes = IndexManager(paths["index"])
         self.engine = SearchEngine(self.indexes)
         self._local = threading.local()
+        self.sources: dict[str, DocumentSource] = {}
 
     @property
     def store(self) -> Store:
@@ -212,12 +232,70 @@ class KnowledgeBase:
         n = self.indexes.update(document(a) for a in changed)
         return {"mode": "incremental", "documents": n}
 
+    # -- other document sources ------------------------------------------------
+
+    def add_source(
+        self,
+        name: str,
+        documents: Callable[[], Iterable[dict]],
+        *,
+        doctype: str,
+        fingerprint: Callable[[], str],
+    ) -> DocumentSource:
+        """Index another kind of document beside the articles, in every rebuild and sync."""
+        source = DocumentSource(name, doctype, documents, fingerprint)
+        self.sources[name] = source
+        return source
+
+    def _source_stamp(self, source: DocumentSource) -> str:
+        """Index generation + content fingerprint: a rebuild elsewhere invalidates it."""
+        return f"{self.indexes.current_name() or ''}:{source.fingerprint()}"
+
+    def sync_source(self, name: str, *, force: bool = False) -> dict:
+        """Re-index one source incrementally when its content or the index changed."""
+        source = self.sources[name]
+        rebuilt = self.ensure_index()  # missing or old schema: the rebuild takes every source
+        if rebuilt is not None:
+            return rebuilt
+        # Stamped with the generation seen *before* writing: a rebuild swapped in
+        # meanwhile (by a process without this source) makes the next sync run again.
+        stamp = self._source_stamp(source)
+        if not force and self.store.get_setting(source.setting_key) == stamp:
+            return {"mode": "none", "documents": 0}
+        docs = list(source.documents())
+        stale = self._indexed_ids(source.doctype) - {d["id"] for d in docs}
+        n = self.indexes.update(docs, delete_ids=sorted(stale))
+        self.store.set_setting(source.setting_key, stamp)
+        return {"mode": "incremental", "documents": n}
+
+    def _indexed_ids(self, doctype: str) -> set[str]:
+        ix = self.indexes.open()
+        try:
+            with ix.searcher() as searcher:
+                return {
+                    searcher.stored_fields(n)["id"]
+                    for n in searcher.document_numbers(doctype=doctype)
+                }
+        finally:
+            ix.close()
+
+    def _all_documents(self) -> Iterator[dict]:
+        yield from (document(a) for a in self.store.iter_articles())
+        for source in self.sources.values():
+            yield from source.documents()
+
+    def ensure_index(self) -> dict | None:
+        """Rebuild when the index is missing or was built with an older schema."""
+        if self.indexes.is_current():
+            return None
+        return self.rebuild_index()
+
     def rebuild_index(self, *, on_progress=None) -> dict:
         """Full rebuild into a fresh generation; edits made meanwhile are re-applied."""
         started = now_iso()
-        stats = self.indexes.rebuild(
-            (document(a) for a in self.store.iter_articles()), on_progress=on_progress
-        )
+        stats = self.indexes.rebuild(self._all_documents(), on_progress=on_progress)
+        for source in self.sources.values():
+            self.store.set_setting(source.setting_key, self._source_stamp(source))
         late = list(self.store.iter_articles(since=started))
         deleted = [
             r[0]

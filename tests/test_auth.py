@@ -15,6 +15,7 @@ SAMPLE_ARGS = {
     "filename": "app.css",
     "run_id": "1",
     "username": "agent1",
+    "personal_id": "1",
 }
 
 

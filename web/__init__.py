@@ -13,6 +13,7 @@ SETTINGS = (
     ("MAX_CONTENT_LENGTH", 5 * 1024 * 1024, "请求体上限（字节）"),
     ("SEARCH_MAX_LIMIT", 50, "单次搜索最多返回条数"),
     ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
+    ("SCRIPTS_DIRS", (), "共享话术之外再加载的话术目录（团队或个人覆盖层）"),
 )
 
 
@@ -37,7 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     kb = KnowledgeBase(app.config["INSTANCE"])
     app.extensions["kb"] = kb
 
-    from . import api, auth, coach, errors, pages, serving
+    from . import api, auth, coach, errors, pages, scripts, serving
 
     errors.register(app)
     auth.init_app(app)
@@ -45,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(coach.bp)
+    scripts.init_app(app)
 
     @app.get("/healthz")
     @auth.requires(auth.PUBLIC)

@@ -1,4 +1,4 @@
-"""JSON API v1: search and articles."""
+"""JSON API v1: search (articles and scripts) and articles."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from kb.models import CATEGORIES
 from . import get_kb
 from .auth import requires
 from .errors import ApiError
+from .scripts import hit_extras, search_extras
 from .views import article_payload
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -47,25 +48,27 @@ def search():
     args = search_args()
     if not args["q"]:
         raise ApiError("缺少参数 q（搜索内容）", 400)
-    result = get_kb().search(args.pop("q"), via="api", **args)
-    return {
-        "ok": True,
-        "took_ms": round(result.took_ms, 2),
-        "total": result.total,
-        "hits": [
-            {
-                "id": h.id,
-                "title": h.title,
-                "title_html": h.title_html,
-                "category": h.category,
-                "tags": h.tags,
-                "snippet": h.snippet,
-                "score": h.score,
-                "url": url_for("pages.article", article_id=h.id),
-            }
-            for h in result.hits
-        ],
-    }
+    q = args.pop("q")
+    result = get_kb().search(q, via="api", **args)
+    hits = [
+        {
+            "id": h.id,
+            "title": h.title,
+            "title_html": h.title_html,
+            "category": h.category,
+            "tags": h.tags,
+            "snippet": h.snippet,
+            "score": h.score,
+            "url": url_for("pages.article", article_id=h.id),
+            **hit_extras(h),  # doctype; a script's id, url, shortcut and text
+        }
+        for h in result.hits
+    ]
+    hits, total, shortcut = search_extras(q, hits, result.total, limit=args["limit"])
+    body = {"ok": True, "took_ms": round(result.took_ms, 2), "total": total, "hits": hits}
+    if shortcut is not None:
+        body["shortcut"] = shortcut  # the query was exactly a shortcut code such as /dd
+    return body
 
 
 @bp.get("/articles/<article_id>")

@@ -1,7 +1,85 @@
-"""Coach endpoints (transcript checks); filled in by the coaching checker work."""
+"""Coach API: check whole conversations (supervisors) and draft replies (agents)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import threading
+import time
 
-bp = Blueprint("coach", __name__)
+from flask import Blueprint, current_app, request
+
+from .auth import requires
+from .errors import ApiError
+
+bp = Blueprint("coach", __name__, url_prefix="/api/v1/coach")
+MAX_BATCH = 1000
+MAX_REPLY_CHARS = 5000
+_lock = threading.Lock()
+
+
+def checker():
+    """One Checker per app (rules and segmenter load once, ~1 s)."""
+    chk = current_app.extensions.get("coach.checker")
+    if chk is None:
+        with _lock:
+            chk = current_app.extensions.get("coach.checker")
+            if chk is None:
+                from coach.checker import Checker
+
+                chk = current_app.extensions["coach.checker"] = Checker()
+    return chk
+
+
+def json_body() -> object:
+    if not request.is_json:
+        raise ApiError("请求体应为 JSON（Content-Type: application/json）", 415)
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError("请求体不是有效的 JSON", 400)
+    return body
+
+
+@bp.post("/check")
+@requires("coach.audit")
+def check():
+    """A conversation, a list of them, or {"conversations": [...]} → the JSON report."""
+    body = json_body()
+    min_level = request.args.get("min_level", "info")
+    records = body.get("conversations", body) if isinstance(body, dict) else body
+    if isinstance(records, list) and len(records) > MAX_BATCH:
+        raise ApiError(f"一次最多检查 {MAX_BATCH} 个会话", 413)
+    if not isinstance(records, list | dict):
+        raise ApiError("conversations 应为会话对象或会话数组", 400)
+    from coach.report import UsageError, check_records
+
+    try:
+        report = check_records(records, checker(), min_level)
+    except UsageError as exc:
+        raise ApiError(str(exc), 400) from None
+    return {"ok": True, **report}
+
+
+@bp.post("/check-reply")
+@requires("coach.check_reply")
+def check_reply():
+    """{"text", "context"?} → findings for a draft reply before it is sent."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ApiError("请求体应为 JSON 对象", 400)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError("字段 text 应为非空字符串", 400)
+    if len(text) > MAX_REPLY_CHARS:
+        raise ApiError(f"字段 text 过长（最多 {MAX_REPLY_CHARS} 个字符）", 413)
+    context = body.get("context") or []
+    if not isinstance(context, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("text", ""), str) for t in context
+    ):
+        raise ApiError('字段 context 应为 [{"role", "text"}] 数组', 400)
+    started = time.perf_counter()
+    findings = checker().check_reply(text, context[-50:])
+    return {
+        "ok": True,
+        "findings": findings,
+        "clean": not findings,
+        "took_ms": round((time.perf_counter() - started) * 1000, 3),
+    }

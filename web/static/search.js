@@ -77,15 +77,35 @@
     }
     data.hits.forEach(function (h) {
       var li = el("li", "hit"); li.dataset.id = h.id; li.setAttribute("role", "option");
-      var a = el("a", "hit-title"); a.href = h.url; a.innerHTML = h.title_html; // server-escaped, <mark> only
+      li.dataset.doctype = h.doctype || "article";
+      var a = el("a", "hit-title"); a.href = h.url || "#"; a.innerHTML = h.title_html; // server-escaped, <mark> only
       li.appendChild(a);
-      li.appendChild(el("span", "badge", ({product: "产品", industry: "行业", phrasing: "标准话术", norm: "服务规范"})[h.category] || h.category));
+      if (h.doctype === "script") {
+        li.appendChild(el("span", "badge script", "话术"));
+        if (h.shortcut) li.appendChild(el("kbd", null, h.shortcut));
+      } else {
+        li.appendChild(el("span", "badge", ({product: "产品", industry: "行业", phrasing: "标准话术", norm: "服务规范"})[h.category] || h.category));
+      }
       var p = el("p", "snippet"); p.innerHTML = h.snippet; li.appendChild(p); // server-escaped
-      li.addEventListener("click", function (ev) { ev.preventDefault(); openArticle(h.id); });
+      li.hit = h;
+      li.addEventListener("click", function (ev) { ev.preventDefault(); openHit(li, { focus: true }); });
       list.appendChild(li);
     });
     statusEl.textContent = "共 " + data.total + " 条，用时 " + data.took_ms.toFixed(1) + " 毫秒";
     if (data.hits.length) select(0);
+    if (data.shortcut) {
+      // The query is exactly a shortcut code (/dd): jump straight to its script.
+      statusEl.textContent = "快捷码 " + data.shortcut.shortcut + "：" + data.shortcut.title + "，按 Enter 填写并复制";
+      if (window.KbScripts) window.KbScripts.openHit(data.shortcut);
+    }
+  }
+
+  function openHit(li, opts) {
+    if (li.dataset.doctype === "script" && window.KbScripts) {
+      window.KbScripts.openHit(li.hit || { id: li.dataset.id }, opts);
+    } else {
+      openArticle(li.dataset.id);
+    }
   }
 
   function runSearch() {
@@ -94,7 +114,7 @@
     url.searchParams.set("q", q);
     if (category.value) url.searchParams.set("category", category.value); else url.searchParams.delete("category");
     history.replaceState(null, "", url.pathname + "?" + url.searchParams.toString());
-    if (!q) { list.textContent = ""; statusEl.textContent = "↑/↓ 选择，Enter 打开，/ 聚焦搜索框"; return; }
+    if (!q) { list.textContent = ""; statusEl.textContent = "↑/↓ 选择，Enter 打开，/ 聚焦搜索框，/快捷码 直达话术"; return; }
     if (inflight) inflight.abort();
     inflight = new AbortController();
     var api = "/api/v1/search?limit=10&q=" + encodeURIComponent(q) + (category.value ? "&category=" + category.value : "");
@@ -157,7 +177,7 @@
   category.addEventListener("change", runSearch);
   box.form.addEventListener("submit", function (ev) { ev.preventDefault(); clearTimeout(timer); runSearch(); });
   list.querySelectorAll("li.hit").forEach(function (li) {
-    li.addEventListener("click", function (ev) { ev.preventDefault(); openArticle(li.dataset.id); });
+    li.addEventListener("click", function (ev) { ev.preventDefault(); openHit(li, { focus: true }); });
   });
   if (items().length) select(0);
 
@@ -165,11 +185,13 @@
     var typing = ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA" || ev.target.tagName === "SELECT";
     if (ev.key === "/" && !typing) { ev.preventDefault(); box.focus(); box.select(); return; }
     if (ev.target !== box && typing) return;
+    // Keys on the pane's and the scripts panel's own buttons and links keep their meaning.
+    if (ev.target !== box && ev.target.closest && ev.target.closest("#pane, #scripts-panel, button, a")) return;
     if (ev.key === "ArrowDown") { ev.preventDefault(); select(selected + 1); }
     else if (ev.key === "ArrowUp") { ev.preventDefault(); select(selected - 1); }
     else if (ev.key === "Enter" && selected >= 0) {
       ev.preventDefault(); clearTimeout(timer);
-      openArticle(items()[selected].dataset.id);
+      openHit(items()[selected], { focus: true });
     }
   });
 })();

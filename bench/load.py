@@ -1,0 +1,252 @@
+"""Load bench: concurrent search and check-reply clients against `kbcoach serve --prod`
+on loopback, while an editor changes articles; prints throughput, latency
+percentiles, errors and how long an edit takes to become searchable.
+
+    python bench/load.py [--clients 16] [--seconds 30] [--workers 2] [--threads 8]
+
+Bounded in time and count, loopback only.  Client processes (not threads) so the
+load generator itself is not serialised by one GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data"
+KBCOACH = [sys.executable, str(REPO / "cli.py")]
+
+KEYWORDS = [
+    "发票怎么开",
+    "退款多久到账",
+    "退钱",
+    "快递到哪了",
+    "会员积分",
+    "运费险",
+    "七天无理由",
+    "改地址",
+    "保修",
+    "开场白",
+    "客户要等怎么说",
+    "tk",
+    "fp",
+    "优惠券",
+    "价保",
+    "安装",
+]
+REPLIES = [
+    "大概三天到吧",
+    "稍等",
+    "您好，您的订单预计明天18点前送达",
+    "哦",
+    "这个不归我管",
+    "不好意思让您久等了，正在为您查询，请稍等",
+    "好的，感谢您的耐心等待，祝您生活愉快，再见！",
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def client(port: int, token: str, deadline: float, seed: int, out: mp.Queue) -> None:
+    """One client process: alternates search (3/4) and check-reply (1/4) calls."""
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    auth = {"Authorization": f"Bearer {token}"}
+    rows: list[tuple[str, float, int]] = []
+    while time.monotonic() < deadline:
+        kind = "search" if rng.random() < 0.75 else "check-reply"
+        t0 = time.perf_counter()
+        try:
+            if kind == "search":
+                q = urllib.parse.quote(rng.choice(KEYWORDS))
+                conn.request("GET", f"/api/v1/search?q={q}&limit=10", headers=auth)
+            else:
+                body = json.dumps({"text": rng.choice(REPLIES)}, ensure_ascii=False)
+                conn.request(
+                    "POST",
+                    "/api/v1/coach/check-reply",
+                    body=body.encode(),
+                    headers={**auth, "Content-Type": "application/json"},
+                )
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+        except OSError:
+            status = 0
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        rows.append((kind, (time.perf_counter() - t0) * 1000, status))
+    out.put(rows)
+
+
+def editor(instance: str, port: int, token: str, deadline: float, out: mp.Queue) -> None:
+    """Saves an article with a fresh word every ~2 s and times until search finds it."""
+    from kb.models import Article
+    from kb.service import KnowledgeBase
+
+    kb = KnowledgeBase(instance)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    auth = {"Authorization": f"Bearer {token}"}
+    delays: list[float] = []
+    n = 0
+    while time.monotonic() < deadline - 3:
+        n += 1
+        word = f"zz{os.getpid()}x{n}"
+        kb.save(
+            Article(
+                id="product-load-edit",
+                title=f"编辑测试 {word}",
+                category="product",
+                body=f"第 {n} 次修改",
+            ),
+            by="bench",
+        )
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 10:
+            conn.request("GET", f"/api/v1/search?q={word}&limit=1", headers=auth)
+            hits = json.loads(conn.getresponse().read())["hits"]
+            if hits and hits[0]["id"] == "product-load-edit":
+                delays.append((time.perf_counter() - t0) * 1000)
+                break
+            time.sleep(0.02)
+        else:
+            delays.append(float("inf"))
+        time.sleep(1.0)
+    out.put(delays)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=8)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="kbcoach-load-"))
+    inst = str(work / "instance")
+
+    def cli(*a: str) -> str:
+        return subprocess.run(
+            [*KBCOACH, "--instance", inst, *a], check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    cli("init")
+    if (DATA / "longdocs_articles.jsonl").exists():
+        cli("import-jsonl", str(DATA / "longdocs_articles.jsonl"))  # 7k real long articles
+    cli("user", "add", "loadbot", "--role", "agent", "--password", "load-bench-pw")
+    token = cli("token", "create", "loadbot")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            *KBCOACH,
+            "--instance",
+            inst,
+            "serve",
+            "--prod",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        # warm every worker: segmenter, rule pack, postings
+        warm_deadline = time.monotonic() + 5
+        q: mp.Queue = mp.Queue()
+        warm = [
+            mp.Process(target=client, args=(port, token, warm_deadline, i, q)) for i in range(4)
+        ]
+        for p in warm:
+            p.start()
+        for _ in warm:
+            q.get()
+        for p in warm:
+            p.join()
+
+        deadline = time.monotonic() + args.seconds
+        procs = [
+            mp.Process(target=client, args=(port, token, deadline, 1000 + i, q))
+            for i in range(args.clients)
+        ]
+        ed_q: mp.Queue = mp.Queue()
+        ed = mp.Process(target=editor, args=(inst, port, token, deadline, ed_q))
+        started = time.monotonic()
+        for p in [*procs, ed]:
+            p.start()
+        rows = [r for _ in procs for r in q.get()]
+        delays = ed_q.get()
+        for p in [*procs, ed]:
+            p.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    print(
+        f"== load: {args.clients} clients, {args.seconds:.0f} s, gunicorn {args.workers} "
+        f"workers x {args.threads} threads, {os.cpu_count()} cores, loopback =="
+    )
+    print(
+        f"{'endpoint':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'p99 ms':>9}{'errors':>8}"
+    )
+    for kind in ("search", "check-reply"):
+        ms = [m for k, m, s in rows if k == kind and s == 200]
+        errors = sum(1 for k, _, s in rows if k == kind and s != 200)
+        n = sum(1 for k, _, _ in rows if k == kind)
+        print(
+            f"{kind:<14}{n:>9}{n / elapsed:>8.0f}{pct(ms, 50):>9.1f}{pct(ms, 95):>9.1f}"
+            f"{pct(ms, 99):>9.1f}{errors:>8}"
+        )
+    finite = [d for d in delays if d != float("inf")]
+    print(
+        f"edits: {len(delays)}, visible to search after median {statistics.median(finite):.0f} "
+        f"ms, max {max(delays):.0f} ms (target <= 2000 ms)"
+        if finite
+        else "edits: none seen"
+    )
+    print("targets: 0 errors, search p99 <= 100 ms at 16 clients")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Standard scripts on the web: JSON API, the agent panel, a script page, the usage report.
+
+The library is loaded once per app and indexed beside the articles (doctype "script"),
+so the one search box finds both; the search API asks `search_extras` for the script
+fields of its hits and for a shortcut typed as the whole query (`/dd`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Flask, current_app, g, render_template, request, url_for
+from flask_login import current_user
+
+from kb.search import Hit
+from scripts_lib import CATEGORY_LABELS, CHANNEL_LABELS, CHANNELS, Library, Script, load_library
+from scripts_lib.render import render, to_html, to_plain
+from scripts_lib.usage import (
+    SOURCE_NAME,
+    PersonalScripts,
+    UsageLog,
+    default_library,
+    register_source,
+    script_id_of,
+)
+
+from . import get_kb
+from .auth import requires
+from .errors import ApiError
+
+bp = Blueprint("scripts", __name__)
+
+BODY_MAX = 64 * 1024  # bytes of a JSON request body
+VALUES_MAX = 50  # placeholder values per render
+VALUE_MAX = 500  # characters per value
+NAME_MAX = 32  # characters per placeholder name
+REPORT_DAYS_MAX = 3660
+
+
+def init_app(app: Flask) -> None:
+    """Load the library, index it beside the articles when it changed, add the routes."""
+    dirs = app.config.get("SCRIPTS_DIRS") or ()
+    library = load_library(dirs) if dirs else default_library()
+    for err in library.errors:
+        app.logger.warning("scripts library: %s", err)
+    app.extensions["scripts"] = library
+    kb = app.extensions["kb"]
+    register_source(kb, library)
+    try:
+        kb.sync_source(SOURCE_NAME)
+    except Exception:  # the app still serves articles; the next start retries
+        app.logger.exception("could not index the scripts library")
+    app.register_blueprint(bp)
+
+
+def library() -> Library:
+    """The app's scripts library."""
+    return current_app.extensions["scripts"]
+
+
+def usage_log() -> UsageLog:
+    log = g.get("script_usage")
+    if log is None:
+        log = g.script_usage = UsageLog(get_kb().store)
+    return log
+
+
+def personal() -> PersonalScripts:
+    mine = g.get("personal_scripts")
+    if mine is None:
+        mine = g.personal_scripts = PersonalScripts(get_kb().store, library())
+    return mine
+
+
+def _user_id() -> int:
+    return current_user.user.id
+
+
+# -- presentation ---------------------------------------------------------------
+
+
+def script_payload(script: Script) -> dict:
+    """A shared script as the API and the panel see it."""
+    lib = library()
+    titles = {sc.name: sc.title for sc in lib.scenarios()}
+    return {
+        **script.to_dict(),
+        "scenario_title": titles.get(script.scenario, script.scenario),
+        "url": url_for("scripts.page", script_id=script.id),
+    }
+
+
+def personal_payload(mine) -> dict:
+    """A personal script as the API and the panel see it."""
+    return {**mine.to_dict(), "scenario_title": "我的话术", "url": ""}
+
+
+def _as_hit(payload: dict) -> dict:
+    """A script payload with the fields of a search hit, for the shortcut jump."""
+    import html
+
+    return {
+        **payload,
+        "title_html": html.escape(payload["title"]),
+        "category": "phrasing",
+        "snippet": html.escape(payload["text"]),
+        "score": 0.0,
+        "doctype": "script",
+    }
+
+
+def hit_extras(hit: Hit) -> dict:
+    """Fields a search hit gains: its doctype, and for a script its id, shortcut and text."""
+    if hit.doctype != "script":
+        return {"doctype": hit.doctype}
+    script_id = script_id_of(hit.id)
+    lib = library()
+    if script_id not in lib:
+        # Indexed before the library lost it; the next start re-indexes.
+        return {"doctype": "script", "id": script_id, "url": "", "shortcut": "", "text": ""}
+    script = lib.get(script_id)
+    return {
+        "doctype": "script",
+        "id": script.id,
+        "url": url_for("scripts.page", script_id=script.id),
+        "shortcut": script.shortcut,
+        "text": script.text,
+        "scenario": script.scenario,
+    }
+
+
+def shortcut_hit(q: str) -> dict | None:
+    """The script whose shortcut is exactly the query (`/dd`): the user's own, then shared."""
+    q = q.strip()
+    if not q.startswith(("/", "／")) or len(q) > 10 or " " in q:
+        return None
+    mine = personal().by_shortcut(_user_id(), q)
+    if mine is not None:
+        return _as_hit(personal_payload(mine))
+    script = library().by_shortcut(q)
+    return _as_hit(script_payload(script)) if script is not None else None
+
+
+def search_extras(
+    q: str, hits: list[dict], total: int, *, limit: int
+) -> tuple[list[dict], int, dict | None]:
+    """Put the script a shortcut query names first; returns (hits, total, shortcut)."""
+    found = shortcut_hit(q)
+    if found is None:
+        return hits, total, None
+    rest = [h for h in hits if not (h.get("doctype") == "script" and h["id"] == found["id"])]
+    return [found, *rest][:limit], total + (len(rest) == len(hits)), found
+
+
+@bp.app_context_processor
+def _panel_context():
+    def scripts_groups():
+        return library().grouped()
+
+    return {"scripts_groups": scripts_groups, "SCRIPT_CHANNELS": CHANNEL_LABELS}
+
+
+# -- request bodies -------------------------------------------------------------
+
+
+def json_body(allowed: tuple[str, ...]) -> dict:
+    """The JSON object of the request (empty body: {}); 400 / 413 in the one error shape."""
+    if (request.content_length or 0) > BODY_MAX:
+        raise ApiError(f"请求内容过大（最多 {BODY_MAX // 1024} KB）", 413)
+    raw = request.get_data(cache=True)
+    if len(raw) > BODY_MAX:
+        raise ApiError(f"请求内容过大（最多 {BODY_MAX // 1024} KB）", 413)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("请求体不是有效的 JSON", 400) from None
+    if not isinstance(data, dict):
+        raise ApiError("请求体应为 JSON 对象", 400)
+    unknown = sorted(set(data) - set(allowed))
+    if allowed and unknown:
+        raise ApiError(f"未知字段 {', '.join(unknown)}", 400)
+    return data
+
+
+def render_values(data: dict) -> dict[str, str]:
+    """Validated `values` of a render request: names to strings."""
+    values = data.get("values")
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ApiError("字段 values 应为对象（占位符名称 → 值）", 400)
+    if len(values) > VALUES_MAX:
+        raise ApiError(f"字段 values 最多 {VALUES_MAX} 项", 400)
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if len(name) > NAME_MAX:
+            raise ApiError(f"字段 values 的名称过长：{name[:NAME_MAX]}…", 400)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ApiError(f"字段 values.{name} 应为字符串", 400)
+        text = str(value)
+        if len(text) > VALUE_MAX:
+            raise ApiError(f"字段 values.{name} 过长（最多 {VALUE_MAX} 个字符）", 400)
+        out[name] = text
+    return out
+
+
+def _query_args() -> tuple[str, str | None, str | None]:
+    q = (request.args.get("q") or "").strip()
+    max_chars = current_app.config["QUERY_MAX_CHARS"]
+    if len(q) > max_chars:
+        raise ApiError(f"参数 q 过长（最多 {max_chars} 个字符）", 400)
+    scenario = request.args.get("scenario") or None
+    names = [sc.name for sc in library().scenarios()]
+    if scenario and scenario not in names:
+        raise ApiError(f"参数 scenario 无效，应为 {' / '.join(names)} 之一", 400)
+    channel = request.args.get("channel") or None
+    if channel and channel not in CHANNELS:
+        raise ApiError(f"参数 channel 无效，应为 {' / '.join(CHANNELS)} 之一", 400)
+    return q, scenario, channel
+
+
+def _report_days() -> int | None:
+    raw = (request.args.get("days") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= REPORT_DAYS_MAX:
+        raise ApiError(f"参数 days 应为 1 到 {REPORT_DAYS_MAX} 之间的整数", 400)
+    return int(raw)
+
+
+# -- shared scripts API -----------------------------------------------------------
+
+
+@bp.get("/api/v1/scripts")
+@requires("scripts.use")
+def api_list():
+    q, scenario, channel = _query_args()
+    found = library().search(q, scenario=scenario, channel=channel)
+    counts: dict[str, int] = {}
+    for s in found:
+        counts[s.scenario] = counts.get(s.scenario, 0) + 1
+    return {
+        "ok": True,
+        "total": len(found),
+        "scenarios": [
+            {**sc.to_dict(), "count": counts.get(sc.name, 0)} for sc in library().scenarios()
+        ],
+        "scripts": [script_payload(s) for s in found],
+    }
+
+
+@bp.get("/api/v1/scripts/usage")
+@requires("scripts.report")
+def api_usage():
+    return {"ok": True, **usage_log().report(library(), days=_report_days())}
+
+
+@bp.get("/api/v1/scripts/<script_id>")
+@requires("scripts.use")
+def api_get(script_id: str):
+    return {"ok": True, "script": script_payload(library().get(script_id))}
+
+
+@bp.post("/api/v1/scripts/<script_id>/render")
+@requires("scripts.use")
+def api_render(script_id: str):
+    script = library().get(script_id)
+    values = render_values(json_body(("values",)))
+    rendered = render(script, values)
+    return {
+        "ok": True,
+        "id": script.id,
+        "text": to_plain(rendered),
+        "missing": rendered.missing,
+        "html": to_html(rendered),
+    }
+
+
+@bp.post("/api/v1/scripts/<script_id>/used")
+@requires("scripts.use")
+def api_used(script_id: str):
+    script = library().get(script_id)
+    data = json_body(("channel",))
+    channel = data.get("channel") or ""
+    if not isinstance(channel, str):
+        raise ApiError("字段 channel 应为字符串", 400)
+    event = usage_log().record(
+        script.id, user_id=_user_id(), username=current_user.username, channel=channel
+    )
+    return {"ok": True, "recorded": {k: event[k] for k in ("script_id", "at", "channel")}}, 201
+
+
+# -- personal scripts API ---------------------------------------------------------
+
+
+@bp.get("/api/v1/my/scripts")
+@requires("scripts.use")
+def my_list():
+    return {"ok": True, "scripts": [personal_payload(s) for s in personal().list(_user_id())]}
+
+
+@bp.post("/api/v1/my/scripts")
+@requires("scripts.use")
+def my_create():
+    mine = personal().create(_user_id(), json_body(PersonalScripts.FIELDS))
+    return {"ok": True, "script": personal_payload(mine)}, 201
+
+
+@bp.get("/api/v1/my/scripts/<int:personal_id>")
+@requires("scripts.use")
+def my_get(personal_id: int):
+    return {"ok": True, "script": personal_payload(personal().get(_user_id(), personal_id))}
+
+
+@bp.put("/api/v1/my/scripts/<int:personal_id>")
+@requires("scripts.use")
+def my_update(personal_id: int):
+    data = json_body(PersonalScripts.FIELDS)
+    mine = personal().update(_user_id(), personal_id, data)
+    return {"ok": True, "script": personal_payload(mine)}
+
+
+@bp.delete("/api/v1/my/scripts/<int:personal_id>")
+@requires("scripts.use")
+def my_delete(personal_id: int):
+    personal().delete(_user_id(), personal_id)
+    return {"ok": True}
+
+
+# -- pages ------------------------------------------------------------------------
+
+
+@bp.get("/scripts/usage")
+@requires("scripts.report")
+def usage_page():
+    days = _report_days()
+    report = usage_log().report(library(), days=days)
+    titles = {sc.name: sc.title for sc in library().scenarios()}
+    return render_template(
+        "scripts_usage.html", report=report, days=days, titles=titles, channels=CHANNEL_LABELS
+    )
+
+
+@bp.get("/scripts/<script_id>")
+@requires("scripts.use")
+def page(script_id: str):
+    """One script with a fill-in form; works without JavaScript (values in the query)."""
+    script = library().get(script_id)
+    values = {name: request.args.get(name, "")[:VALUE_MAX] for name in script.placeholders}
+    rendered = render(script, values)
+    return render_template(
+        "scripts_page.html",
+        script=script_payload(script),
+        values=values,
+        text=to_plain(rendered),
+        complete=rendered.complete,
+        parts=rendered.parts,
+        channels=CHANNEL_LABELS,
+        category_labels=CATEGORY_LABELS,
+    )
