@@ -107,10 +107,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--misses", choices=LABELS)
+    ap.add_argument(
+        "--labels",
+        type=Path,
+        help="labels file in the dev format (default: DATA/transcripts_labels_dev.jsonl)",
+    )
     args = ap.parse_args()
     convs, errors = load_path(args.data / "transcripts_sample.jsonl")
     by_id = {c.id: c for c in convs}
-    labels = [json.loads(line) for line in open(args.data / "transcripts_labels_dev.jsonl")]
+    labels_path = args.labels or args.data / "transcripts_labels_dev.jsonl"
+    labels = [json.loads(line) for line in open(labels_path, encoding="utf-8")]
     t0 = time.perf_counter()
     checker = Checker()
     counts = {name: {lab: [0, 0, 0] for lab in LABELS} for name in ("coach", "keyword")}

@@ -94,9 +94,30 @@ def run_rule(
 class Checker:
     """Applies a rule pack; build once, reuse for many conversations."""
 
-    def __init__(self, rules: RulePack | None = None) -> None:
+    def __init__(self, rules: RulePack | None = None, *, scripts: bool = True) -> None:
         self.pack = rules if rules is not None else load_rules()
         self.rules = self.pack.enabled()
+        self.link_scripts = scripts
+        self._links: dict[tuple[str, str], dict | None] = {}
+
+    def _script_link(self, rule: Rule, match: str) -> dict | None:
+        """The standard script that replaces this finding (id + rendered text), cached."""
+        key = (rule.id, match)
+        if key not in self._links:
+            from scripts_lib.usage import default_library, suggestion_for
+
+            link = None
+            if rule.script:
+                lib = default_library()
+                if rule.script in lib:
+                    from scripts_lib.render import render, to_plain
+
+                    script = lib.get(rule.script)
+                    link = {"script_id": script.id, "text": to_plain(render(script))}
+            if link is None:
+                link = suggestion_for(rule.category, match)
+            self._links[key] = link
+        return self._links[key]
 
     def _finding(self, rule: Rule, conv: Conversation, hit: Hit) -> dict:
         text = conv.turns[hit.turn].text
@@ -112,8 +133,10 @@ class Checker:
             "suggestion": rule.suggestion,
             "deduction": 0,
         }
-        if rule.script:
-            f["script"] = rule.script
+        if self.link_scripts:
+            link = self._script_link(rule, f["match"])
+            if link:
+                f["script"] = link
         return f
 
     def _run(self, conv: Conversation, ctx: ConvContext) -> tuple[list[dict], list[dict]]:

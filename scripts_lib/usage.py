@@ -15,6 +15,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from kb.errors import NotFound, ValidationError
 from kb.store import Store, now_iso
@@ -39,6 +40,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 
 
 @functools.lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def default_library() -> Library:
     """The shared library, loaded once on first use (never at import time)."""
     return load_library()

@@ -92,3 +92,9 @@ def test_supervisor_checks_a_batch_with_a_broken_record(supervisor):
 
 def test_agents_may_not_audit(agent):
     assert agent.post("/api/v1/coach/check", json=CONV).status_code == 403
+
+
+def test_findings_carry_the_standard_script_that_replaces_them(agent):
+    data = agent.post("/api/v1/coach/check-reply", json={"text": "大概三天到吧"}).get_json()
+    script = data["findings"][0]["script"]
+    assert script["script_id"].startswith("confirm-") and "预计" in script["text"]
