@@ -209,11 +209,14 @@ def test_overlay_settings_and_list_types_are_validated(tmp_path):
     assert "fatal_cap" in str(err.value) and "disable" in str(err.value)
 
 
-def test_script_id_is_carried_into_findings(tmp_path):
-    over = _overlay(tmp_path, "rules:\n  - id: wait-no-apology\n    script: hold.apologise\n")
+def test_rule_script_names_the_standard_script_in_findings(tmp_path):
+    from scripts_lib.usage import default_library
+
+    chosen = default_library().by_scenario("hold")[-1]
+    over = _overlay(tmp_path, f"rules:\n  - id: wait-no-apology\n    script: {chosen.id}\n")
     found = Checker(load_rules([over])).check_reply("请稍等")
     hold = next(f for f in found if f["rule"] == "wait-no-apology")
-    assert hold["script"] == "hold.apologise"
+    assert hold["script"]["script_id"] == chosen.id and hold["script"]["text"]
 
 
 def test_fatal_cap_setting(tmp_path):
