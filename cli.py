@@ -109,8 +109,20 @@ def import_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
 @click.pass_obj
 def import_jsonl_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
-    """从 JSONL 批量导入文章（每行 {"id","title","body","category","tags","similar"}）。"""
-    report = obj.kb.import_jsonl(path, by=by)
+    """从 JSONL 批量导入文章（每行 {"id","title","body","category","tags","similar"}）。
+
+    每批一个事务；中途被终止后重新执行同一命令即可续传（已提交的记录报告为未变）。"""
+    for run in obj.kb.runs.mark_interrupted():
+        click.echo(
+            f"提示：上次的 {run['kind']}（{run['source']}）在 {run['started_at'][:19]} "
+            "开始后被中断；已提交的批次保留，本次导入将补齐其余部分并修复索引。",
+            err=True,
+        )
+
+    def progress(rep) -> None:
+        click.echo(f"已处理 {rep.added + rep.changed + rep.unchanged + rep.failed} 条", err=True)
+
+    report = obj.kb.import_jsonl(path, by=by, on_progress=progress)
     _print_import(report, as_json=as_json)
     if report.failed:
         sys.exit(EXIT_FINDINGS)
@@ -448,6 +460,17 @@ def restore(obj: Context, src: str, yes: bool) -> None:
     do_restore(src, obj.kb.db_path)
     stats = obj.kb.rebuild_index()
     click.echo(f"已从 {src} 恢复，索引重建 {stats['documents']} 篇")
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.pass_obj
+def runs(obj: Context, limit: int) -> None:
+    """列出最近的导入与重建任务（被中断的任务标记为 interrupted）。"""
+    kb = obj.kb
+    kb.runs.mark_interrupted()
+    for r in kb.runs.recent(limit):
+        click.echo(f"{r['id']}\t{r['kind']}\t{r['status']}\t{r['started_at'][:19]}\t{r['source']}")
 
 
 # --- coach commands ---------------------------------------------------------

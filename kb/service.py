@@ -6,6 +6,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +14,13 @@ from . import articles as articles_mod
 from .errors import ValidationError
 from .index import IndexManager, document
 from .models import CATEGORIES, Article
+from .runs import Runs
 from .search import SearchEngine, SearchResult
 from .store import Store, now_iso
 
 JSONL_BATCH = 2000
 MAX_JSONL_LINE = 2_000_000
+INDEX_DIRTY = "index.dirty"
 REBUILD_FRACTION = 0.2  # above this share of changed articles, rebuild instead of updating
 
 
@@ -140,6 +143,30 @@ class KnowledgeBase:
         self.store.delete(article_id, by=by)
         self.indexes.update([], delete_ids=[article_id])
 
+    @property
+    def runs(self) -> Runs:
+        return Runs(self.store)
+
+    @contextmanager
+    def _run(self, kind: str, source: str, report: ImportReport | None = None):
+        """Record a job; the index is marked dirty until it is brought up to date, so
+        a job killed halfway is repaired (rebuilt) at the next ensure_index()."""
+        runs = self.runs
+        # A dirty flag with no job still running: an earlier job was killed between
+        # its database commits and its index update; this one rebuilds the index.
+        self._local.repair = bool(self.store.get_setting(INDEX_DIRTY)) and not any(
+            r["status"] == "running" for r in runs.recent(50) if runs.alive(r)
+        )
+        run_id = runs.start(kind, source)
+        self.store.set_setting(INDEX_DIRTY, "1")
+        try:
+            yield run_id
+        except BaseException:
+            runs.finish(run_id, "failed", report.to_dict() if report else None)
+            raise
+        self.store.set_setting(INDEX_DIRTY, "")
+        runs.finish(run_id, "done", report.to_dict() if report else None)
+
     def import_dir(self, path: str | Path, *, by: str = "import") -> ImportReport:
         """Import Markdown articles; idempotent; a broken file never blocks the rest."""
         root = Path(path)
@@ -147,22 +174,31 @@ class KnowledgeBase:
             raise ValidationError("目录不存在", path=str(root))
         found, errors = articles_mod.load_dir(root)
         report = ImportReport(failed=len(errors), errors=[str(e) for e in errors])
-        self._save_and_index(found, report, by=by)
+        with self._run("import", str(root), report):
+            self._save_and_index(found, report, by=by)
         return report
 
-    def import_jsonl(self, path: str | Path, *, by: str = "import") -> ImportReport:
-        """Import `{"id","title","body"?,"category","tags"?,"similar"?}` lines in batches."""
+    def import_jsonl(
+        self, path: str | Path, *, by: str = "import", on_progress=None
+    ) -> ImportReport:
+        """Import `{"id","title","body"?,"category","tags"?,"similar"?}` lines in batches.
+
+        Each batch is one transaction; re-running after a crash resumes: committed
+        records come back as unchanged and the index is repaired."""
         report = ImportReport()
-        batch: list[Article] = []
-        pending: list[Article] = []
-        seen: set[str] = set()
-        for art in self._read_jsonl(Path(path), report, seen):
-            batch.append(art)
-            if len(batch) >= JSONL_BATCH:
-                pending.extend(self._store_batch(batch, report, by))
-                batch = []
-        pending.extend(self._store_batch(batch, report, by))
-        report.index = self._index_changes(pending)
+        with self._run("import-jsonl", str(path), report):
+            batch: list[Article] = []
+            pending: list[Article] = []
+            seen: set[str] = set()
+            for art in self._read_jsonl(Path(path), report, seen):
+                batch.append(art)
+                if len(batch) >= JSONL_BATCH:
+                    pending.extend(self._store_batch(batch, report, by))
+                    batch = []
+                    if on_progress:
+                        on_progress(report)
+            pending.extend(self._store_batch(batch, report, by))
+            report.index = self._index_changes(pending)
         return report
 
     def _read_jsonl(self, path: Path, report: ImportReport, seen: set[str]) -> Iterator[Article]:
@@ -223,7 +259,8 @@ class KnowledgeBase:
 
     def _index_changes(self, changed: list[Article]) -> dict:
         """Incremental for small changes; one fresh build when much changed."""
-        if not self.indexes.exists():
+        if not self.indexes.exists() or getattr(self._local, "repair", False):
+            self._local.repair = False
             return self.rebuild_index()
         if not changed:
             return {"mode": "none", "documents": 0}
@@ -285,10 +322,17 @@ class KnowledgeBase:
             yield from source.documents()
 
     def ensure_index(self) -> dict | None:
-        """Rebuild when the index is missing or was built with an older schema."""
-        if self.indexes.is_current():
+        """Rebuild when the index is missing, was built with an older schema, or was
+        left behind by a job killed before it brought the index up to date."""
+        stale = not self.indexes.is_current()
+        if not stale and self.store.get_setting(INDEX_DIRTY):
+            self.runs.mark_interrupted()
+            stale = not any(r["status"] == "running" for r in self.runs.recent(50))
+        if not stale:
             return None
-        return self.rebuild_index()
+        stats = self.rebuild_index()
+        self.store.set_setting(INDEX_DIRTY, "")
+        return stats
 
     def rebuild_index(self, *, on_progress=None) -> dict:
         """Full rebuild into a fresh generation; edits made meanwhile are re-applied."""
