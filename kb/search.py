@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
@@ -29,7 +33,8 @@ B = 0.75
 FIELD_WEIGHTS = {"title": 2.5, "similar": 2.5, "body": 1.0}
 B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B, "grams": 0.3, "py": 0.0}
 MAX_QUERY_TERMS = 64
-REFRESH_EVERY = 0.5  # seconds between checks for a newer index generation
+REFRESH_EVERY = 0.5
+POOL_SIZE = 16  # idle views kept open (one is in use per concurrent search)  # seconds between checks for a newer index generation
 POSTINGS_CACHE_ENTRIES = 20_000_000  # postings kept decoded (ids + tfs)
 SNIPPET_CHARS = 90
 
@@ -188,7 +193,8 @@ class SearchEngine:
     def __init__(self, manager: IndexManager, levers: Levers | None = None):
         self.manager = manager
         self.levers = levers or Levers()
-        self._local = threading.local()
+        self._pool: list[_View] = []
+        self._pool_lock = threading.Lock()
         self._cache = _PostingsCache(POSTINGS_CACHE_ENTRIES)
         self._lengths: dict = {}
 
@@ -217,26 +223,41 @@ class SearchEngine:
             self._lengths[key] = arr
         return arr
 
-    def view(self) -> _View:
-        """This thread's view, reopened when a newer generation or commit exists."""
-        view: _View | None = getattr(self._local, "view", None)
+    def _fresh(self, view: _View | None) -> _View:
+        """`view` if it still shows the serving generation; otherwise a new one."""
         now = time.monotonic()
-        if view is not None and now - view.opened < REFRESH_EVERY:
-            return view
-        current = self.manager.current_dir()
         if view is not None:
+            if now - view.opened < REFRESH_EVERY:
+                return view
+            current = self.manager.current_dir()
             same_dir = current is not None and str(current) == view.ix.storage.folder
             if same_dir and view.searcher.up_to_date():
                 view.opened = now
                 return view
             view.close()
-        ix = self.manager.open()
-        self._local.view = view = _View(ix, self)
-        return view
+        return _View(self.manager.open(), self)
+
+    @contextmanager
+    def borrow(self) -> Iterator[_View]:
+        """A view for this thread's exclusive use, taken from (and given back to) a pool
+        shared by all threads: a thread-per-request server reuses open searchers
+        instead of opening one per request."""
+        with self._pool_lock:
+            view = self._pool.pop() if self._pool else None
+        view = self._fresh(view)
+        try:
+            yield view
+        finally:
+            with self._pool_lock:
+                if len(self._pool) < POOL_SIZE:
+                    self._pool.append(view)
+                    view = None
+            if view is not None:
+                view.close()
 
     # -- search -----------------------------------------------------------------
 
-    def plan(self, query: str) -> list[tuple[str, str, float]]:
+    def plan(self, query: str, view: _View | None = None) -> list[tuple[str, str, float]]:
         """The weighted (field, term) clauses a query is scored with."""
         words = textproc.terms(query)[: MAX_QUERY_TERMS * 4]
         qterms = [w for w, _ in Counter(words).most_common(MAX_QUERY_TERMS)]
@@ -251,7 +272,10 @@ class SearchEngine:
         if lv.pinyin:
             clauses += [("py", k, lv.pinyin_weight) for k in pinyin.query_keys(query)]
         if lv.homophones and 0 < len(qterms) <= 8:
-            known = self.view().searcher
+            if view is None:
+                with self.borrow() as borrowed:
+                    return self.plan(query, borrowed)
+            known = view.searcher
             unknown = [
                 t for t in qterms if not any(known.doc_frequency(f, t) for f in FIELD_WEIGHTS)
             ]
@@ -282,9 +306,16 @@ class SearchEngine:
     ) -> SearchResult:
         """Rank documents for `query` (BM25F over title, similar questions and body)."""
         started = time.perf_counter()
-        clauses = self.plan(query)
+        with self.borrow() as view:
+            hits, total, qterms = self._search(
+                view, query, category, tag, status, doctype, limit, snippets
+            )
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(query=query, hits=hits, took_ms=took, total=total, terms=qterms)
+
+    def _search(self, view, query, category, tag, status, doctype, limit, snippets):
+        clauses = self.plan(query, view)
         qterms = [term for field, term, _ in clauses if field == "title"]
-        view = self.view()
         hits: list[Hit] = []
         total = 0
         if clauses and view.size:
@@ -322,8 +353,7 @@ class SearchEngine:
                 for i in top:
                     fields = view.searcher.stored_fields(int(candidates[i]))
                     hits.append(self._hit(fields, float(cand_scores[i]), term_set, snippets))
-        took = (time.perf_counter() - started) * 1000
-        return SearchResult(query=query, hits=hits, took_ms=took, total=total, terms=qterms)
+        return hits, total, qterms
 
     @staticmethod
     def _hit(fields: dict, score: float, term_set: set[str], snippets: bool) -> Hit:
@@ -342,20 +372,31 @@ class SearchEngine:
         )
 
 
-def highlight(text: str, term_set: set[str]) -> str:
-    """Escape `text` and wrap every token equal to a query term in <mark>."""
-    norm = textproc.normalize(text)
-    if not any(term in norm for term in term_set):
+@lru_cache(maxsize=4096)
+def _term_pattern(terms: frozenset[str]) -> re.Pattern | None:
+    """Longest-first alternation of the query terms worth marking (two or more
+    characters: a lone character such as 开 would light up half of every text)."""
+    marks = sorted((t for t in terms if len(t) > 1), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, marks))) if marks else None
+
+
+def highlight(text: str, term_set: set[str] | frozenset[str]) -> str:
+    """Escape `text` and wrap every occurrence of a query term in <mark>.
+
+    Matching runs on the normalised text, which has the same length as the original,
+    so each mark covers exactly the characters the agent sees.  Every occurrence is
+    found by one regex pass, left to right, so repeated words are all marked and no
+    offset is looked up twice (the trap of mapping tokens back with str.find).
+    """
+    pattern = _term_pattern(frozenset(term_set))
+    if pattern is None:
         return html.escape(text)
     out: list[str] = []
     pos = 0
-    # Without HMM: only dictionary words can be query terms worth marking, and the
-    # DAG pass alone is a good deal cheaper on the hot path of every result.
-    for tok in textproc.tokenize(text, hmm=False):
-        if tok.text in term_set:
-            out.append(html.escape(text[pos : tok.start]))
-            out.append(f"<mark>{html.escape(text[tok.start : tok.end])}</mark>")
-            pos = tok.end
+    for m in pattern.finditer(textproc.normalize(text)):
+        out.append(html.escape(text[pos : m.start()]))
+        out.append(f"<mark>{html.escape(text[m.start() : m.end()])}</mark>")
+        pos = m.end()
     out.append(html.escape(text[pos:]))
     return "".join(out)
 

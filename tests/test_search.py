@@ -118,3 +118,22 @@ def test_character_bigrams_match_differently_segmented_queries(kb):
     assert "product-freight" in ids(kb.search("运费的保险"))
     kb.engine.levers = Levers(bigrams=False, **only)
     assert "product-freight" not in ids(kb.search("运费的保险"))
+
+
+def test_highlight_marks_every_occurrence_exactly():
+    from kb.search import highlight
+
+    out = highlight("退款退款，重要的事说两遍：退款 <b>", {"退款", "说"})
+    assert out == (
+        "<mark>退款</mark><mark>退款</mark>，重要的事说两遍：<mark>退款</mark> &lt;b&gt;"
+    )
+    assert highlight("退貨運費", {"退货", "运费"}) == "<mark>退貨</mark><mark>運費</mark>"
+
+
+def test_searches_from_many_threads_share_views(kb):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda q: ids(kb.search(q, log=False)), ["发票怎么开"] * 64))
+    assert all(r[0] == "product-invoice" for r in results)
+    assert 1 <= len(kb.engine._pool) <= 8
