@@ -339,16 +339,17 @@ def _password_option(f):
     )(f)
 
 
+def _roles_option(help_text: str):
+    from kb.models import ROLES
+
+    return click.option(
+        "--role", "roles", multiple=True, required=True, type=click.Choice(ROLES), help=help_text
+    )
+
+
 @user.command(name="add")
 @click.argument("username")
-@click.option(
-    "--role",
-    "roles",
-    multiple=True,
-    required=True,
-    type=click.Choice(["agent", "trainer", "supervisor", "admin"]),
-    help="角色，可重复给出多个。",
-)
+@_roles_option("角色，可重复给出多个。")
 @_password_option
 @click.pass_obj
 def user_add(obj: Context, username: str, roles: tuple[str, ...], password: str) -> None:
@@ -369,14 +370,7 @@ def user_passwd(obj: Context, username: str, password: str) -> None:
 
 @user.command(name="roles")
 @click.argument("username")
-@click.option(
-    "--role",
-    "roles",
-    multiple=True,
-    required=True,
-    type=click.Choice(["agent", "trainer", "supervisor", "admin"]),
-    help="新的角色集合。",
-)
+@_roles_option("新的角色集合。")
 @click.pass_obj
 def user_roles(obj: Context, username: str, roles: tuple[str, ...]) -> None:
     """修改账号的角色。"""

@@ -17,15 +17,9 @@ from dataclasses import dataclass
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import KbError, NotFound, ValidationError
+from .models import ROLE_LABELS, ROLES  # noqa: F401 - re-exported
 from .store import Store, now_iso
 
-ROLES = ("agent", "trainer", "supervisor", "admin")
-ROLE_LABELS = {
-    "agent": "客服专员",
-    "trainer": "培训师",
-    "supervisor": "质检主管",
-    "admin": "管理员",
-}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-\u4e00-\u9fff]{2,32}$")
 MIN_PASSWORD = 8
 LOGIN_WINDOW_S = 15 * 60

@@ -29,11 +29,15 @@ from .models import Article
 SEARCH_FIELDS = ("title", "similar", "body")
 
 
-class JiebaTokenizer(Tokenizer):
-    """whoosh tokenizer over the shared pipeline: normalised words, exact offsets."""
+class _PieceTokenizer(Tokenizer):
+    """A whoosh tokenizer over (text, start, end, position) pieces of the value; the
+    subclasses say what a piece is."""
 
     def __eq__(self, other):
         return other.__class__ is self.__class__
+
+    def pieces(self, value: str):  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def __call__(
         self,
@@ -49,56 +53,38 @@ class JiebaTokenizer(Tokenizer):
         **kwargs,
     ):
         tok = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        stop = textproc.stopwords()
-        for pos, word in enumerate(textproc.tokenize(value)):
-            if not textproc.is_word(word.text) or word.text in stop:
-                continue
-            tok.text = word.text
+        for text, start, end, pos in self.pieces(value):
+            tok.text = text
             tok.boost = 1.0
             tok.stopped = False
             if keeporiginal:
-                tok.original = word.text
-            if positions:
-                tok.pos = start_pos + pos
-            if chars:
-                tok.startchar = start_char + word.start
-                tok.endchar = start_char + word.end
-            yield tok
-
-
-class BigramTokenizer(Tokenizer):
-    """Overlapping character bigrams of the normalised text, so a query segmented
-    differently from the document still shares terms with it."""
-
-    def __eq__(self, other):
-        return other.__class__ is self.__class__
-
-    def __call__(
-        self,
-        value,
-        positions=False,
-        chars=False,
-        keeporiginal=False,
-        removestops=True,
-        start_pos=0,
-        start_char=0,
-        tokenize=True,
-        mode="",
-        **kwargs,
-    ):
-        tok = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        for pos, (gram, start) in enumerate(textproc.char_bigrams(value)):
-            tok.text = gram
-            tok.boost = 1.0
-            tok.stopped = False
-            if keeporiginal:
-                tok.original = gram
+                tok.original = text
             if positions:
                 tok.pos = start_pos + pos
             if chars:
                 tok.startchar = start_char + start
-                tok.endchar = start_char + start + len(gram)
+                tok.endchar = start_char + end
             yield tok
+
+
+class JiebaTokenizer(_PieceTokenizer):
+    """Normalised words of the shared pipeline, stop words dropped, exact offsets;
+    positions count every word, so gaps where stop words were stay visible."""
+
+    def pieces(self, value: str):
+        stop = textproc.stopwords()
+        for pos, word in enumerate(textproc.tokenize(value)):
+            if textproc.is_word(word.text) and word.text not in stop:
+                yield word.text, word.start, word.end, pos
+
+
+class BigramTokenizer(_PieceTokenizer):
+    """Overlapping character bigrams of the normalised text, so a query segmented
+    differently from the document still shares terms with it."""
+
+    def pieces(self, value: str):
+        for pos, (gram, start) in enumerate(textproc.char_bigrams(value)):
+            yield gram, start, start + len(gram), pos
 
 
 def analyzer() -> JiebaTokenizer:
