@@ -332,9 +332,9 @@ def user() -> None:
 def _password_option(f):
     return click.option(
         "--password",
-        prompt=True,
+        prompt="密码",
         hide_input=True,
-        confirmation_prompt=True,
+        confirmation_prompt="再次输入密码",
         help="密码（不给出时交互输入）。",
     )(f)
 

@@ -179,21 +179,23 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
     turns = []
     for n, t in enumerate(turns_in):
         if not isinstance(t, dict):
-            raise ValueError(f"第{n}轮不是对象")
+            raise ValueError(f"第{n + 1}句（turns[{n}]）不是对象")
         role = role_of(t.get("role"))
         if role is None:
-            raise ValueError(f"第{n}轮角色未知: {_short(str(t.get('role')))}")
+            raise ValueError(f"第{n + 1}句（turns[{n}]）角色未知: {_short(str(t.get('role')))}")
         text = t.get("text")
         if not isinstance(text, str):
             if text is not None:
-                raise ValueError(f"第{n}轮 text 应为字符串")
+                raise ValueError(f"第{n + 1}句（turns[{n}]）text 应为字符串")
             text = ""
         ts = None
         if "ts" in t:
             try:
                 ts = parse_ts(t["ts"])
             except (ValueError, OverflowError, TypeError):
-                raise ValueError(f"第{n}轮时间无法识别: {_short(str(t['ts']))}") from None
+                raise ValueError(
+                    f"第{n + 1}句（turns[{n}]）时间无法识别: {_short(str(t['ts']))}"
+                ) from None
         speaker = t.get("speaker")
         turns.append(Turn(role, text, ts, str(speaker) if speaker else ""))
     conv_id = record.get("id")

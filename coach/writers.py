@@ -123,7 +123,7 @@ def to_text(report: dict, turns: list | None = None) -> str:
             line = (
                 mark(text, spans) if text is not None else " ".join(f"【{f['match']}】" for f in fs)
             )
-            out.write(f"  第{turn}轮 {ROLE_NAMES.get(role, role)}: {line}\n")
+            out.write(f"  第{turn + 1}句 {ROLE_NAMES.get(role, role)}: {line}\n")
             for f in fs:
                 cat = CATEGORY_NAMES.get(f["category"], f["category"])
                 lvl = LEVEL_NAMES.get(f["level"], f["level"])

@@ -174,13 +174,14 @@ def terms(text: str, *, mode: str = "default") -> list[str]:
 
 
 def char_bigrams(text: str) -> list[tuple[str, int]]:
-    """Overlapping bigrams (with start offsets) inside runs of word characters;
-    a one-character run yields itself."""
+    """Overlapping bigrams (with start offsets) inside runs of Chinese characters;
+    a one-character run yields itself.  Latin letters and digits are left to the word
+    field: their bigrams (zz, qq…) would match noise."""
     norm = normalize(text)
     out: list[tuple[str, int]] = []
     run_start = None
     for i, ch in enumerate(norm + " "):
-        if ch.isalnum():
+        if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf":
             if run_start is None:
                 run_start = i
             continue

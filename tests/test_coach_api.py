@@ -98,3 +98,12 @@ def test_findings_carry_the_standard_script_that_replaces_them(agent):
     data = agent.post("/api/v1/coach/check-reply", json={"text": "大概三天到吧"}).get_json()
     script = data["findings"][0]["script"]
     assert script["script_id"].startswith("confirm-") and "预计" in script["text"]
+
+
+def test_deeply_nested_json_is_a_clear_400(supervisor):
+    body = "[" * 100000 + "]" * 100000
+    resp = supervisor.post(
+        "/api/v1/coach/check", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 400
+    assert resp.get_json() == {"ok": False, "error": "请求体 JSON 嵌套过深", "status": 400}

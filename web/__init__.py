@@ -11,7 +11,7 @@ SETTINGS = (
     # (name, default, help)
     ("INSTANCE", "instance", "实例目录：数据库与索引"),
     ("MAX_CONTENT_LENGTH", 5 * 1024 * 1024, "请求体上限（字节）"),
-    ("SEARCH_MAX_LIMIT", 50, "单次搜索最多返回条数"),
+    ("SEARCH_MAX_LIMIT", 100, "单次搜索最多返回条数（与 CLI 的 --limit 上限一致）"),
     ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
     ("SCRIPTS_DIRS", (), "共享话术之外再加载的话术目录（团队或个人覆盖层）"),
 )

@@ -80,6 +80,8 @@ def requires(permission: str):
         def wrapper(*args, **kwargs):
             if permission != PUBLIC:
                 if not current_user.is_authenticated:
+                    if request.headers.get("Authorization"):
+                        raise ApiError("API 令牌无效、已吊销，或其账号已停用", 401)
                     if wants_json():
                         raise ApiError("请先登录", 401)
                     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -8,11 +8,12 @@ import time
 from flask import Blueprint, current_app, request
 
 from .auth import requires
-from .errors import ApiError
+from .errors import ApiError, json_request
 
 bp = Blueprint("coach", __name__, url_prefix="/api/v1/coach")
 MAX_BATCH = 1000
 MAX_REPLY_CHARS = 5000
+BODY_MAX = 4 * 1024 * 1024
 _lock = threading.Lock()
 
 
@@ -30,11 +31,9 @@ def checker():
 
 
 def json_body() -> object:
-    if not request.is_json:
-        raise ApiError("请求体应为 JSON（Content-Type: application/json）", 415)
-    body = request.get_json(silent=True)
+    body = json_request(BODY_MAX)
     if body is None:
-        raise ApiError("请求体不是有效的 JSON", 400)
+        raise ApiError("缺少 JSON 请求体", 400)
     return body
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -63,3 +65,23 @@ def register(app: Flask) -> None:
     def _internal(exc: Exception):
         app.logger.exception("unhandled error on %s", request.path)
         return error_response(MESSAGES[500], 500)
+
+
+def json_request(max_bytes: int) -> object:
+    """The request's JSON value, or an ApiError: 413 over `max_bytes`, 415 when the
+    body is not declared as JSON, 400 when it does not parse (nesting too deep too)."""
+    if (request.content_length or 0) > max_bytes:
+        raise ApiError(f"请求内容过大（最多 {max_bytes // 1024} KB）", 413)
+    raw = request.get_data(cache=True)
+    if len(raw) > max_bytes:
+        raise ApiError(f"请求内容过大（最多 {max_bytes // 1024} KB）", 413)
+    if raw.strip() and not request.is_json:
+        raise ApiError("请求体应为 JSON（Content-Type: application/json）", 415)
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ApiError("请求体 JSON 嵌套过深", 400) from None
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("请求体不是有效的 JSON", 400) from None

@@ -7,8 +7,6 @@ fields of its hits and for a shortcut typed as the whole query (`/dd`).
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Flask, current_app, g, render_template, request, url_for
 from flask_login import current_user
 
@@ -26,7 +24,7 @@ from scripts_lib.usage import (
 
 from . import get_kb
 from .auth import requires
-from .errors import ApiError
+from .errors import ApiError, json_request
 
 bp = Blueprint("scripts", __name__)
 
@@ -165,17 +163,9 @@ def _panel_context():
 
 def json_body(allowed: tuple[str, ...]) -> dict:
     """The JSON object of the request (empty body: {}); 400 / 413 in the one error shape."""
-    if (request.content_length or 0) > BODY_MAX:
-        raise ApiError(f"请求内容过大（最多 {BODY_MAX // 1024} KB）", 413)
-    raw = request.get_data(cache=True)
-    if len(raw) > BODY_MAX:
-        raise ApiError(f"请求内容过大（最多 {BODY_MAX // 1024} KB）", 413)
-    if not raw.strip():
+    data = json_request(BODY_MAX)
+    if data is None:
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("请求体不是有效的 JSON", 400) from None
     if not isinstance(data, dict):
         raise ApiError("请求体应为 JSON 对象", 400)
     unknown = sorted(set(data) - set(allowed))
