@@ -180,6 +180,9 @@ def run_check(
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: no traceback for users
         print(f"内部错误: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
+    if not reports:
+        print("没有找到可检查的会话（输入为空，或每条记录都无法读取）", file=sys.stderr)
+        return EXIT_FINDINGS
     if report["summary"]["findings"] or report["errors"]:
         return EXIT_FINDINGS
     return EXIT_CLEAN

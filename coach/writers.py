@@ -159,7 +159,8 @@ def to_text(report: dict, turns: list | None = None) -> str:
         out.write(f"导入错误 {e['path']}:{e['line']}: {e['reason']}\n")
     s = report["summary"]
     out.write(
-        f"共 {s['conversations']} 个会话，{s['findings']} 处问题，平均分 {s['mean_score']}，"
+        f"共 {s['conversations']} 个会话，{s['findings']} 处问题，"
+        f"平均分 {s['mean_score'] if s['mean_score'] is not None else '—'}，"
         f"导入错误 {s['errors']} 条\n"
     )
     return out.getvalue()

@@ -70,3 +70,8 @@ def test_whole_jd_sample_as_json():
                 "suggestion",
                 "deduction",
             }
+
+
+def test_empty_input_is_not_reported_clean():
+    proc = run_cli("check", "-", input="")
+    assert proc.returncode == 1 and "没有找到可检查的会话" in proc.stderr
