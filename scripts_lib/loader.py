@@ -69,7 +69,7 @@ def _compose(path: Path, result: FileResult) -> tuple[yaml.Node | None, object]:
     except (OSError, UnicodeDecodeError) as exc:
         result.errors.append(ScriptDataError(f"无法读取文件（需为 UTF-8）：{exc}", path=str(path)))
         return None, None
-    loader = yaml.SafeLoader(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

@@ -36,6 +36,8 @@ from kb.textproc import add_words, get_tokenizer, normalize
 from .. import textview
 from ..patterns import PatternError
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+
 if TYPE_CHECKING:
     from ..checks import Check
 
@@ -136,7 +138,7 @@ def default_pack_path() -> Path:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=SAFE_LOADER)
     except OSError as exc:
         raise RuleError([f"{path}: 无法读取: {exc.strerror or exc}"]) from None
     except yaml.YAMLError as exc:
