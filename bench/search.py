@@ -39,7 +39,9 @@ import jieba  # noqa: E402
 import numpy as np  # noqa: E402
 from bm25s.stopwords import STOPWORDS_CHINESE  # noqa: E402
 
+from kb.search import Levers  # noqa: E402
 from kb.service import KnowledgeBase  # noqa: E402
+from kb.suggest import Suggester  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 SEED = 20240527
@@ -50,7 +52,10 @@ TARGETS = {
     "long_p95_ms": 50.0,  # long questions, in process, 10k, at most
     "http_p95_ms": 30.0,  # HTTP API keyword queries, one worker, 10k, at most
     "cli_s": 1.5,  # CLI cold start wall time, at most
+    "levers_mrr_ratio": 1.20,  # all levers / bm25s, FAQ MRR@10, at least (issue 6)
+    "suggest_p95_ms": 10.0,  # suggest, in process, 10k, at most
 }
+LEVERS = ("bigrams", "synonyms", "pinyin", "homophones")
 SENTENCE_RE = re.compile(r"[^。！？]+[。！？]*")
 CLI_QUERY = "发票怎么开"
 
@@ -323,6 +328,7 @@ def faq_section(data: Path, workdir: Path, cache_dir: Path | None) -> dict:
     base_run = measure(base.search, qs)
     kb.close()
     return {
+        "instance": stats["instance"],
         "docs": len(docs),
         "queries": len(qs),
         "kbcoach": rank_metrics(kb_run["results"], golds),
@@ -330,6 +336,59 @@ def faq_section(data: Path, workdir: Path, cache_dir: Path | None) -> dict:
         "kbcoach_ms": kb_run["warm"],
         "bm25s_ms": base_run["warm"],
     }
+
+
+def levers_section(data: Path, instance: str) -> dict:
+    """FAQ relevance with every lever off, each one alone, and all together."""
+    queries = read_jsonl(data / "faq_eval_dev.jsonl")
+    qs = [q["question"] for q in queries]
+    golds = [q["gold_doc_ids"] for q in queries]
+    off = dict.fromkeys(LEVERS, False)
+    configs = [("none (BM25F words only)", Levers(**off))]
+    configs += [(f"+ {name} only", Levers(**{**off, name: True})) for name in LEVERS]
+    configs.append(("all levers", Levers()))
+    kb = KnowledgeBase(instance)
+    rows = []
+    try:
+        for label, levers in configs:
+            log(f"levers: {label}")
+            kb.engine.levers = levers
+            _, ranked = timed_pass(kb_searcher(kb, snippets=False), qs)
+            rows.append({"label": label, **rank_metrics(ranked, golds)})
+    finally:
+        kb.close()
+    return {"rows": rows, "queries": len(qs)}
+
+
+def suggest_prefixes(titles: list[str], count: int, seed: int) -> list[str]:
+    """Typed prefixes of random real titles: 1–4 characters, or 2–4 pinyin initials."""
+    from kb import pinyin
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        title = rng.choice(titles)
+        if rng.random() < 0.5:
+            out.append(title[: rng.randint(1, 4)])
+        else:
+            out.append(pinyin.initials(title)[: rng.randint(2, 4)] or title[:2])
+    return out
+
+
+def suggest_section(instance: str, titles: list[str], count: int, seed: int) -> dict:
+    """Suggest latency in process (build once, then warm lookups), every lever on."""
+    kb = KnowledgeBase(instance)
+    try:
+        sug = Suggester(kb)
+        t = time.perf_counter()
+        sug.refresh()
+        build_s = time.perf_counter() - t
+        prefixes = suggest_prefixes(titles, count, seed)
+        run = measure(lambda q: [s["text"] for s in sug.suggest(q)], prefixes)
+        empty = sum(1 for r in run["results"] if not r)
+    finally:
+        kb.close()
+    return {"build_s": build_s, "warm": run["warm"], "first": run["first"], "empty": empty}
 
 
 def scale_section(
@@ -545,6 +604,46 @@ def print_faq(r: dict) -> None:
         f"(query time p50/p95, no snippets: kbcoach {ms(r['kbcoach_ms']['p50'])}/"
         f"{ms(r['kbcoach_ms']['p95'])} ms, bm25s {ms(r['bm25s_ms']['p50'])}/"
         f"{ms(r['bm25s_ms']['p95'])} ms)"
+    )
+
+
+def print_levers(r: dict, faq: dict) -> None:
+    b = faq["bm25s"]
+    print(
+        f"\n== 1b. Relevance levers: FAQ (AFQMC dev, {r['queries']} queries), each lever alone "
+        "and all together, next to the bm25s+jieba baseline of this run =="
+    )
+    rows = []
+    for row in r["rows"]:
+        ratio = row["mrr10"] / b["mrr10"] if b["mrr10"] else 0.0
+        rows.append([row["label"], f3(row["mrr10"]), f3(row["r1"]), f3(row["r5"]), f3(ratio)])
+    rows.append(["bm25s+jieba", f3(b["mrr10"]), f3(b["r1"]), f3(b["r5"]), f3(1.0)])
+    print(table(["levers", "MRR@10", "R@1", "R@5", "MRR ratio vs bm25s"], rows))
+    ratio = r["rows"][-1]["mrr10"] / b["mrr10"] if b["mrr10"] else 0.0
+    print(
+        f"target all levers MRR@10 ratio >= {TARGETS['levers_mrr_ratio']:.2f}: {ratio:.3f} "
+        f"{verdict(ratio >= TARGETS['levers_mrr_ratio'])}"
+    )
+
+
+def print_suggest(r: dict, size: int) -> None:
+    w = r["warm"]
+    print(
+        f"\n== 2b. Suggest as you type: {size:,} articles, {w['n']} typed prefixes "
+        "(1–4 characters or 2–4 pinyin initials of real titles), in process, every lever on =="
+    )
+    rows = [
+        ["warm", ms(w["p50"]), ms(w["p95"]), ms(w["p99"])],
+        ["1st pass", ms(r["first"]["p50"]), ms(r["first"]["p95"]), ms(r["first"]["p99"])],
+    ]
+    print(table(["pass", "p50 ms", "p95 ms", "p99 ms"], rows))
+    print(
+        f"(lists built in {r['build_s']:.1f} s, once per change of the articles; "
+        f"{r['empty']} prefixes had no suggestion)"
+    )
+    print(
+        f"target p95 <= {TARGETS['suggest_p95_ms']:.0f} ms: {ms(w['p95'])} "
+        f"{verdict(w['p95'] <= TARGETS['suggest_p95_ms'])}"
     )
 
 
@@ -801,6 +900,12 @@ def main(argv: list[str] | None = None) -> int:
         results["faq"] = faq_section(args.data, workdir, args.cache_dir)
         print_faq(results["faq"])
         sys.stdout.flush()
+        try:
+            results["levers"] = levers_section(args.data, results["faq"]["instance"])
+            print_levers(results["levers"], results["faq"])
+        except Exception as exc:
+            failed.append(section_failed("1b. Relevance levers", exc))
+        sys.stdout.flush()
 
         real = read_jsonl(args.data / "longdocs_articles.jsonl")
         long_q = read_jsonl(args.data / "longdocs_queries.jsonl")[:n_long]
@@ -812,6 +917,17 @@ def main(argv: list[str] | None = None) -> int:
             )
         results["scale"] = scale
         print_scale(scale, len(kw_q), len(long_q))
+        sys.stdout.flush()
+
+        first = min(scale, key=lambda r: r["size"])
+        log(f"suggest: {n_kw * 5} prefixes on {first['size']:,} articles")
+        try:
+            results["suggest"] = suggest_section(
+                first["build"]["instance"], [a["title"] for a in real], n_kw * 5, args.seed + 2
+            )
+            print_suggest(results["suggest"], first["size"])
+        except Exception as exc:
+            failed.append(section_failed("2b. Suggest", exc))
         sys.stdout.flush()
 
         first = min(scale, key=lambda r: r["size"])

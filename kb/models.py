@@ -13,7 +13,12 @@ CATEGORY_LABELS = {
 }
 STATUSES = ("draft", "review", "published", "archived")
 ROLES = ("agent", "trainer", "supervisor", "admin")
-ROLE_LABELS = {"agent": "客服专员", "trainer": "培训师", "supervisor": "质检主管", "admin": "管理员"}
+ROLE_LABELS = {
+    "agent": "客服专员",
+    "trainer": "培训师",
+    "supervisor": "质检主管",
+    "admin": "管理员",
+}
 STATUS_LABELS = {"draft": "草稿", "review": "待审核", "published": "已发布", "archived": "已归档"}
 
 

@@ -52,6 +52,7 @@ class Hit:
     title_html: str
     snippet: str
     doctype: str = "article"
+    pinned: bool = False  # a trainer pinned it to this query (kb/pins.py): ranked first
 
 
 @dataclass
@@ -197,6 +198,7 @@ class SearchEngine:
         self._pool_lock = threading.Lock()
         self._cache = _PostingsCache(POSTINGS_CACHE_ENTRIES)
         self._lengths: dict = {}
+        self.pins = None  # optional: .lookup(query) -> pinned article ids (kb.pins.attach)
 
     # -- caches ---------------------------------------------------------------
 
@@ -318,7 +320,8 @@ class SearchEngine:
         qterms = [term for field, term, _ in clauses if field == "title"]
         hits: list[Hit] = []
         total = 0
-        if clauses and view.size:
+        pinned = self.pins.lookup(query) if self.pins is not None else []
+        if (clauses or pinned) and view.size:
             scores = np.zeros(view.size, dtype=np.float32)
             for fieldname, term, weight in clauses:
                 df = view.searcher.doc_frequency(fieldname, term)
@@ -333,27 +336,58 @@ class SearchEngine:
                         continue
                     docs = ids + offset
                     scores[docs] += (weight * idf) * tfs * (K1 + 1) / (tfs + norm[docs])
-            mask = view.alive & (scores > 0)
-            for fname, value in (
-                ("category", category),
-                ("tags", tag and tag.lower()),
-                ("status", status),
-                ("doctype", doctype),
-            ):
-                if value:
-                    mask &= view.doc_mask(fname, value)
+            allowed = self._allowed(view, category, tag, status, doctype)
+            mask = allowed & (scores > 0)
+            first = self._pinned_docs(view, pinned, allowed)
+            if first:
+                mask[first] = False
             candidates = np.flatnonzero(mask)
-            total = int(len(candidates))
-            if total:
-                k = min(limit, total)
+            total = int(len(candidates)) + len(first)
+            term_set = set(qterms)
+            for d in first[:limit]:
+                fields = view.searcher.stored_fields(d)
+                hit = self._hit(fields, float(scores[d]), term_set, snippets)
+                hit.pinned = True
+                hits.append(hit)
+            limit -= len(hits)
+            if len(candidates) and limit > 0:
+                k = min(limit, len(candidates))
                 cand_scores = scores[candidates]
-                top = np.argpartition(-cand_scores, k - 1)[:k] if total > k else np.arange(total)
+                top = (
+                    np.argpartition(-cand_scores, k - 1)[:k]
+                    if len(candidates) > k
+                    else np.arange(len(candidates))
+                )
                 top = top[np.lexsort((candidates[top], -cand_scores[top]))]
-                term_set = set(qterms)
                 for i in top:
                     fields = view.searcher.stored_fields(int(candidates[i]))
                     hits.append(self._hit(fields, float(cand_scores[i]), term_set, snippets))
         return hits, total, qterms
+
+    @staticmethod
+    def _allowed(view, category, tag, status, doctype) -> np.ndarray:
+        """Live documents that pass the filters."""
+        allowed = view.alive.copy()
+        for fname, value in (
+            ("category", category),
+            ("tags", tag and tag.lower()),
+            ("status", status),
+            ("doctype", doctype),
+        ):
+            if value:
+                allowed &= view.doc_mask(fname, value)
+        return allowed
+
+    @staticmethod
+    def _pinned_docs(view, pinned, allowed: np.ndarray) -> list[int]:
+        """Document numbers of the pinned articles that pass the filters, in pin order."""
+        if not pinned:
+            return []
+        out: list[int] = []
+        for aid in dict.fromkeys(pinned):
+            docs = np.flatnonzero(view.doc_mask("id", aid) & allowed)
+            out.extend(int(d) for d in docs[:1])
+        return out
 
     @staticmethod
     def _hit(fields: dict, score: float, term_set: set[str], snippets: bool) -> Hit:

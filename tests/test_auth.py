@@ -16,6 +16,7 @@ SAMPLE_ARGS = {
     "run_id": "1",
     "username": "agent1",
     "personal_id": "1",
+    "pin_id": "1",
 }
 
 

@@ -1,18 +1,33 @@
-"""JSON API v1: search (articles and scripts) and articles."""
+"""JSON API v1: search (articles and scripts), suggestions, pinned answers and articles."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request, url_for
 
+from kb import pins
 from kb.models import CATEGORIES
+from kb.suggest import suggester
 
 from . import get_kb
-from .auth import requires
+from .auth import actor, requires
 from .errors import ApiError
-from .scripts import hit_extras, search_extras
+from .scripts import hit_extras, json_body, search_extras
 from .views import article_payload
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+SUGGEST_MAX_CHARS = 50
+
+
+@bp.record_once
+def _attach_pins(state) -> None:
+    """Pinned answers come first in every search of the app (API and page)."""
+    pins.attach(state.app.extensions["kb"])
+
+
+@bp.app_template_global()
+def did_you_mean(q: str) -> str | None:
+    """您是不是要找: the closest title or similar question, for a query that found nothing."""
+    return suggester(get_kb()).did_you_mean(q) if q else None
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -60,6 +75,7 @@ def search():
             "snippet": h.snippet,
             "score": h.score,
             "url": url_for("pages.article", article_id=h.id),
+            "pinned": h.pinned,
             **hit_extras(h),  # doctype; a script's id, url, shortcut and text
         }
         for h in result.hits
@@ -68,7 +84,51 @@ def search():
     body = {"ok": True, "took_ms": round(result.took_ms, 2), "total": total, "hits": hits}
     if shortcut is not None:
         body["shortcut"] = shortcut  # the query was exactly a shortcut code such as /dd
+    if not total:
+        suggestion = did_you_mean(q)
+        if suggestion:
+            body["did_you_mean"] = suggestion
     return body
+
+
+@bp.get("/suggest")
+@requires("search")
+def suggest():
+    q = (request.args.get("q") or "").strip()
+    if len(q) > SUGGEST_MAX_CHARS:
+        raise ApiError(f"参数 q 过长（最多 {SUGGEST_MAX_CHARS} 个字符）", 400)
+    limit = _int_arg("limit", 8, 1, 20)
+    return {"ok": True, "suggestions": suggester(get_kb()).suggest(q, limit) if q else []}
+
+
+@bp.get("/pins")
+@requires("article.edit")
+def pin_list():
+    return {"ok": True, "pins": pins.list_pins(get_kb().store)}
+
+
+@bp.post("/pins")
+@requires("article.edit")
+def pin_add():
+    data = json_body(("query", "article_id"))
+    for name in ("query", "article_id"):
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ApiError(f"字段 {name} 应为非空字符串", 400)
+    kb = get_kb()
+    pin = pins.add_pin(kb.store, data["query"], data["article_id"].strip(), actor=actor())
+    pins.attach(kb).invalidate()
+    created = pin.pop("created")
+    return {"ok": True, "pin": pin}, 201 if created else 200
+
+
+@bp.delete("/pins/<int:pin_id>")
+@requires("article.edit")
+def pin_delete(pin_id: int):
+    kb = get_kb()
+    pin = pins.remove_pin(kb.store, pin_id, actor=actor())
+    pins.attach(kb).invalidate()
+    return {"ok": True, "pin": pin}
 
 
 @bp.get("/articles/<article_id>")

@@ -63,6 +63,7 @@
     markOpen();
     var values = loadValues();
     pane.textContent = "";
+    delete pane.dataset.articleId;
     var view = el("div", "script-view"); view.dataset.scriptId = String(s.id); view.dataset.origin = s.origin;
     if (!opts.bare) { // the script page has its own heading
       view.appendChild(el("h2", "pane-title", s.title));
@@ -222,6 +223,7 @@
   function showEditor(s) {
     current = null; markOpen();
     pane.textContent = "";
+    delete pane.dataset.articleId;
     var form = el("form", "script-editor");
     form.appendChild(el("h2", "pane-title", s ? "编辑个人话术" : "新建个人话术"));
     function field(label, name, value, hint, multiline) {
@@ -265,6 +267,7 @@
     api("DELETE", "/api/v1/my/scripts/" + s.id).then(function (data) {
       if (!data.ok) { window.alert(data.error); return; }
       pane.textContent = "";
+      delete pane.dataset.articleId;
       current = null;
       loadMine();
     });

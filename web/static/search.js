@@ -1,5 +1,5 @@
-// Agent search page: search as you type, keyboard navigation, article pane,
-// placeholders filled from the current chat, one-click copy. No dependencies.
+// Agent search page: search as you type, suggestions, keyboard navigation, article
+// pane, placeholders filled from the current chat, one-click copy. No dependencies.
 (function () {
   "use strict";
   var box = document.getElementById("q");
@@ -7,6 +7,7 @@
   var list = document.getElementById("results");
   var statusEl = document.getElementById("status");
   var pane = document.getElementById("pane");
+  var sugList = document.getElementById("suggest");
   var selected = -1;
   var timer = null;
   var inflight = null;
@@ -69,11 +70,29 @@
     all[selected].scrollIntoView({ block: "nearest" });
   }
 
+  var paneHint = pane.innerHTML; // the page's initial hint, shown again when the pane is stale
+
   function renderHits(data, q) {
+    // An article left open from an earlier search next to new results invites copying
+    // the wrong answer: clear it unless it is among the new hits.
+    var shown = pane.dataset.articleId;
+    if (shown && !data.hits.some(function (h) { return h.id === shown; })) {
+      pane.innerHTML = paneHint;
+      delete pane.dataset.articleId;
+    }
     list.textContent = "";
     selected = -1;
     if (!data.hits.length) {
       list.appendChild(el("li", "empty", "没有找到与「" + q + "」相关的文章，换个说法试试。"));
+      if (data.did_you_mean) {
+        var dym = el("li", "did-you-mean", "您是不是要找「");
+        var link = el("a", null, data.did_you_mean);
+        link.href = "/?q=" + encodeURIComponent(data.did_you_mean);
+        link.addEventListener("click", function (ev) {
+          ev.preventDefault(); box.value = data.did_you_mean; clearTimeout(timer); runSearch(); box.focus();
+        });
+        dym.appendChild(link); dym.appendChild(document.createTextNode("」")); list.appendChild(dym);
+      }
     }
     data.hits.forEach(function (h) {
       var li = el("li", "hit"); li.dataset.id = h.id; li.setAttribute("role", "option");
@@ -85,6 +104,7 @@
         if (h.shortcut) li.appendChild(el("kbd", null, h.shortcut));
       } else {
         li.appendChild(el("span", "badge", ({product: "产品", industry: "行业", phrasing: "标准话术", norm: "服务规范"})[h.category] || h.category));
+        if (h.pinned) { var pin = el("span", "badge pinned", "置顶"); pin.title = "培训师为此问题置顶的答案"; li.appendChild(pin); }
       }
       var p = el("p", "snippet"); p.innerHTML = h.snippet; li.appendChild(p); // server-escaped
       li.hit = h;
@@ -108,7 +128,7 @@
     }
   }
 
-  function runSearch() {
+  function runSearch(after) {
     var q = box.value.trim();
     var url = new URL(window.location.href);
     url.searchParams.set("q", q);
@@ -123,6 +143,7 @@
       .then(function (data) {
         if (!data.ok) { list.textContent = ""; statusEl.textContent = data.error; return; }
         renderHits(data, q);
+        if (typeof after === "function") after();
       })
       .catch(function (e) { if (e.name !== "AbortError") statusEl.textContent = "搜索失败，请重试"; });
   }
@@ -135,6 +156,7 @@
 
   function renderArticle(art) {
     pane.textContent = "";
+    pane.dataset.articleId = art.id;
     var h = el("h2", "pane-title", art.title); pane.appendChild(h);
     var meta = el("p", "meta");
     meta.appendChild(el("span", "badge", art.category_label));
@@ -173,8 +195,81 @@
     pane.appendChild(body);
   }
 
-  box.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(runSearch, 150); });
-  category.addEventListener("change", runSearch);
+  // -- suggestions: a dropdown under the box; while it is open ↓/↑ move inside it,
+  // Enter picks, Esc closes; otherwise the keys keep their meaning for the results.
+  var sugTimer = null;
+  var sugActive = -1;
+  var sugSeq = 0;
+  var KIND_LABELS = { title: "标题", similar: "相似问", query: "常搜" };
+
+  function sugItems() { return sugList ? sugList.querySelectorAll("li") : []; }
+  function sugOpen() { return !!sugList && !sugList.hidden && sugItems().length > 0; }
+  function sugClose() {
+    if (!sugList) return;
+    sugList.hidden = true; sugList.textContent = ""; sugActive = -1;
+    box.setAttribute("aria-expanded", "false"); box.removeAttribute("aria-activedescendant");
+  }
+  function sugMove(i) {
+    var all = sugItems();
+    sugActive = Math.max(-1, Math.min(i, all.length - 1));
+    all.forEach(function (li, j) { li.classList.toggle("active", j === sugActive); li.setAttribute("aria-selected", j === sugActive ? "true" : "false"); });
+    if (sugActive >= 0) { box.setAttribute("aria-activedescendant", all[sugActive].id); all[sugActive].scrollIntoView({ block: "nearest" }); }
+    else box.removeAttribute("aria-activedescendant");
+  }
+  function sugPick(item) {
+    sugClose();
+    box.value = item.text;
+    clearTimeout(timer); clearTimeout(sugTimer); sugSeq++;
+    // The picked text is searched and its best answer (a pinned one first) opened.
+    runSearch(function () { if (selected >= 0) openHit(items()[selected]); });
+  }
+  function sugRender(items) {
+    sugList.textContent = ""; sugActive = -1;
+    items.forEach(function (item, i) {
+      var li = el("li"); li.id = "suggest-" + i; li.setAttribute("role", "option"); li.dataset.kind = item.kind;
+      if (item.id) li.dataset.id = item.id;
+      li.appendChild(el("span", "text", item.text));
+      li.appendChild(el("span", "kind", KIND_LABELS[item.kind] || ""));
+      li.addEventListener("mousedown", function (ev) { ev.preventDefault(); sugPick(item); });
+      sugList.appendChild(li);
+    });
+    sugList.hidden = !items.length;
+    box.setAttribute("aria-expanded", items.length ? "true" : "false");
+  }
+  function fetchSuggest() {
+    var q = box.value.trim();
+    var seq = ++sugSeq;
+    if (!q || q.charAt(0) === "/" || q.charAt(0) === "／") { sugClose(); return; }
+    fetch("/api/v1/suggest?q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        if (seq !== sugSeq || box.value.trim() !== q || document.activeElement !== box) return;
+        if (data.ok) sugRender(data.suggestions); else sugClose();
+      })
+      .catch(function () { /* suggestions are optional */ });
+  }
+  if (sugList) {
+    box.addEventListener("keydown", function (ev) {
+      if (!sugOpen()) return;
+      var handled = true;
+      if (ev.key === "ArrowDown") sugMove(sugActive + 1);
+      else if (ev.key === "ArrowUp") { if (sugActive >= 0) sugMove(sugActive - 1); else { sugClose(); handled = false; } }
+      else if (ev.key === "Enter") {
+        if (sugActive >= 0) { var li = sugItems()[sugActive]; sugPick({ text: li.querySelector(".text").textContent }); }
+        else { sugClose(); handled = false; }
+      }
+      else if (ev.key === "Escape") sugClose();
+      else handled = false;
+      if (handled) { ev.preventDefault(); ev.stopPropagation(); }
+    });
+    box.addEventListener("blur", function () { setTimeout(function () { if (document.activeElement !== box) sugClose(); }, 150); });
+  }
+
+  box.addEventListener("input", function () {
+    clearTimeout(timer); timer = setTimeout(function () { runSearch(); }, 150);
+    if (sugList) { clearTimeout(sugTimer); sugTimer = setTimeout(fetchSuggest, 80); }
+  });
+  category.addEventListener("change", function () { runSearch(); });
   box.form.addEventListener("submit", function (ev) { ev.preventDefault(); clearTimeout(timer); runSearch(); });
   list.querySelectorAll("li.hit").forEach(function (li) {
     li.addEventListener("click", function (ev) { ev.preventDefault(); openHit(li, { focus: true }); });
