@@ -268,10 +268,10 @@ def _search_batch(kb, batch, **kwargs) -> None:
 )
 @click.option(
     "--threads",
-    default=4,
+    default=2,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="--prod 时每个进程的线程数。",
+    help="--prod 时每个进程的线程数（GIL 下 2 个线程的尾延迟最好，需要更多并发时加进程）。",
 )
 @click.pass_obj
 def serve(

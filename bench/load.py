@@ -2,9 +2,10 @@
 on loopback, while an editor changes articles; prints throughput, latency
 percentiles, errors and how long an edit takes to become searchable.
 
-    python bench/load.py [--clients 16] [--seconds 30] [--workers 2] [--threads 8]
+    python bench/load.py [--clients 16] [--seconds 30] [--workers 2] [--threads 2]
 
-Bounded in time and count, loopback only.  Client processes (not threads) so the
+Bounded in time and count, loopback only.  KBCOACH_LOAD_DEBUG=1 prints every poll of
+the editor (client wait and the engine's own took_ms).  Client processes (not threads) so the
 load generator itself is not serialised by one GIL.
 """
 
@@ -112,6 +113,7 @@ def editor(instance: str, port: int, token: str, deadline: float, out: mp.Queue)
     while time.monotonic() < deadline - 3:
         n += 1
         word = f"zz{os.getpid()}x{n}"
+        ts = time.perf_counter()
         kb.save(
             Article(
                 id="product-load-edit",
@@ -122,11 +124,27 @@ def editor(instance: str, port: int, token: str, deadline: float, out: mp.Queue)
             by="bench",
         )
         t0 = time.perf_counter()
+        polls = 0
         while time.perf_counter() - t0 < 10:
+            polls += 1
             conn.request("GET", f"/api/v1/search?q={word}&limit=1", headers=auth)
-            hits = json.loads(conn.getresponse().read())["hits"]
+            tq = time.perf_counter()
+            reply = json.loads(conn.getresponse().read())
+            hits = reply["hits"]
+            if os.environ.get("KBCOACH_LOAD_DEBUG"):
+                print(
+                    f"  poll {polls}: {1000 * (time.perf_counter() - tq):.0f} ms wait, "
+                    f"engine {reply['took_ms']} ms, hits {len(hits)}",
+                    file=sys.stderr,
+                )
             if hits and hits[0]["id"] == "product-load-edit":
                 delays.append((time.perf_counter() - t0) * 1000)
+                if os.environ.get("KBCOACH_LOAD_DEBUG"):
+                    print(
+                        f"edit {n}: save {1000 * (t0 - ts):.0f} ms, {polls} polls, "
+                        f"{delays[-1]:.0f} ms",
+                        file=sys.stderr,
+                    )
                 break
             time.sleep(0.02)
         else:
@@ -147,7 +165,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kbcoach-load-"))

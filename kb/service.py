@@ -16,6 +16,7 @@ from .index import IndexManager, document
 from .models import CATEGORIES, Article
 from .runs import Runs
 from .search import SearchEngine, SearchResult
+from .searchlog import SearchLog
 from .store import Store, now_iso
 
 JSONL_BATCH = 2000
@@ -83,6 +84,7 @@ class KnowledgeBase:
         self.db_path = paths["db"]
         self.indexes = IndexManager(paths["index"])
         self.engine = SearchEngine(self.indexes)
+        self.search_log = SearchLog(self.db_path)
         self._local = threading.local()
         self.sources: dict[str, DocumentSource] = {}
 
@@ -108,14 +110,18 @@ class KnowledgeBase:
         """Search and record the query (text, filters, hits, latency)."""
         result = self.engine.search(q, **kwargs)
         if log:
-            self.store.log_searches([self._log_entry(result, via, kwargs)])
+            self.search_log.add([self._log_entry(result, via, kwargs)])
         return result
 
     def search_many(self, queries: list[str], *, via: str = "cli", **kwargs) -> list[SearchResult]:
         """Batch search with one log write at the end."""
         results = [self.engine.search(q, **kwargs) for q in queries]
-        self.store.log_searches([self._log_entry(r, via, kwargs) for r in results])
+        self.search_log.add([self._log_entry(r, via, kwargs) for r in results])
         return results
+
+    def flush_search_log(self) -> int:
+        """Write the buffered search log now (it is otherwise written every second)."""
+        return self.search_log.flush()
 
     @staticmethod
     def _log_entry(result: SearchResult, via: str, kwargs: dict) -> dict:

@@ -53,6 +53,7 @@ def test_incremental_update_and_delete_are_visible(kb):
 
 def test_every_query_is_logged(kb):
     kb.search("发票怎么开", via="test")
+    kb.flush_search_log()  # buffered off the request path; written every second
     row = kb.store.db.execute("SELECT q, hits, took_ms, via FROM search_log").fetchall()[-1]
     assert row[0] == "发票怎么开" and row[1] >= 1 and row[2] > 0 and row[3] == "test"
 

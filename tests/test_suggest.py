@@ -51,6 +51,7 @@ def test_frequent_successful_queries_are_suggested(kb):
     kb.search("专票怎么开", log=True)
     kb.search("量子纠缠", log=True)  # found nothing: never suggested
     kb.search("量子纠缠", log=True)
+    kb.flush_search_log()
     s = suggester(kb)
     s.refresh()
     assert {"text": "专票怎么开", "kind": "query"} in s.suggest("专票")
