@@ -81,3 +81,15 @@ def test_stored_xss_in_an_article_never_executes(live_server, page):
     page.wait_for_timeout(300)
     assert dialogs == []
     assert page.locator("#pane script, #pane [onerror], #pane svg").count() == 0
+
+
+def test_full_article_page_fills_placeholders_before_copying(live_server, page):
+    page.goto(live_server.url + "/articles/product-invoice")
+    wordings = page.locator(".article-page .wordings")
+    wordings.locator("input[name='客户称呼']").fill("李先生")
+    wordings.locator("input[name='订单号']").fill("B2002")
+    wordings.locator("button.copy").first.click()
+    expect(page.locator("#copied")).to_have_attribute(
+        "data-text",
+        "您好，李先生，订单 B2002 的电子发票将在 1 个工作日内发送到您的邮箱，请注意查收。",
+    )

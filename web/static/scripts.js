@@ -3,7 +3,6 @@
 // through search.js's `button.copy` handler, copy events, personal scripts. No dependencies.
 (function () {
   "use strict";
-  var VALUES_KEY = "kbcoach.placeholders"; // shared with search.js: one chat, one set of values
   var CHANNEL_KEY = "kbcoach.channel";
   var PH = /\{([^{}\s]{1,32})\}/g;
   var panel = document.getElementById("scripts-panel");
@@ -13,18 +12,9 @@
   var mine = []; // personal payloads
   var current = null; // payload shown in the pane
 
-  function el(tag, cls, text) {
-    var n = document.createElement(tag);
-    if (cls) n.className = cls;
-    if (text !== undefined) n.textContent = text;
-    return n;
-  }
-  function loadValues() {
-    try { return JSON.parse(sessionStorage.getItem(VALUES_KEY) || "{}"); } catch (e) { return {}; }
-  }
-  function saveValues(v) {
-    try { sessionStorage.setItem(VALUES_KEY, JSON.stringify(v)); } catch (e) { /* private mode */ }
-  }
+  var el = window.kbcoach.el; // from search.js, loaded first
+  var loadValues = window.kbcoach.loadValues;
+  var saveValues = window.kbcoach.saveValues;
   function channel() {
     var sel = document.getElementById("scripts-channel");
     return sel ? sel.value : "";

@@ -26,6 +26,8 @@
   function saveValues(v) {
     try { sessionStorage.setItem(VALUES_KEY, JSON.stringify(v)); } catch (e) { /* private mode */ }
   }
+  // Shared with scripts.js (loaded after this file): one chat, one set of values.
+  window.kbcoach = { el: el, loadValues: loadValues, saveValues: saveValues };
 
   function fill(text, values) {
     return text.replace(/\{([^{}\s]{1,20})\}/g, function (m, name) {
@@ -58,6 +60,47 @@
     var btn = ev.target.closest && ev.target.closest("button.copy");
     if (btn) { copyText(btn.dataset.filled || btn.dataset.text || ""); }
   });
+
+  // The standard wordings of an article, with a small form for their placeholders
+  // (values remembered for the current chat) and one copy button per wording.
+  function wordingsSection(wordings, placeholders) {
+    var sec = el("section", "wordings"); sec.appendChild(el("h3", null, "标准话术（一键复制）"));
+    var values = loadValues();
+    if (placeholders.length) {
+      var form = el("div", "placeholders");
+      placeholders.forEach(function (name) {
+        var label = el("label", null, name + " ");
+        var input = el("input"); input.type = "text"; input.name = name; input.value = values[name] || "";
+        input.placeholder = "填写" + name;
+        input.addEventListener("input", function () { values[name] = input.value; saveValues(values); refresh(); });
+        label.appendChild(input); form.appendChild(label);
+      });
+      sec.appendChild(form);
+    }
+    var ul = el("ul");
+    var rows = wordings.map(function (w) {
+      var li = el("li"); var span = el("span", "wording-text"); var btn = el("button", "copy", "复制");
+      btn.type = "button"; btn.dataset.text = w;
+      li.appendChild(span); li.appendChild(document.createTextNode(" ")); li.appendChild(btn); ul.appendChild(li);
+      return { w: w, span: span, btn: btn };
+    });
+    function refresh() {
+      rows.forEach(function (r) { var t = fill(r.w, values); r.span.textContent = t; r.btn.dataset.filled = t; });
+    }
+    refresh();
+    sec.appendChild(ul);
+    return sec;
+  }
+
+  // Full article page: the same interactive wordings instead of the static list.
+  var articleData = document.getElementById("article-data");
+  if (articleData) {
+    var data = JSON.parse(articleData.textContent);
+    var staticList = document.querySelector(".article-page .wordings");
+    if (staticList && data.wordings.length) {
+      staticList.replaceWith(wordingsSection(data.wordings, data.placeholders));
+    }
+  }
 
   if (!box) return; // article page: only the copy buttons
 
@@ -163,34 +206,7 @@
     art.tags.forEach(function (t) { meta.appendChild(el("span", "tag", t)); });
     var open = el("a", "open-full", "打开全文页"); open.href = "/articles/" + encodeURIComponent(art.id); meta.appendChild(open);
     pane.appendChild(meta);
-    if (art.wordings.length) {
-      var sec = el("section", "wordings"); sec.appendChild(el("h3", null, "标准话术（一键复制）"));
-      var values = loadValues();
-      var inputs = {};
-      if (art.placeholders.length) {
-        var form = el("div", "placeholders");
-        art.placeholders.forEach(function (name) {
-          var label = el("label", null, name + " ");
-          var input = el("input"); input.type = "text"; input.name = name; input.value = values[name] || "";
-          input.placeholder = "填写" + name;
-          input.addEventListener("input", function () { values[name] = input.value; saveValues(values); refresh(); });
-          label.appendChild(input); form.appendChild(label); inputs[name] = input;
-        });
-        sec.appendChild(form);
-      }
-      var ul = el("ul");
-      var rows = art.wordings.map(function (w) {
-        var li = el("li"); var span = el("span", "wording-text"); var btn = el("button", "copy", "复制");
-        btn.type = "button"; btn.dataset.text = w;
-        li.appendChild(span); li.appendChild(document.createTextNode(" ")); li.appendChild(btn); ul.appendChild(li);
-        return { w: w, span: span, btn: btn };
-      });
-      function refresh() {
-        rows.forEach(function (r) { var t = fill(r.w, values); r.span.textContent = t; r.btn.dataset.filled = t; });
-      }
-      refresh();
-      sec.appendChild(ul); pane.appendChild(sec);
-    }
+    if (art.wordings.length) pane.appendChild(wordingsSection(art.wordings, art.placeholders));
     var body = el("div", "article-body"); body.innerHTML = art.html; // sanitised on the server (nh3)
     pane.appendChild(body);
   }
