@@ -22,6 +22,7 @@ from . import textproc
 
 CHECK_EVERY = 0.5  # seconds between checks of whether the articles changed
 QUERY_REFRESH = 60.0  # seconds between reloads of the frequent queries
+REBUILD_EVERY = 30.0  # at most one rebuild of the article lists per this many seconds
 QUERY_MIN_SEEN = 2
 QUERY_MAX_CHARS = 40
 QUERY_LOG_WINDOW = 200_000  # most recent search-log rows the frequent queries come from
@@ -231,14 +232,31 @@ class Suggester:
                 if self._snap is None:
                     self._snap = self._build(None, stamp)
                 return self._snap
-        if snap.stamp != stamp or now - snap.queries_at > QUERY_REFRESH:
+        # At most one background rebuild per REBUILD_EVERY: a rebuild is seconds of
+        # CPU in the serving process, and a trainer saving every few seconds must not
+        # keep a worker busy rebuilding (its searches would queue behind the GIL).
+        age = now - snap.queries_at
+        if (snap.stamp != stamp and age > REBUILD_EVERY) or age > QUERY_REFRESH:
             with self._lock:
                 if not self._building:
                     self._building = True
                     threading.Thread(target=self._rebuild, args=(snap, stamp), daemon=True).start()
         return snap
 
-    def _rebuild(self, old: _Snapshot, stamp) -> None:
+    def ready(self) -> bool:
+        """True once the lists exist; otherwise start building them in the background,
+        so a request never waits seconds for the first build."""
+        if self._snap is not None:
+            return True
+        with self._lock:
+            if self._snap is None and not self._building:
+                self._building = True
+                threading.Thread(
+                    target=self._rebuild, args=(None, self._stamp()), daemon=True
+                ).start()
+        return False
+
+    def _rebuild(self, old: _Snapshot | None, stamp) -> None:
         try:
             self._snap = self._build(old, stamp)
         finally:

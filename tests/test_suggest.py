@@ -64,6 +64,7 @@ def test_new_articles_show_up_after_a_change(kb, monkeypatch):
     s = suggester(kb)
     assert s.suggest("物流") == []
     monkeypatch.setattr(suggest, "CHECK_EVERY", 0.0)
+    monkeypatch.setattr(suggest, "REBUILD_EVERY", 0.0)  # production: at most every 30 s
     kb.save(Article(id="product-wuliu", title="物流查询方法", category="product"))
     deadline = time.monotonic() + 5
     while not s.suggest("物流") and time.monotonic() < deadline:
@@ -114,14 +115,16 @@ def test_suggest_api_needs_a_login(anon):
     assert resp.status_code == 401
 
 
-def test_search_api_offers_did_you_mean_when_nothing_is_found(client):
+def test_search_api_offers_did_you_mean_when_nothing_is_found(app, client):
+    suggester(app.extensions["kb"]).refresh()  # built in the background in production
     body = client.get("/api/v1/search?q=kehulaiduojiu").get_json()
     assert body["total"] == 0 and body["did_you_mean"] == "客户来了多久要回复"
     assert "did_you_mean" not in client.get("/api/v1/search?q=量子纠缠").get_json()
     assert "did_you_mean" not in client.get("/api/v1/search?q=退款").get_json()
 
 
-def test_search_page_offers_did_you_mean_as_a_link(client):
+def test_search_page_offers_did_you_mean_as_a_link(app, client):
+    suggester(app.extensions["kb"]).refresh()
     page = client.get("/?q=kehulaiduojiu").get_data(as_text=True)
     assert "您是不是要找「" in page
     assert 'href="/?q=%E5%AE%A2' in page and "客户来了多久要回复</a>" in page

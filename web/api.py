@@ -22,12 +22,16 @@ SUGGEST_MAX_CHARS = 50
 def _attach_pins(state) -> None:
     """Pinned answers come first in every search of the app (API and page)."""
     pins.attach(state.app.extensions["kb"])
+    suggester(state.app.extensions["kb"]).ready()  # first build in the background, now
 
 
 @bp.app_template_global()
 def did_you_mean(q: str) -> str | None:
     """您是不是要找: the closest title or similar question, for a query that found nothing."""
-    return suggester(get_kb()).did_you_mean(q) if q else None
+    if not q:
+        return None
+    sug = suggester(get_kb())
+    return sug.did_you_mean(q) if sug.ready() else None
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
