@@ -24,7 +24,7 @@ class SearchLog:
         self._entries: list[dict] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        atexit.register(self.flush)
+        atexit.register(self._flush_quietly)
 
     def add(self, entries: list[dict]) -> None:
         with self._lock:
@@ -52,10 +52,13 @@ class SearchLog:
             store.close()
         return len(entries)
 
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - analytics must never take the service down
+            pass
+
     def _run(self) -> None:
         while True:
             time.sleep(FLUSH_EVERY)
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - analytics must never take the service down
-                pass
+            self._flush_quietly()
