@@ -56,9 +56,11 @@ class Runs:
                     )
         return stale
 
-    @staticmethod
-    def alive(run: dict) -> bool:
-        return run["status"] == "running" and _alive(run["pid"])
+    def any_running(self) -> bool:
+        """Some job still marked running (call mark_interrupted() first to drop dead ones)."""
+        return bool(
+            self.store.db.execute("SELECT 1 FROM runs WHERE status = 'running' LIMIT 1").fetchone()
+        )
 
     def start(self, kind: str, source: str) -> int:
         self.mark_interrupted()

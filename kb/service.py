@@ -158,11 +158,7 @@ class KnowledgeBase:
         """Record a job; the index is marked dirty until it is brought up to date, so
         a job killed halfway is repaired (rebuilt) at the next ensure_index()."""
         runs = self.runs
-        # A dirty flag with no job still running: an earlier job was killed between
-        # its database commits and its index update; this one rebuilds the index.
-        self._local.repair = bool(self.store.get_setting(INDEX_DIRTY)) and not any(
-            r["status"] == "running" for r in runs.recent(50) if runs.alive(r)
-        )
+        self._local.repair = self._index_left_behind()  # then this job rebuilds it
         run_id = runs.start(kind, source)
         self.store.set_setting(INDEX_DIRTY, "1")
         try:
@@ -327,13 +323,19 @@ class KnowledgeBase:
         for source in self.sources.values():
             yield from source.documents()
 
+    def _index_left_behind(self) -> bool:
+        """Dirty flag set and no job still running: an earlier job was killed between
+        its database commits and its index update."""
+        if not self.store.get_setting(INDEX_DIRTY):
+            return False
+        runs = self.runs
+        runs.mark_interrupted()
+        return not runs.any_running()
+
     def ensure_index(self) -> dict | None:
         """Rebuild when the index is missing, was built with an older schema, or was
         left behind by a job killed before it brought the index up to date."""
-        stale = not self.indexes.is_current()
-        if not stale and self.store.get_setting(INDEX_DIRTY):
-            self.runs.mark_interrupted()
-            stale = not any(r["status"] == "running" for r in self.runs.recent(50))
+        stale = not self.indexes.is_current() or self._index_left_behind()
         if not stale:
             return None
         stats = self.rebuild_index()
