@@ -56,6 +56,19 @@ def cli(ctx: click.Context, instance: str) -> None:
     ctx.obj = Context(instance)
 
 
+def _audit_import(obj: Context, report, source: str, by: str) -> None:
+    """Imports publish articles: they go to the audit log like web edits do."""
+    if report.added or report.changed:
+        from kb.accounts import Accounts
+
+        Accounts(obj.kb.store).audit(
+            by,
+            "article.import",
+            source,
+            {"added": report.added, "changed": report.changed, "failed": report.failed},
+        )
+
+
 def _print_import(report, *, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -98,6 +111,7 @@ def init(obj: Context, articles_dir: str) -> None:
 def import_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
     """导入 Markdown 文章目录（幂等：报告新增/修改/未变/失败）。"""
     report = obj.kb.import_dir(path, by=by)
+    _audit_import(obj, report, str(path), by)
     _print_import(report, as_json=as_json)
     if report.failed:
         sys.exit(EXIT_FINDINGS)
@@ -123,6 +137,7 @@ def import_jsonl_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
         click.echo(f"已处理 {rep.added + rep.changed + rep.unchanged + rep.failed} 条", err=True)
 
     report = obj.kb.import_jsonl(path, by=by, on_progress=progress)
+    _audit_import(obj, report, str(path), by)
     _print_import(report, as_json=as_json)
     if report.failed:
         sys.exit(EXIT_FINDINGS)
@@ -517,6 +532,161 @@ def check(paths, fmt, rules_paths, min_level, output) -> None:
         if bar is not None:
             bar.render_finish()
     sys.exit(code)
+
+
+# --- audit runs, team rules and the audit log -------------------------------
+
+
+def _workspace(obj: Context):
+    """(AuditStore, RuleBook) of the instance, logging to the audit log as `cli`."""
+    from coach.audits import AuditStore
+    from coach.rulebook import RuleBook
+    from kb.accounts import Accounts
+
+    store = obj.kb.store
+    acc = Accounts(store)
+    return AuditStore(store, log=acc.audit), RuleBook(store, obj.instance)
+
+
+def _check_run(audits, books, run_id: int, as_json: bool) -> None:
+    from coach.checker import Checker
+
+    run = audits.run(run_id)
+    if not audits.claim(run_id):
+        fail(f"质检批次 {run_id} 状态为「{run['label']}」，无法开始")
+    checker = Checker(books.pack(run["rules_version"]))
+
+    def progress(done: int, total: int) -> None:
+        click.echo(f"已检查 {done}/{total}", err=True)
+
+    run = audits.check(run_id, checker, progress=progress)
+    agents = audits.agents(run_id)
+    if as_json:
+        click.echo(json.dumps({"run": run, "agents": agents}, ensure_ascii=False))
+        return
+    click.echo(
+        f"质检批次 {run_id}：{run['checked']}/{run['total']} 个会话，{run['errors']} 条无法读取"
+    )
+    for a in agents:
+        click.echo(f"  {a['agent']}\t平均 {a['mean_score']}\t会话 {a['conversations']}")
+
+
+@cli.group()
+def audit() -> None:
+    """质检批次：保存结果、可中断续检、申诉。"""
+
+
+@audit.command(name="run")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--name", default="", help="批次名称（默认取文件名）。")
+@click.option("--by", default="cli", show_default=True, help="记录在审计日志中的操作人。")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
+@click.pass_obj
+def audit_run(obj: Context, paths, name: str, by: str, as_json: bool) -> None:
+    """导入会话记录（文件、目录或 -）并质检，结果保存在实例中。"""
+    from coach.audits import AuditError
+    from coach.transcripts import load_path
+
+    convs, errors = [], []
+    for p in paths:
+        c, e = load_path(p)
+        convs.extend(c)
+        errors.extend(e)
+    for e in errors:
+        click.echo(f"{e.path}:{e.line}: {e.reason}", err=True)
+    audits, books = _workspace(obj)
+    try:
+        run_id = audits.create_run(
+            name or ", ".join(Path(p).name for p in paths),
+            convs,
+            errors,
+            by=by,
+            rules_version=books.version(),
+        )
+    except AuditError as exc:
+        fail(str(exc))
+    click.echo(f"质检批次 {run_id}：{len(convs)} 个会话", err=True)
+    _check_run(audits, books, run_id, as_json)
+
+
+@audit.command(name="resume")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
+@click.pass_obj
+def audit_resume(obj: Context, run_id: int, as_json: bool) -> None:
+    """继续一个被中断的质检批次（只检查尚未检查的会话）。"""
+    from coach.audits import AuditError
+
+    audits, books = _workspace(obj)
+    try:
+        _check_run(audits, books, run_id, as_json)
+    except AuditError as exc:
+        fail(str(exc))
+
+
+@audit.command(name="list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.pass_obj
+def audit_list(obj: Context, limit: int) -> None:
+    """列出最近的质检批次（进程已退出的运行中批次标记为 interrupted）。"""
+    audits, _ = _workspace(obj)
+    for r in audits.runs(limit):
+        click.echo(
+            f"{r['id']}\t{r['status']}\t{r['checked']}/{r['total']}\t"
+            f"{r['created_at'][:19]}\t{r['name']}"
+        )
+
+
+@cli.group()
+def rules() -> None:
+    """团队规则覆盖层：查看、校验、保存（每个版本都保留）。"""
+
+
+@rules.command(name="show")
+@click.pass_obj
+def rules_show(obj: Context) -> None:
+    """打印当前团队规则覆盖层。"""
+    _, books = _workspace(obj)
+    row = books.current()
+    click.echo(row["yaml"] if row else "# 尚未设置团队规则，使用默认规则包")
+
+
+@rules.command(name="save")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--by", default="cli", show_default=True, help="记录在审计日志中的操作人。")
+@click.option("--note", default="", help="本次修改说明。")
+@click.pass_obj
+def rules_save(obj: Context, path: str, by: str, note: str) -> None:
+    """校验并保存 PATH 为新的团队规则版本。"""
+    from coach.rules import RuleError
+
+    audits, books = _workspace(obj)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        fail(f"{path}: 不是 UTF-8 文本", EXIT_USAGE)
+    try:
+        version = books.save(text, by=by, note=note)
+    except RuleError as exc:
+        fail("\n".join(exc.problems), EXIT_USAGE)
+    audits.log(by, "rules.update", f"v{version}", {"note": note[:200], "file": Path(path).name})
+    click.echo(f"已保存团队规则 v{version}")
+
+
+@cli.command(name="audit-log")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")
+@click.pass_obj
+def audit_log(obj: Context, limit: int, as_json: bool) -> None:
+    """审计日志：谁在何时做了什么（只增不改）。"""
+    from kb.accounts import Accounts
+
+    entries = Accounts(obj.kb.store).audit_entries(limit)
+    for e in entries:
+        if as_json:
+            click.echo(json.dumps(e, ensure_ascii=False))
+        else:
+            click.echo(f"{e['at'][:19]}\t{e['actor']}\t{e['action']}\t{e['target']}\t{e['detail']}")
 
 
 def main() -> None:

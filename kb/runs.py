@@ -9,7 +9,8 @@ import os
 from .store import Store, now_iso
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id still exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,7 +46,7 @@ class Runs:
         stale = [
             r
             for r in self.store.db.query("SELECT * FROM runs WHERE status = 'running'")
-            if not _alive(r["pid"])
+            if not process_alive(r["pid"])
         ]
         if stale:
             with self.store.db.conn:

@@ -17,6 +17,8 @@ SAMPLE_ARGS = {
     "username": "agent1",
     "personal_id": "1",
     "pin_id": "1",
+    "item_id": "1",
+    "appeal_id": "1",
 }
 
 

@@ -70,3 +70,60 @@ def test_index_left_behind_by_a_killed_job_is_repaired(kb):
     assert kb.ensure_index() is not None
     assert [h.id for h in kb.search("孤儿文章").hits] == ["product-orphan"]
     assert kb.runs.recent(1)[0]["status"] == "interrupted"
+
+
+def test_killed_audit_run_is_marked_interrupted_and_resumes(tmp_path):
+    """SIGKILL in the middle of `kbcoach audit run`: the checked batches stay, the run
+    shows as interrupted, `audit resume` checks only the rest, and the result equals
+    an uninterrupted run of the same file."""
+    from .conftest import SHARED_DATA
+
+    sample = [json.loads(x) for x in (SHARED_DATA / "transcripts_sample.jsonl").open()]
+    src = tmp_path / "chats.jsonl"
+    with open(src, "w", encoding="utf-8") as fh:
+        for copy in range(4):
+            for rec in sample:
+                fh.write(json.dumps({**rec, "id": f"{rec['id']}-{copy}"}, ensure_ascii=False))
+                fh.write("\n")
+    total = 4 * len(sample)
+    inst = tmp_path / "instance"
+    proc = subprocess.Popen(
+        [*KBCOACH, "--instance", str(inst), "audit", "run", str(src)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stderr.readline()
+    assert line.startswith(f"质检批次 1：{total} 个会话"), line
+    while not line.startswith("已检查 500/"):
+        line = proc.stderr.readline()
+        assert line, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    db = sqlite3.connect(inst / "kbcoach.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    done = db.execute("SELECT count(*) FROM qa_items WHERE status = 'done'").fetchone()[0]
+    checked = db.execute("SELECT checked FROM qa_runs WHERE id = 1").fetchone()[0]
+    assert 500 <= done == checked < total  # whole batches, progress in step with them
+    assert db.execute("SELECT count(*) FROM qa_items").fetchone()[0] == total  # input kept
+    db.close()
+
+    assert run_cli("audit", "list", instance=inst).stdout.startswith(f"1\tinterrupted\t{done}/")
+    resumed = run_cli("audit", "resume", "1", "--json", instance=inst)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"已检查 {done + 100}/" in resumed.stderr  # started where the kill left off
+    result = json.loads(resumed.stdout)
+    assert (result["run"]["status"], result["run"]["checked"]) == ("done", total)
+
+    fresh = tmp_path / "fresh"
+    assert run_cli("audit", "run", str(src), instance=fresh).returncode == 0
+
+    def scores(path):
+        con = sqlite3.connect(path / "kbcoach.db")
+        rows = con.execute("SELECT conv_id, score, findings FROM qa_items ORDER BY seq").fetchall()
+        con.close()
+        return rows
+
+    assert scores(inst) == scores(fresh)

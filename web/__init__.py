@@ -38,7 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     kb = KnowledgeBase(app.config["INSTANCE"])
     app.extensions["kb"] = kb
 
-    from . import api, auth, coach, errors, pages, scripts, serving
+    from . import api, auth, coach, errors, pages, scripts, serving, supervise
 
     errors.register(app)
     auth.init_app(app)
@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(coach.bp)
+    app.register_blueprint(supervise.bp)
     scripts.init_app(app)
 
     @app.get("/healthz")

@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "scripts.report": frozenset({"trainer", "supervisor", "admin"}),
     "coach.check_reply": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "coach.audit": frozenset({"supervisor", "admin"}),
+    "coach.appeal": frozenset({"agent", "trainer", "supervisor", "admin"}),
+    "rules.edit": frozenset({"supervisor", "admin"}),
     "admin": frozenset({"admin"}),
 }
 PUBLIC = "public"

@@ -15,19 +15,40 @@ MAX_BATCH = 1000
 MAX_REPLY_CHARS = 5000
 BODY_MAX = 4 * 1024 * 1024
 _lock = threading.Lock()
+RULES_RECHECK = 1.0  # seconds between looks at the team rule-pack version
+
+
+def checker_for(version: int):
+    """The Checker of a team rule-pack version, built once per process and kept."""
+    cache = current_app.extensions.setdefault("coach.checkers", {})
+    chk = cache.get(version)
+    if chk is None:
+        with _lock:
+            chk = cache.get(version)
+            if chk is None:
+                from coach.checker import Checker
+                from coach.rulebook import RuleBook
+
+                from . import get_kb
+
+                pack = RuleBook(get_kb().store, current_app.config["INSTANCE"]).pack(version)
+                chk = cache[version] = Checker(pack)
+    return chk
 
 
 def checker():
-    """One Checker per app (rules and segmenter load once, ~1 s)."""
-    chk = current_app.extensions.get("coach.checker")
-    if chk is None:
-        with _lock:
-            chk = current_app.extensions.get("coach.checker")
-            if chk is None:
-                from coach.checker import Checker
+    """The Checker of the current team rules (rules and segmenter load once, ~1 s);
+    the version is looked up at most once a second, so every worker follows a save."""
+    now = time.monotonic()
+    seen = current_app.extensions.get("coach.rules_seen")
+    if seen is None or now - seen[0] > RULES_RECHECK:
+        from coach.rulebook import RuleBook
 
-                chk = current_app.extensions["coach.checker"] = Checker()
-    return chk
+        from . import get_kb
+
+        version = RuleBook(get_kb().store, current_app.config["INSTANCE"]).version()
+        seen = current_app.extensions["coach.rules_seen"] = (now, version)
+    return checker_for(seen[1])
 
 
 def json_body() -> object:

@@ -1,0 +1,311 @@
+"""Supervisor workspace: audit runs kept in SQLite, conversation pages, appeals,
+the team rule pack, article publishing in the audit log, upload limits."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+
+from coach.audits import AuditError, AuditStore
+from coach.checker import Checker
+from coach.rulebook import RuleBook
+from coach.rules import RuleError
+from coach.transcripts import load_path, load_text
+from kb.accounts import Accounts
+
+from .conftest import SHARED_DATA, csrf_token, login, run_cli
+
+CONVS = [
+    {
+        "id": "c-mine",
+        "agent": "agent1",
+        "turns": [
+            {"role": "customer", "text": "在吗，我的快递到哪了"},
+            {"role": "agent", "text": "哦"},
+            {"role": "agent", "text": "差不多明天能到吧"},
+        ],
+    },
+    {
+        "id": "c-other",
+        "agent": "bob",
+        "turns": [
+            {"role": "customer", "text": "你好"},
+            {"role": "agent", "text": "您好，很高兴为您服务，请问有什么可以帮您？"},
+            {"role": "customer", "text": "没事了"},
+            {"role": "agent", "text": "感谢您的咨询，祝您生活愉快，再见！"},
+        ],
+    },
+]
+
+
+def jsonl(records, broken: str | None = None) -> str:
+    lines = [json.dumps(r, ensure_ascii=False) for r in records]
+    if broken is not None:
+        lines.insert(1, broken)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def audits(kb):
+    acc = Accounts(kb.store)
+    return AuditStore(kb.store, log=acc.audit)
+
+
+def actions(kb) -> list[str]:
+    return [e["action"] for e in Accounts(kb.store).audit_entries(500)][::-1]
+
+
+def test_run_is_stored_checked_and_aggregated(kb, audits):
+    convs, errors = load_text(jsonl(CONVS, broken="{not json"), "upload.jsonl")
+    assert [e.line for e in errors] == [2]
+    run_id = audits.create_run("第一批", convs, errors, by="super1")
+    assert audits.run(run_id)["status"] == "queued"
+    assert audits.claim(run_id) and not audits.claim(run_id)  # one process checks a run
+    run = audits.check(run_id, Checker(), batch=1)
+    assert (run["status"], run["checked"], run["total"], run["errors"]) == ("done", 2, 2, 1)
+    assert audits.errors(run_id) == [
+        {"path": "upload.jsonl", "line": 2, "reason": audits.errors(run_id)[0]["reason"]}
+    ]
+    items = {i["conv_id"]: i for i in audits.items(run_id)}
+    mine = audits.item(items["c-mine"]["id"])
+    rules = {f["rule"] for f in mine["findings"]}
+    assert {"filler-bare", "vague-hedge"} <= rules
+    assert all(f["script"]["text"] for f in mine["findings"] if f["rule"] == "vague-hedge")
+    assert mine["score"] < items["c-other"]["score"]
+    agents = {a["agent"]: a for a in audits.agents(run_id)}
+    assert agents["agent1"]["mean_score"] == mine["score"]
+    assert "audit.run" in actions(kb)
+
+
+def test_empty_upload_is_refused(audits):
+    with pytest.raises(AuditError):
+        audits.create_run("空", [], [], by="x")
+
+
+def test_appeal_accepted_waives_the_finding_and_rescores(kb, audits):
+    convs, _ = load_text(jsonl(CONVS), "a.jsonl")
+    run_id = audits.create_run("申诉", convs, [], by="super1")
+    audits.claim(run_id)
+    audits.check(run_id, Checker())
+    item = next(i for i in audits.items(run_id) if i["conv_id"] == "c-mine")
+    before = audits.item(item["id"])
+    n = next(i for i, f in enumerate(before["findings"]) if f["rule"] == "filler-bare")
+    with pytest.raises(AuditError):
+        audits.appeal(item["id"], n, "   ", by="agent1")  # a reason is required
+    with pytest.raises(AuditError):
+        audits.appeal(item["id"], 99, "理由", by="agent1")
+    appeal_id = audits.appeal(item["id"], n, "顾客还在输入，我只是回应", by="agent1")
+    with pytest.raises(AuditError) as dup:
+        audits.appeal(item["id"], n, "再申诉一次", by="agent1")
+    assert dup.value.status == 409
+    after = audits.decide(appeal_id, True, "同意", by="super1", pack=Checker().pack)
+    assert after["findings"][n]["waived"] and after["findings"][n]["deduction"] == 0
+    assert after["score"] > before["score"]
+    assert after["findings"][n]["appeals"][0]["status"] == "accepted"
+    with pytest.raises(AuditError):
+        audits.decide(appeal_id, False, "", by="super1", pack=Checker().pack)
+    agent = next(a for a in audits.agents(run_id) if a["agent"] == "agent1")
+    assert agent["findings"] == len(before["findings"]) - 1
+    # a rejected appeal changes nothing but its own state
+    m = next(i for i, f in enumerate(before["findings"]) if f["rule"] == "vague-hedge")
+    second = audits.appeal(item["id"], m, "只是估计", by="agent1")
+    again = audits.decide(second, False, "含糊用语需要改", by="super1", pack=Checker().pack)
+    assert again["score"] == after["score"] and not again["findings"][m].get("waived")
+    assert actions(kb)[-4:] == ["appeal.create", "appeal.accept", "appeal.create", "appeal.reject"]
+
+
+def test_rule_pack_versions_are_validated_and_kept(kb, instance):
+    book = RuleBook(kb.store, instance)
+    assert book.version() == 0
+    with pytest.raises(RuleError) as bad:
+        book.save("rules:\n  - id: filler-bare\n    weight: lots\n", by="super1")
+    assert any("团队规则" in p for p in bad.value.problems)
+    with pytest.raises(RuleError) as syntax:
+        book.save("disable: [\n", by="super1")
+    assert "团队规则:" in syntax.value.problems[0]  # names the line too
+    assert book.version() == 0
+    v1 = book.save("disable: [filler-bare]\n", by="super1", note="不查单独语气词")
+    assert v1 == 1 and book.current()["by"] == "super1"
+    assert not book.pack(1).get("filler-bare").enabled
+    assert book.pack(0).get("filler-bare").enabled
+    book.path_for(1).unlink()  # the file is rebuilt from the database
+    assert not book.pack(1).get("filler-bare").enabled
+
+
+def test_cli_run_list_and_audit_log(instance, tmp_path):
+    src = tmp_path / "chats.jsonl"
+    src.write_text(jsonl(CONVS, broken='{"id": "x", "turns": 5}'), encoding="utf-8")
+    out = run_cli("audit", "run", str(src), "--json", instance=instance)
+    assert out.returncode == 0, out.stderr
+    assert f"{src}:2:" in out.stderr  # the broken record named by file and line
+    report = json.loads(out.stdout)
+    assert report["run"]["status"] == "done" and report["run"]["checked"] == 2
+    listing = run_cli("audit", "list", instance=instance).stdout
+    assert listing.startswith("1\tdone\t2/2\t")
+    again = run_cli("audit", "resume", "1", instance=instance)
+    assert again.returncode == 1 and "已完成" in again.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("disable: [no-such-rule]\n", encoding="utf-8")
+    refused = run_cli("rules", "save", str(bad), instance=instance)
+    assert refused.returncode == 2 and "no-such-rule" in refused.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("disable: [filler-bare]\n", encoding="utf-8")
+    assert run_cli("rules", "save", str(good), "--by", "lead", instance=instance).returncode == 0
+    assert "filler-bare" in run_cli("rules", "show", instance=instance).stdout
+    second = json.loads(run_cli("audit", "run", str(src), "--json", instance=instance).stdout)
+    assert second["run"]["rules_version"] == 1
+    log = run_cli("audit-log", instance=instance).stdout
+    assert "\tlead\trules.update\tv1\t" in log and "\tcli\taudit.run\t1\t" in log
+
+
+# -- web -------------------------------------------------------------------------------------
+
+
+def logged_in(app, username):
+    c = app.test_client()
+    assert login(c, username).status_code == 302
+    return c, csrf_token(c, "/")
+
+
+def wait_done(client, run_id: int, headers: dict | None = None) -> dict:
+    for _ in range(200):
+        body = client.get(f"/api/v1/audits/{run_id}", headers=headers).get_json()
+        if body["run"]["status"] not in ("queued", "running"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(body)
+
+
+def upload(client, token, files, name=""):
+    data = {"csrf_token": token, "name": name}
+    data["files"] = [(io.BytesIO(content), fname) for fname, content in files]
+    return client.post("/audits", data=data, content_type="multipart/form-data")
+
+
+def test_upload_check_read_and_appeal_through_the_pages(app, kb, users):
+    sup, stok = logged_in(app, users["supervisor"])
+    resp = upload(sup, stok, [("chats.jsonl", jsonl(CONVS, broken="{oops").encode("utf-8"))])
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/audits/1")
+    body = wait_done(sup, 1)
+    assert body["run"]["status"] == "done" and body["errors"][0]["line"] == 2
+    page = sup.get("/audits/1").get_data(as_text=True)
+    assert "chats.jsonl" in page and "agent1" in page and "已完成" in page
+    mine = next(i for i in body["items"] if i["conv_id"] == "c-mine")
+    other = next(i for i in body["items"] if i["conv_id"] == "c-other")
+    conv_page = sup.get(f"/audits/items/{mine['id']}").get_data(as_text=True)
+    assert "<mark" in conv_page and "标准话术" in conv_page
+
+    agent, atok = logged_in(app, users["agent"])
+    assert "c-mine" in agent.get("/my/audits").get_data(as_text=True)
+    assert agent.get(f"/audits/items/{other['id']}").status_code == 404  # not theirs
+    assert agent.get("/audits/1").status_code == 403
+    stored = AuditStore(kb.store).item(mine["id"])["findings"]
+    finding = next(n for n, f in enumerate(stored) if f["rule"] == "filler-bare")
+    resp = agent.post(
+        f"/audits/items/{mine['id']}/appeals",
+        data={"csrf_token": atok, "finding": str(finding), "reason": "顾客在输入中"},
+    )
+    assert resp.status_code == 302
+    queue = sup.get("/appeals").get_data(as_text=True)
+    assert "顾客在输入中" in queue
+    trainer, ttok = logged_in(app, users["trainer"])
+    resp = trainer.post(f"/audits/items/{mine['id']}/appeals", data={"csrf_token": ttok})
+    assert resp.status_code == 404  # someone else's conversation does not exist for them
+    resp = sup.post("/appeals/1", data={"csrf_token": stok, "decision": "accept", "note": "好"})
+    assert resp.status_code == 302
+    rescored = wait_done(sup, 1)
+    new_score = next(i["score"] for i in rescored["items"] if i["conv_id"] == "c-mine")
+    assert new_score > mine["score"]
+    assert "已采纳" in agent.get("/my/audits").get_data(as_text=True)
+    assert actions(kb)[-3:] == ["audit.run", "appeal.create", "appeal.accept"]
+
+
+def test_upload_limits_and_types(app, users):
+    sup, tok = logged_in(app, users["supervisor"])
+    resp = upload(sup, tok, [("virus.exe", b"MZ")])
+    assert resp.status_code == 415 and "virus.exe" in resp.get_data(as_text=True)
+    resp = upload(sup, tok, [(f"f{i}.jsonl", b"{}") for i in range(21)])
+    assert resp.status_code == 413
+    big = b"x" * (app.config["MAX_CONTENT_LENGTH"] + 10)
+    assert upload(sup, tok, [("big.txt", big)]).status_code == 413
+    resp = upload(sup, tok, [("../../etc/passwd.jsonl", jsonl(CONVS).encode())])
+    assert resp.status_code == 302  # only the base name is used, never a path
+    body = wait_done(sup, 1)
+    assert {i["source"] for i in body["items"]} == {"passwd.jsonl:1", "passwd.jsonl:2"}
+    assert upload(sup, tok, [("empty.jsonl", b"")]).status_code == 400
+
+
+def test_api_run_and_bad_bodies(app, users, kb):
+    token = Accounts(kb.store).create_token(users["supervisor"])
+    c = app.test_client()
+    h = {"Authorization": f"Bearer {token}"}
+    resp = c.post("/api/v1/audits", json={"conversations": CONVS + [{"id": 1}]}, headers=h)
+    assert resp.status_code == 202, resp.get_json()
+    body = resp.get_json()
+    assert body["errors"][0]["line"] == 3
+    done = wait_done(c, body["run_id"], headers=h)
+    assert done["run"]["checked"] == 2 and len(done["agents"]) == 2
+    assert c.post("/api/v1/audits", json={"conversations": "x"}, headers=h).status_code == 400
+    assert c.post("/api/v1/audits", json={"conversations": []}, headers=h).status_code == 400
+    assert c.get("/api/v1/audits/999", headers=h).status_code == 404
+
+
+def test_rules_page_saves_versions_and_check_reply_follows(app, users, kb):
+    sup, tok = logged_in(app, users["supervisor"])
+    reply = sup.post("/api/v1/coach/check-reply", json={"text": "哦"}, headers={"X-CSRFToken": tok})
+    assert any(f["rule"] == "filler-bare" for f in reply.get_json()["findings"])
+    resp = sup.post("/rules", data={"csrf_token": tok, "yaml": "disable: [nope]\n"})
+    assert resp.status_code == 400 and "nope" in resp.get_data(as_text=True)
+    resp = sup.post("/rules", data={"csrf_token": tok, "yaml": "disable: [filler-bare]\n"})
+    assert resp.status_code == 302
+    assert "v1" in sup.get("/rules").get_data(as_text=True)
+    reply = sup.post("/api/v1/coach/check-reply", json={"text": "哦"}, headers={"X-CSRFToken": tok})
+    assert not any(f["rule"] == "filler-bare" for f in reply.get_json()["findings"])
+    assert "rules.update" in actions(kb)
+    agent, atok = logged_in(app, users["agent"])
+    assert agent.post("/rules", data={"csrf_token": atok, "yaml": ""}).status_code == 403
+
+
+def test_article_publishing_is_audited_and_admins_read_the_log(app, users, kb):
+    trainer, tok = logged_in(app, users["trainer"])
+    h = {"X-CSRFToken": tok}
+    new = {
+        "title": "以旧换新怎么办理",
+        "category": "product",
+        "body": "到店办理。",
+        "status": "draft",
+    }
+    resp = trainer.put("/api/v1/articles/product-trade-in", json=new, headers=h)
+    assert resp.status_code == 200 and resp.get_json()["outcome"] == "added"
+    resp = trainer.put("/api/v1/articles/product-trade-in", json={"status": "published"}, headers=h)
+    assert resp.get_json()["article"]["status"] == "published"
+    same = trainer.put("/api/v1/articles/product-trade-in", json={"status": "published"}, headers=h)
+    assert same.get_json()["outcome"] == "unchanged"
+    bad = trainer.put("/api/v1/articles/product-trade-in", json={"status": "gone"}, headers=h)
+    assert bad.status_code == 400 and "状态" in bad.get_json()["error"]
+    bad = trainer.put("/api/v1/articles/product-trade-in", json={"tags": "x"}, headers=h)
+    assert bad.status_code == 400 and "tags" in bad.get_json()["error"]
+    bad = trainer.put("/api/v1/articles/product-new", json={"title": "缺字段"}, headers=h)
+    assert bad.status_code == 400 and "category" in bad.get_json()["error"]
+    log = [(e["actor"], e["action"], e["target"]) for e in Accounts(kb.store).audit_entries()]
+    assert ("trainer1", "article.publish", "product-trade-in") in log
+    assert ("trainer1", "article.create", "product-trade-in") in log
+    hits = kb.search("以旧换新").hits
+    assert hits and hits[0].id == "product-trade-in"
+
+    admin, _ = logged_in(app, users["admin"])
+    page = admin.get("/admin/audit-log").get_data(as_text=True)
+    assert "article.publish" in page and "trainer1" in page
+    assert trainer.get("/admin/audit-log").status_code == 403
+
+
+def test_real_sample_runs_whole(kb, audits):
+    convs, errors = load_path(SHARED_DATA / "transcripts_sample.jsonl")
+    run_id = audits.create_run("JD", convs, errors, by="t")
+    audits.claim(run_id)
+    run = audits.check(run_id, Checker())
+    assert run["checked"] == run["total"] == len(convs) > 400
+    assert sum(i["nfindings"] for i in audits.items(run_id, limit=1000)) > 100

@@ -1,0 +1,360 @@
+"""Supervisor workspace: upload transcripts into audit runs, read each conversation
+with its findings, decide appeals, edit the team rule pack; agents see their own
+audited conversations and appeal a finding; admins read the audit log.
+
+Checking runs in a background thread of the process that took the upload.  Every
+batch is committed, so a worker that dies leaves an `interrupted` run that a
+supervisor resumes from the run page (or `kbcoach audit resume`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from coach.audits import APPEAL_LABELS, AuditError, AuditStore
+from coach.rulebook import STARTER, RuleBook
+from coach.rules import RuleError
+from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, load_bytes
+
+from . import get_kb
+from .auth import accounts, actor, requires
+from .coach import checker_for
+from .errors import ApiError, json_request
+
+bp = Blueprint("supervise", __name__)
+MAX_FILES = 20
+UPLOAD_SUFFIXES = tuple(SUFFIXES) + TEXT_SUFFIXES
+API_BODY_MAX = 4 * 1024 * 1024
+MAX_API_CONVERSATIONS = 5000
+
+
+def audits() -> AuditStore:
+    return AuditStore(get_kb().store, log=accounts().audit)
+
+
+def rulebook() -> RuleBook:
+    return RuleBook(get_kb().store, current_app.config["INSTANCE"])
+
+
+def _wrap(fn):
+    try:
+        return fn()
+    except AuditError as exc:
+        raise ApiError(str(exc), exc.status) from None
+
+
+def start_check(run_id: int) -> None:
+    """Claim the run and check it in a background thread of this process."""
+    app = current_app._get_current_object()
+    store = audits()
+    if not store.claim(run_id):
+        raise ApiError("该批次正在检查或已完成", 409)
+    version = store.run(run_id)["rules_version"]
+
+    def work() -> None:
+        with app.app_context():
+            audits_bg = AuditStore(get_kb().store)
+            try:
+                audits_bg.check(run_id, checker_for(version))
+            except Exception as exc:  # recorded on the run as failed; the worker lives on
+                audits_bg.fail(run_id, exc)
+                app.logger.exception("audit run %s failed", run_id)
+
+    threading.Thread(target=work, name=f"audit-{run_id}", daemon=True).start()
+
+
+def _is_supervisor() -> bool:
+    return current_user.can("coach.audit")
+
+
+def _own_item(item_id: int) -> dict:
+    """An audited conversation the current user may read: supervisors any, an agent
+    only their own (the transcript's agent id equals the username); else 404."""
+    item = _wrap(lambda: audits().item(item_id))
+    if not _is_supervisor() and item["agent"] != current_user.username:
+        raise ApiError("会话不存在", 404)
+    return item
+
+
+# -- runs ----------------------------------------------------------------------
+
+
+@bp.get("/audits")
+@requires("coach.audit")
+def runs():
+    return render_template(
+        "audits.html",
+        runs=audits().runs(100),
+        max_files=MAX_FILES,
+        suffixes=" ".join(UPLOAD_SUFFIXES),
+        max_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+    )
+
+
+@bp.post("/audits")
+@requires("coach.audit")
+def upload():
+    files = [f for f in request.files.getlist("files") if f and f.filename]
+    if not files:
+        raise ApiError("请选择要质检的会话记录文件", 400)
+    if len(files) > MAX_FILES:
+        raise ApiError(f"一次最多上传 {MAX_FILES} 个文件", 413)
+    convs, errors = [], []
+    for f in files:
+        name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
+        if not name.lower().endswith(UPLOAD_SUFFIXES):
+            raise ApiError(f"文件「{name}」类型不支持，可用: {' '.join(UPLOAD_SUFFIXES)}", 415)
+        c, e = load_bytes(f.read(), name)
+        convs.extend(c)
+        errors.extend(e)
+    label = (request.form.get("name") or "").strip() or ", ".join(
+        Path(f.filename).name for f in files
+    )
+    store = audits()
+    run_id = _wrap(
+        lambda: store.create_run(
+            label, convs, errors, by=actor(), rules_version=rulebook().version()
+        )
+    )
+    start_check(run_id)
+    return redirect(url_for("supervise.run", run_id=run_id))
+
+
+@bp.get("/audits/<int:run_id>")
+@requires("coach.audit")
+def run(run_id: int):
+    store = audits()
+    store.mark_interrupted()
+    info = _wrap(lambda: store.run(run_id))
+    agent = request.args.get("agent")
+    return render_template(
+        "audit_run.html",
+        run=info,
+        agents=store.agents(run_id),
+        items=store.items(run_id, agent=agent),
+        errors=store.errors(run_id),
+        agent=agent,
+    )
+
+
+@bp.post("/audits/<int:run_id>/resume")
+@requires("coach.audit")
+def resume(run_id: int):
+    store = audits()
+    _wrap(lambda: store.run(run_id))
+    start_check(run_id)
+    store.log(actor(), "audit.resume", str(run_id), {})
+    return redirect(url_for("supervise.run", run_id=run_id))
+
+
+# -- conversations and appeals -------------------------------------------------------
+
+
+def _segments(text: str, findings: list[dict]) -> list[tuple[str, int | None]]:
+    """The turn's text cut at the flagged spans: (piece, finding index or None)."""
+    out: list[tuple[str, int | None]] = []
+    pos = 0
+    for f in sorted(findings, key=lambda f: f["span"][0]):
+        start, end = f["span"]
+        if start < pos or end <= start or end > len(text):
+            continue  # overlapping or whole-turn finding: listed below the turn only
+        out.append((text[pos:start], None))
+        out.append((text[start:end], f["index"]))
+        pos = end
+    out.append((text[pos:], None))
+    return [s for s in out if s[0]]
+
+
+@bp.get("/audits/items/<int:item_id>")
+@requires("coach.appeal")
+def item(item_id: int):
+    it = _own_item(item_id)
+    by_turn: dict[int, list[dict]] = {}
+    for f in it["findings"]:
+        by_turn.setdefault(f["turn"], []).append(f)
+    turns = [
+        {
+            "n": n,
+            "role": t["role"],
+            "speaker": t.get("speaker") or "",
+            "ts": t.get("ts"),
+            "segments": _segments(t["text"], by_turn.get(n, [])),
+            "findings": by_turn.get(n, []),
+        }
+        for n, t in enumerate(it["conversation"]["turns"])
+    ]
+    return render_template(
+        "audit_item.html",
+        item=it,
+        run=_wrap(lambda: audits().run(it["run_id"])),
+        turns=turns,
+        general=[f for f in it["findings"] if f["turn"] >= len(turns)],
+        own=it["agent"] == current_user.username,
+        supervisor=_is_supervisor(),
+    )
+
+
+@bp.post("/audits/items/<int:item_id>/appeals")
+@requires("coach.appeal")
+def appeal(item_id: int):
+    it = _own_item(item_id)
+    if it["agent"] != current_user.username:
+        raise ApiError("只能对自己的会话提出申诉", 403)
+    finding = request.form.get("finding", "")
+    if not finding.isdigit():
+        raise ApiError("字段 finding 应为问题序号", 400)
+    _wrap(
+        lambda: audits().appeal(item_id, int(finding), request.form.get("reason", ""), by=actor())
+    )
+    flash("申诉已提交，等待主管处理")
+    return redirect(url_for("supervise.item", item_id=item_id))
+
+
+@bp.get("/appeals")
+@requires("coach.audit")
+def appeals():
+    status = request.args.get("status", "open")
+    if status not in APPEAL_LABELS:
+        status = "open"
+    return render_template(
+        "appeals.html", appeals=audits().appeals(status=status), status=status, labels=APPEAL_LABELS
+    )
+
+
+@bp.post("/appeals/<int:appeal_id>")
+@requires("coach.audit")
+def decide(appeal_id: int):
+    decision = request.form.get("decision")
+    if decision not in ("accept", "reject"):
+        raise ApiError("字段 decision 应为 accept 或 reject", 400)
+    store = audits()
+    rows = [a for a in store.appeals() if a["id"] == appeal_id]
+    if not rows:
+        raise ApiError("申诉不存在", 404)
+    version = store.run(rows[0]["run_id"])["rules_version"]
+    item_row = _wrap(
+        lambda: store.decide(
+            appeal_id,
+            decision == "accept",
+            request.form.get("note", ""),
+            by=actor(),
+            pack=checker_for(version).pack,
+        )
+    )
+    flash("已采纳申诉，分数已重算" if decision == "accept" else "已驳回申诉")
+    return redirect(
+        request.form.get("back") == "item"
+        and url_for("supervise.item", item_id=item_row["id"])
+        or url_for("supervise.appeals")
+    )
+
+
+@bp.get("/my/audits")
+@requires("coach.appeal")
+def mine():
+    store = audits()
+    return render_template(
+        "my_audits.html",
+        items=store.items_of_agent(current_user.username),
+        appeals=[a for a in store.appeals() if a["by"] == current_user.username],
+    )
+
+
+# -- team rule pack --------------------------------------------------------------
+
+
+@bp.route("/rules", methods=["GET", "POST"])
+@requires("rules.edit")
+def rules():
+    book = rulebook()
+    problems: list[str] = []
+    current = book.current()
+    text = current["yaml"] if current else STARTER
+    status = 200
+    if request.method == "POST":
+        if "yaml" not in request.form:
+            raise ApiError("缺少字段 yaml", 400)
+        text = request.form["yaml"]
+        note = (request.form.get("note") or "").strip()
+        try:
+            version = book.save(text, by=actor(), note=note)
+        except RuleError as exc:
+            problems = exc.problems
+            status = 400
+        else:
+            accounts().audit(actor(), "rules.update", f"v{version}", {"note": note[:200]})
+            current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
+            flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
+            return redirect(url_for("supervise.rules"))
+    return render_template(
+        "rules.html", text=text, problems=problems, history=book.history(), current=current
+    ), status
+
+
+# -- audit log -------------------------------------------------------------------------
+
+
+@bp.get("/admin/audit-log")
+@requires("admin")
+def audit_log():
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    per = 100
+    entries = accounts().audit_entries(per + 1, (page - 1) * per)
+    return render_template(
+        "audit_log.html", entries=entries[:per], page=page, more=len(entries) > per
+    )
+
+
+# -- JSON API ------------------------------------------------------------------------------
+
+
+@bp.post("/api/v1/audits")
+@requires("coach.audit")
+def api_create():
+    """{"name"?, "conversations": [...]} → 202 {"run_id"}; checking continues in the
+    background (poll GET /api/v1/audits/<id>)."""
+    from coach.importers import conversation_from_dict
+    from coach.transcripts import ImportIssue
+
+    body = json_request(API_BODY_MAX)
+    if not isinstance(body, dict) or not isinstance(body.get("conversations"), list):
+        raise ApiError("字段 conversations 应为会话数组", 400)
+    records = body["conversations"]
+    if len(records) > MAX_API_CONVERSATIONS:
+        raise ApiError(f"一次最多 {MAX_API_CONVERSATIONS} 个会话", 413)
+    name = body.get("name") or "API 上传"
+    if not isinstance(name, str):
+        raise ApiError("字段 name 应为字符串", 400)
+    convs, errors = [], []
+    for n, record in enumerate(records, 1):
+        try:
+            convs.append(conversation_from_dict(record, f"<request>#{n}", n))
+        except ValueError as exc:
+            errors.append(ImportIssue("<request>", n, str(exc)))
+    store = audits()
+    run_id = _wrap(
+        lambda: store.create_run(
+            name, convs, errors, by=actor(), rules_version=rulebook().version()
+        )
+    )
+    start_check(run_id)
+    return {"ok": True, "run_id": run_id, "errors": [e.to_dict() for e in errors]}, 202
+
+
+@bp.get("/api/v1/audits/<int:run_id>")
+@requires("coach.audit")
+def api_run(run_id: int):
+    store = audits()
+    store.mark_interrupted()
+    info = _wrap(lambda: store.run(run_id))
+    return {
+        "ok": True,
+        "run": info,
+        "agents": store.agents(run_id),
+        "items": store.items(run_id),
+        "errors": store.errors(run_id),
+    }
