@@ -42,3 +42,51 @@ def article(article_id: str):
     return render_template(
         "article.html", art=art, html=Markup(art["html"]), revisions=kb.store.revisions(article_id)
     )
+
+
+@bp.route("/pins", methods=["GET", "POST"])
+@requires("article.edit")
+def pins_page():
+    """Trainers pin an article to a query (and its variants): it comes first, marked."""
+    from flask import flash, redirect, request, url_for
+
+    from kb import pins
+    from kb.errors import KbError
+
+    from .auth import actor
+
+    kb = get_kb()
+    error, status = None, 200
+    form = {"query": request.args.get("query", ""), "article_id": request.args.get("article", "")}
+    if request.method == "POST":
+        form = {k: (request.form.get(k) or "").strip() for k in ("query", "article_id")}
+        try:
+            pin = pins.add_pin(kb.store, form["query"], form["article_id"], actor=actor())
+        except KbError as exc:
+            error, status = str(exc), exc.status
+        else:
+            pins.attach(kb).invalidate()
+            flash(f"已将「{pin['title']}」置顶到查询「{pin['query']}」")
+            return redirect(url_for("pages.pins_page"))
+    preview = None
+    if form["query"]:
+        preview = kb.search(form["query"], via="pins", log=False, limit=5)
+    return render_template(
+        "pins.html", pins=pins.list_pins(kb.store), form=form, error=error, preview=preview
+    ), status
+
+
+@bp.post("/pins/<int:pin_id>/delete")
+@requires("article.edit")
+def pin_delete_page(pin_id: int):
+    from flask import flash, redirect, url_for
+
+    from kb import pins
+
+    from .auth import actor
+
+    kb = get_kb()
+    pin = pins.remove_pin(kb.store, pin_id, actor=actor())
+    pins.attach(kb).invalidate()
+    flash(f"已取消置顶：「{pin['query']}」→「{pin['title'] or pin['article_id']}」")
+    return redirect(url_for("pages.pins_page"))
