@@ -309,3 +309,25 @@ def test_real_sample_runs_whole(kb, audits):
     run = audits.check(run_id, Checker())
     assert run["checked"] == run["total"] == len(convs) > 400
     assert sum(i["nfindings"] for i in audits.items(run_id, limit=1000)) > 100
+
+
+def test_editor_form_errors_name_the_field_and_keep_the_draft(app, users):
+    trainer, tok = logged_in(app, users["trainer"])
+    form = {"csrf_token": tok, "title": "标题", "category": "product", "body": "正文"}
+    resp = trainer.post("/editor", data={**form, "id": "bad id/../x"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "id「bad id/../x」无效" in page and "正文</textarea>" in page
+    resp = trainer.post("/editor", data={**form, "id": "product-x", "category": "food"})
+    assert resp.status_code == 400 and "分类「food」无效" in resp.get_data(as_text=True)
+    resp = trainer.post("/editor", data={**form, "id": "product-x", "review_by": "明天"})
+    assert resp.status_code == 400 and "review_by" in resp.get_data(as_text=True)
+    preview = trainer.post("/editor", data={**form, "id": "product-x", "action": "preview"})
+    assert preview.status_code == 200 and "<p>正文</p>" in preview.get_data(as_text=True)
+    assert trainer.get("/editor/product-x").status_code == 404  # preview saved nothing
+    resp = trainer.post("/editor", data={**form, "id": "product-x"})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/articles/product-x")
+    resp = trainer.post("/api/v1/render", json={"body": "<script>x</script>**粗**"},
+                        headers={"X-CSRFToken": tok})  # fmt: skip
+    assert resp.get_json()["html"].strip() == "<p><strong>粗</strong></p>"
+    agent, atok = logged_in(app, users["agent"])
+    assert agent.get("/editor/product-x").status_code == 403

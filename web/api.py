@@ -144,16 +144,6 @@ def article(article_id: str):
 
 
 ARTICLE_BODY_MAX = 1024 * 1024
-ARTICLE_FIELDS = {
-    "title": str,
-    "category": str,
-    "body": str,
-    "tags": list,
-    "similar": list,
-    "owner": str,
-    "review_by": str,
-    "status": str,
-}
 
 
 @bp.put("/articles/<article_id>")
@@ -162,50 +152,26 @@ def article_save(article_id: str):
     """Create or update an article ({"title", "category", "body", …}; omitted fields
     keep their value).  Saved with a revision; publishing and every other status
     change is written to the audit log."""
-    from dataclasses import replace
-
-    from kb.errors import NotFound
-    from kb.models import Article
-
-    from .auth import accounts
     from .errors import json_request
+    from .views import save_article
 
     body = json_request(ARTICLE_BODY_MAX)
     if not isinstance(body, dict):
         raise ApiError("请求体应为 JSON 对象", 400)
-    for key, value in body.items():
-        kind = ARTICLE_FIELDS.get(key)
-        if kind is None:
-            raise ApiError(f"未知字段 {key}，可用: {', '.join(ARTICLE_FIELDS)}", 400)
-        if not isinstance(value, kind) or (
-            kind is list and not all(isinstance(v, str) for v in value)
-        ):
-            wanted = "字符串数组" if kind is list else "字符串"
-            raise ApiError(f"字段 {key} 应为{wanted}", 400)
     kb = get_kb()
-    try:
-        before = kb.get(article_id)
-    except NotFound:
-        before = None
-        missing = [k for k in ("title", "category", "body") if k not in body]
-        if missing:
-            raise ApiError(f"新文章缺少字段: {', '.join(missing)}", 400) from None
-        article = Article(id=article_id, **body)
-    else:
-        article = replace(before, **body)
-    who = actor()
-    outcome = kb.save(article, by=who)
-    if outcome != "unchanged":
-        meta = kb.store.get_meta_row(article_id)
-        audit = accounts().audit
-        action = "article.create" if before is None else "article.update"
-        audit(who, action, article_id, {"version": meta["version"], "status": article.status})
-        old_status = before.status if before else None
-        if old_status != article.status and (before is not None or article.status == "published"):
-            audit(
-                who,
-                "article.publish" if article.status == "published" else "article.status",
-                article_id,
-                {"from": old_status, "to": article.status, "version": meta["version"]},
-            )
+    outcome = save_article(kb, article_id, body, actor())
     return {"ok": True, "outcome": outcome, "article": article_payload(kb, kb.get(article_id))}
+
+
+@bp.post("/render")
+@requires("article.edit")
+def render_preview():
+    """{"body"} → {"html"}: the editor's preview, sanitised exactly like the article page."""
+    from kb.render import render_markdown
+
+    from .errors import json_request
+
+    body = json_request(ARTICLE_BODY_MAX)
+    if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+        raise ApiError("字段 body 应为字符串", 400)
+    return {"ok": True, "html": render_markdown(body["body"])}

@@ -90,3 +90,78 @@ def pin_delete_page(pin_id: int):
     pins.attach(kb).invalidate()
     flash(f"已取消置顶：「{pin['query']}」→「{pin['title'] or pin['article_id']}」")
     return redirect(url_for("pages.pins_page"))
+
+
+def _editor_fields(form) -> dict:
+    """Editor form → article fields (lists split by line or comma)."""
+    return {
+        "title": form.get("title", "").strip(),
+        "category": form.get("category", ""),
+        "status": form.get("status", "draft"),
+        "owner": form.get("owner", "").strip(),
+        "review_by": form.get("review_by", "").strip(),
+        "tags": [
+            t.strip() for t in form.get("tags", "").replace("，", ",").split(",") if t.strip()
+        ],
+        "similar": [s.strip() for s in form.get("similar", "").splitlines() if s.strip()],
+        "body": form.get("body", "").replace("\r\n", "\n"),
+    }
+
+
+@bp.route("/editor", methods=["GET", "POST"], defaults={"article_id": None})
+@bp.route("/editor/<article_id>", methods=["GET", "POST"])
+@requires("article.edit")
+def editor(article_id: str | None):
+    """Trainers write and revise articles: Markdown with a sanitised preview; every
+    save is a revision, and publishing is a status change the audit log records."""
+    from flask import flash, redirect, request, url_for
+
+    from kb.errors import KbError
+    from kb.models import STATUS_LABELS
+    from kb.render import render_markdown
+
+    from .auth import actor
+    from .errors import ApiError
+    from .views import save_article
+
+    kb = get_kb()
+    new = article_id is None
+    error, status = None, 200
+    if request.method == "POST":
+        fields = _editor_fields(request.form)
+        target = (request.form.get("id") or "").strip() if new else article_id
+        if request.form.get("action") != "preview":
+            try:
+                if new and not target:
+                    raise ApiError("请填写文章 ID", 400)
+                if (
+                    new
+                    and kb.store.db.execute(
+                        "SELECT 1 FROM articles WHERE id = ?", [target]
+                    ).fetchone()
+                ):
+                    raise ApiError(f"文章 ID「{target}」已存在，请换一个", 409)
+                outcome = save_article(kb, target, fields, actor())
+            except (ApiError, KbError) as exc:
+                error = getattr(exc, "message", None) or str(exc)
+                status = getattr(exc, "status", 400)
+            else:
+                flash("没有改动" if outcome == "unchanged" else "已保存")
+                return redirect(url_for("pages.article", article_id=target))
+        art = {"id": target, **fields}
+    elif new:
+        art = {"id": "", "title": "", "category": "product", "status": "draft", "owner": "",
+               "review_by": "", "tags": [], "similar": [], "body": ""}  # fmt: skip
+    else:
+        a = kb.get(article_id)  # NotFound → 404
+        art = {"id": a.id, **{k: getattr(a, k) for k in _editor_fields({})}}
+    return render_template(
+        "editor.html",
+        art=art,
+        new=new,
+        error=error,
+        preview=Markup(render_markdown(art["body"])),
+        categories=CATEGORIES,
+        labels=CATEGORY_LABELS,
+        statuses=STATUS_LABELS,
+    ), status
