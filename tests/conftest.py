@@ -203,15 +203,27 @@ def browser():
         b.close()
 
 
+def add_user(instance: Path, username: str, role: str) -> None:
+    """Create an account with PASSWORD through the real CLI."""
+    run_cli("user", "add", username, "--role", role, "--password", PASSWORD, instance=instance,
+            check=True)  # fmt: skip
+
+
+def open_logged_in(browser, base: str, username: str):
+    """A new browser context and page, logged in through the real login form."""
+    ctx = browser.new_context(locale="zh-CN")
+    pg = ctx.new_page()
+    pg.goto(base + "/login")
+    pg.fill("input[name=username]", username)
+    pg.fill("input[name=password]", PASSWORD)
+    pg.click("button[type=submit]")
+    pg.wait_for_url(base + "/")
+    return ctx, pg
+
+
 @pytest.fixture
 def page(browser, live_server):
     """A browser page logged in as agent1 through the real login form."""
-    ctx = browser.new_context(locale="zh-CN")
-    pg = ctx.new_page()
-    pg.goto(live_server.url + "/login")
-    pg.fill("input[name=username]", "agent1")
-    pg.fill("input[name=password]", PASSWORD)
-    pg.click("button[type=submit]")
-    pg.wait_for_url(live_server.url + "/")
+    ctx, pg = open_logged_in(browser, live_server.url, "agent1")
     yield pg
     ctx.close()

@@ -2,12 +2,11 @@
 flags, appeal as the agent, decide as the supervisor; hostile transcripts stay text."""
 
 import json
-import subprocess
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import KBCOACH, PASSWORD, REPO
+from .conftest import add_user, open_logged_in
 
 pytestmark = pytest.mark.browser
 
@@ -33,35 +32,20 @@ CHATS = [
 ]
 
 
-def login_as(browser, base: str, username: str):
-    ctx = browser.new_context(locale="zh-CN")
-    pg = ctx.new_page()
-    pg.goto(base + "/login")
-    pg.fill("input[name=username]", username)
-    pg.fill("input[name=password]", PASSWORD)
-    pg.click("button[type=submit]")
-    pg.wait_for_url(base + "/")
-    return ctx, pg
-
-
 def no_script_ran(pg) -> None:
     assert pg.evaluate("window.__xss") is None
     assert pg.locator("main script, main [onerror], main [onload], main svg").count() == 0
 
 
 def test_upload_read_appeal_and_decide_with_hostile_transcripts(browser, live_server, tmp_path):
-    subprocess.run(
-        [*KBCOACH, "--instance", str(live_server.instance), "user", "add", "lead1",
-         "--role", "supervisor", "--password", PASSWORD],
-        check=True, cwd=REPO, capture_output=True,
-    )  # fmt: skip
+    add_user(live_server.instance, "lead1", "supervisor")
     upload = tmp_path / "<img src=x onerror=alert(1)>.jsonl"
     upload.write_text(
         "\n".join(json.dumps(c, ensure_ascii=False) for c in CHATS) + "\n{broken\n",
         encoding="utf-8",
     )
     dialogs = []
-    sup_ctx, sup = login_as(browser, live_server.url, "lead1")
+    sup_ctx, sup = open_logged_in(browser, live_server.url, "lead1")
     sup.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     sup.click("nav >> text=会话质检")
     sup.set_input_files("input[name=files]", str(upload))
@@ -80,7 +64,7 @@ def test_upload_read_appeal_and_decide_with_hostile_transcripts(browser, live_se
     no_script_ran(sup)
     conv_url = sup.url
 
-    agent_ctx, agent = login_as(browser, live_server.url, "agent1")
+    agent_ctx, agent = open_logged_in(browser, live_server.url, "agent1")
     agent.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     agent.click("nav >> text=我的质检")
     agent.click("text=conv-<b>1</b>")

@@ -1,12 +1,10 @@
 """Trainers write an article in the editor (live, sanitised preview), save it as a
 draft, publish it; agents find it only once published; the audit log has it."""
 
-import subprocess
-
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import KBCOACH, PASSWORD, REPO
+from .conftest import add_user, open_logged_in, run_cli
 
 pytestmark = pytest.mark.browser
 
@@ -22,17 +20,8 @@ BODY = """## 办理步骤
 
 
 def test_write_preview_save_draft_then_publish(browser, live_server, page):
-    subprocess.run(
-        [*KBCOACH, "--instance", str(live_server.instance), "user", "add", "writer1",
-         "--role", "trainer", "--password", PASSWORD],
-        check=True, cwd=REPO, capture_output=True,
-    )  # fmt: skip
-    ctx = browser.new_context(locale="zh-CN")
-    tr = ctx.new_page()
-    tr.goto(live_server.url + "/login")
-    tr.fill("input[name=username]", "writer1")
-    tr.fill("input[name=password]", PASSWORD)
-    tr.click("button[type=submit]")
+    add_user(live_server.instance, "writer1", "trainer")
+    ctx, tr = open_logged_in(browser, live_server.url, "writer1")
     tr.click("nav >> text=新建文章")
     tr.fill("input[name=id]", "product-trade-in")
     tr.fill("input[name=title]", "以旧换新怎么办理")
@@ -78,9 +67,6 @@ def test_write_preview_save_draft_then_publish(browser, live_server, page):
     assert tr.locator("input[name=title]").input_value() == "另一篇"  # the draft is kept
     ctx.close()
 
-    log = subprocess.run(
-        [*KBCOACH, "--instance", str(live_server.instance), "audit-log"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    log = run_cli("audit-log", instance=live_server.instance, check=True).stdout
     assert "\twriter1\tarticle.publish\tproduct-trade-in\t" in log
     assert "\twriter1\tarticle.create\tproduct-trade-in\t" in log

@@ -1,27 +1,16 @@
 """A trainer pins an answer from the pins page; agents then see it first, marked."""
 
-import subprocess
-
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import KBCOACH, PASSWORD, REPO
+from .conftest import add_user, open_logged_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_trainer_pins_from_the_results_and_agents_see_it_first(browser, live_server, page):
-    subprocess.run(
-        [*KBCOACH, "--instance", str(live_server.instance), "user", "add", "trainer9",
-         "--role", "trainer", "--password", PASSWORD],
-        check=True, cwd=REPO, capture_output=True,
-    )  # fmt: skip
-    ctx = browser.new_context(locale="zh-CN")
-    tr = ctx.new_page()
-    tr.goto(live_server.url + "/login")
-    tr.fill("input[name=username]", "trainer9")
-    tr.fill("input[name=password]", PASSWORD)
-    tr.click("button[type=submit]")
+    add_user(live_server.instance, "trainer9", "trainer")
+    ctx, tr = open_logged_in(browser, live_server.url, "trainer9")
     tr.click("nav >> text=置顶答案")
     tr.fill("form.pin-search input[name=query]", "到账要多久 发票")
     tr.click("text=查看当前结果")
