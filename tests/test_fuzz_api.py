@@ -29,6 +29,12 @@ json_values = st.recursive(
                     "conversations",
                     "ts",
                     "agent",
+                    "name",
+                    "title",
+                    "category",
+                    "body",
+                    "tags",
+                    "status",
                     "x",
                 ]
             ),
@@ -44,6 +50,14 @@ json_values = st.recursive(
 def supervisor(app, users):
     c = app.test_client()
     assert login(c, users["supervisor"]).status_code == 302
+    c.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(c, "/")
+    return c
+
+
+@pytest.fixture
+def admin(app, users):
+    c = app.test_client()
+    assert login(c, users["admin"]).status_code == 302
     c.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(c, "/")
     return c
 
@@ -88,3 +102,21 @@ def test_one_megabyte_single_line_reply(supervisor):
     )
     check_shape(resp)
     assert resp.status_code == 200
+
+
+@SETTINGS
+@given(body=json_values)
+def test_workspace_endpoints_any_json(admin, body):
+    raw = json.dumps(body)
+    headers = {"Content-Type": "application/json"}
+    check_shape(admin.post("/api/v1/audits", data=raw, headers=headers))
+    check_shape(admin.put("/api/v1/articles/product-fuzz", data=raw, headers=headers))
+    check_shape(admin.post("/api/v1/render", data=raw, headers=headers))
+
+
+@SETTINGS
+@given(raw=st.binary(max_size=300))
+def test_workspace_endpoints_any_bytes(admin, raw):
+    headers = {"Content-Type": "application/json"}
+    check_shape(admin.post("/api/v1/audits", data=raw, headers=headers))
+    check_shape(admin.put("/api/v1/articles/product-fuzz", data=raw, headers=headers))
