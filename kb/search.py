@@ -200,7 +200,8 @@ class Levers:
     pinyin_weight: float = 1.0
     homophones: bool = True
     homophone_weight: float = 0.8
-    # Single characters of titles and similar questions (the `chars` field).
+    # Single characters of titles and similar questions (the `chars` field); they
+    # rank the documents other clauses found, and find none by themselves.
     chars: bool = True
     char_weight: float = 3.0
     # Scores are scaled by 1 - w + w * (share of the characters of the document's
@@ -349,6 +350,9 @@ class SearchEngine:
         pinned = self.pins.lookup(query) if self.pins is not None else []
         if (clauses or pinned) and view.size:
             scores = np.zeros(view.size, dtype=np.float32)
+            # Single characters only rank: a document that shares nothing but
+            # characters with the query (量子纠缠 against 数量 and 例子) is no hit.
+            found = np.zeros(view.size, dtype=bool)
             for fieldname, term, weight in clauses:
                 df = view.searcher.doc_frequency(fieldname, term)
                 if not df:
@@ -362,10 +366,12 @@ class SearchEngine:
                         continue
                     docs = ids + offset
                     scores[docs] += (weight * idf) * tfs * (K1 + 1) / (tfs + norm[docs])
+                    if fieldname != "chars":
+                        found[docs] = True
             if self.levers.coverage:
                 scores *= self._coverage(view, query)
             allowed = self._allowed(view, category, tag, status, doctype)
-            mask = allowed & (scores > 0)
+            mask = allowed & found & (scores > 0)
             first = self._pinned_docs(view, pinned, allowed)
             if first:
                 mask[first] = False

@@ -159,4 +159,4 @@ def test_an_index_without_the_character_field_is_rebuilt(tmp_path):
     assert not base.indexes.is_current()
     assert base.ensure_index() is not None
     assert base.indexes.is_current()
-    assert ids(base.search("提高")) == ["hb-raise"]
+    assert ids(base.search("花呗额度提高")) == ["hb-raise"]

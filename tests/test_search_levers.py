@@ -92,6 +92,12 @@ def test_single_characters_credit_a_paraphrase(quota_kb):
         quota_kb.engine.levers.chars = True
 
 
+def test_characters_alone_find_nothing(quota_kb):
+    # 提款机 shares 提 and 款 with titles, but no word and no bigram.
+    assert top(quota_kb, "提款机") == []
+    assert top(quota_kb, "花呗提款机", 5) != []
+
+
 def test_coverage_prefers_the_question_with_least_left_unexplained(quota_kb):
     assert top(quota_kb, "花呗还款", 2) == ["hb-repay", "hb-repay-late"]
     quota_kb.engine.levers.coverage = False
