@@ -69,11 +69,12 @@ class _PieceTokenizer(Tokenizer):
 
 class JiebaTokenizer(_PieceTokenizer):
     """Normalised words of the shared pipeline, stop words dropped, exact offsets;
-    positions count every word, so gaps where stop words were stay visible."""
+    positions count every word, so gaps where stop words were stay visible.  No HMM
+    guesses, as for the query (textproc.terms with hmm=False)."""
 
     def pieces(self, value: str):
         stop = textproc.stopwords()
-        for pos, word in enumerate(textproc.tokenize(value)):
+        for pos, word in enumerate(textproc.tokenize(value, hmm=False)):
             if textproc.is_word(word.text) and word.text not in stop:
                 yield word.text, word.start, word.end, pos
 
@@ -85,6 +86,16 @@ class BigramTokenizer(_PieceTokenizer):
     def pieces(self, value: str):
         for pos, (gram, start) in enumerate(textproc.char_bigrams(value)):
             yield gram, start, start + len(gram), pos
+
+
+class CharTokenizer(_PieceTokenizer):
+    """Single Chinese characters (and latin/digit runs) of the normalised text: the
+    partial credit of 提高 against 提升, and what the coverage of a question by the
+    query is counted in (kb/search.py)."""
+
+    def pieces(self, value: str):
+        for pos, (char, start) in enumerate(textproc.char_unigrams(value)):
+            yield char, start, start + len(char), pos
 
 
 def analyzer() -> JiebaTokenizer:
@@ -101,6 +112,7 @@ def make_schema() -> Schema:
         similar=TEXT(analyzer=ana, stored=True, phrase=False),
         body=TEXT(analyzer=ana, stored=True, phrase=False),
         grams=TEXT(analyzer=BigramTokenizer(), phrase=False),
+        chars=TEXT(analyzer=CharTokenizer(), phrase=False),
         py=KEYWORD(lowercase=True, scorable=True),
         category=ID(stored=True),
         tags=KEYWORD(stored=True, commas=True, lowercase=True, scorable=False),
@@ -119,6 +131,7 @@ def document(article: Article, doctype: str = "article") -> dict:
         "similar": "\n".join(article.similar),
         "body": article.body,
         "grams": "\n".join([article.title, *article.similar]),
+        "chars": "\n".join([article.title, *article.similar]),
         "py": " ".join(pinyin.index_keys([article.title, *article.similar[:10], *article.tags])),
         "category": article.category,
         "tags": ",".join(t.strip().lower() for t in article.tags if t.strip()),

@@ -31,8 +31,13 @@ from .index import IndexManager
 K1 = 1.2
 B = 0.75
 FIELD_WEIGHTS = {"title": 2.5, "similar": 2.5, "body": 1.0}
-B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B, "grams": 0.3, "py": 0.0}
+B_BY_FIELD = {"title": 0.3, "similar": 0.3, "body": B, "grams": 0.3, "chars": 0.3, "py": 0.0}
 MAX_QUERY_TERMS = 64
+# Single characters are a back-off for short questions, where few words carry the
+# meaning: past this many distinct characters their total weight stays that of a
+# question this long (a long question has words enough, and its characters would
+# only favour titles over bodies).
+CHAR_FULL_WEIGHT_UPTO = 16
 REFRESH_EVERY = 0.5
 POOL_SIZE = 16  # idle views kept open (one is in use per concurrent search)  # seconds between checks for a newer index generation
 POSTINGS_CACHE_ENTRIES = 20_000_000  # postings kept decoded (ids + tfs)
@@ -148,16 +153,25 @@ class _View:
         }
         self.engine = engine
         self._norms: dict[str, np.ndarray] = {}
+        self._lengths: dict[str, np.ndarray] = {}
 
-    def norm(self, fieldname: str) -> np.ndarray:
-        """k1 * (1 - b + b * len / avg_len) for every document of the view."""
-        arr = self._norms.get(fieldname)
+    def lengths(self, fieldname: str) -> np.ndarray:
+        """The length in terms of one field for every document of the view."""
+        arr = self._lengths.get(fieldname)
         if arr is None:
             parts = [
                 self.engine.lengths(segid, reader, fieldname, n)
                 for segid, reader, _, n in self.leaves
             ]
-            lengths = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            arr = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            self._lengths[fieldname] = arr
+        return arr
+
+    def norm(self, fieldname: str) -> np.ndarray:
+        """k1 * (1 - b + b * len / avg_len) for every document of the view."""
+        arr = self._norms.get(fieldname)
+        if arr is None:
+            lengths = self.lengths(fieldname)
             b = B_BY_FIELD[fieldname]
             arr = (K1 * (1 - b + b * lengths / self.avg_len[fieldname])).astype(np.float32)
             self._norms[fieldname] = arr
@@ -186,6 +200,15 @@ class Levers:
     pinyin_weight: float = 1.0
     homophones: bool = True
     homophone_weight: float = 0.8
+    # Single characters of titles and similar questions (the `chars` field); they
+    # rank the documents other clauses found, and find none by themselves.
+    chars: bool = True
+    char_weight: float = 3.0
+    # Scores are scaled by 1 - w + w * (share of the characters of the document's
+    # questions that occur in the query): of two questions matching the same query
+    # words, the one with less left unexplained is the closer paraphrase.
+    coverage: bool = True
+    coverage_weight: float = 0.75
 
 
 class SearchEngine:
@@ -261,7 +284,7 @@ class SearchEngine:
 
     def plan(self, query: str, view: _View | None = None) -> list[tuple[str, str, float]]:
         """The weighted (field, term) clauses a query is scored with."""
-        words = textproc.terms(query)[: MAX_QUERY_TERMS * 4]
+        words = textproc.terms(query, hmm=False)[: MAX_QUERY_TERMS * 4]
         qterms = [w for w, _ in Counter(words).most_common(MAX_QUERY_TERMS)]
         lv = self.levers
         clauses = [(f, t, w) for f, w in FIELD_WEIGHTS.items() for t in qterms]
@@ -293,6 +316,10 @@ class SearchEngine:
             clauses += [
                 ("grams", g, self.levers.bigram_weight) for g in list(grams)[: MAX_QUERY_TERMS * 2]
             ]
+        if self.levers.chars:
+            chars = query_chars(query)
+            w = self.levers.char_weight * min(1.0, CHAR_FULL_WEIGHT_UPTO / max(1, len(chars)))
+            clauses += [("chars", c, w) for c in chars]
         return clauses
 
     def search(
@@ -323,6 +350,9 @@ class SearchEngine:
         pinned = self.pins.lookup(query) if self.pins is not None else []
         if (clauses or pinned) and view.size:
             scores = np.zeros(view.size, dtype=np.float32)
+            # Single characters only rank: a document that shares nothing but
+            # characters with the query (量子纠缠 against 数量 and 例子) is no hit.
+            found = np.zeros(view.size, dtype=bool)
             for fieldname, term, weight in clauses:
                 df = view.searcher.doc_frequency(fieldname, term)
                 if not df:
@@ -336,8 +366,12 @@ class SearchEngine:
                         continue
                     docs = ids + offset
                     scores[docs] += (weight * idf) * tfs * (K1 + 1) / (tfs + norm[docs])
+                    if fieldname != "chars":
+                        found[docs] = True
+            if self.levers.coverage:
+                scores *= self._coverage(view, query)
             allowed = self._allowed(view, category, tag, status, doctype)
-            mask = allowed & (scores > 0)
+            mask = allowed & found & (scores > 0)
             first = self._pinned_docs(view, pinned, allowed)
             if first:
                 mask[first] = False
@@ -363,6 +397,22 @@ class SearchEngine:
                     fields = view.searcher.stored_fields(int(candidates[i]))
                     hits.append(self._hit(fields, float(cand_scores[i]), term_set, snippets))
         return hits, total, qterms
+
+    def _coverage(self, view: _View, query: str) -> np.ndarray:
+        """1 - w + w * coverage per document, where coverage is the share of the
+        characters of its title and similar questions that occur in the query (a
+        length-weighted mean over its questions, so adding similar questions that
+        say the same thing does not lower it).  Only the order of documents with a
+        score changes: a document without such characters keeps the floor 1 - w."""
+        matched = np.zeros(view.size, dtype=np.float32)
+        for c in query_chars(query):
+            for segid, reader, offset, _ in view.leaves:
+                ids, tfs = self.postings(segid, reader, "chars", c)
+                if len(ids):
+                    matched[ids + offset] += tfs
+        share = np.minimum(matched / np.maximum(view.lengths("chars"), 1.0), 1.0)
+        w = self.levers.coverage_weight
+        return (1.0 - w) + w * share
 
     @staticmethod
     def _allowed(view, category, tag, status, doctype) -> np.ndarray:
@@ -404,6 +454,12 @@ class SearchEngine:
             snippet=snippet(body, term_set) if snippets else "",
             doctype=fields.get("doctype", "article"),
         )
+
+
+def query_chars(query: str) -> list[str]:
+    """The distinct characters (and latin/digit runs) of a query, in order."""
+    chars = dict.fromkeys(c for c, _ in textproc.char_unigrams(query))
+    return list(chars)[: MAX_QUERY_TERMS * 2]
 
 
 @lru_cache(maxsize=4096)

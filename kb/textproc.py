@@ -167,10 +167,42 @@ def is_word(token: str) -> bool:
     return any(ch.isalnum() for ch in token)
 
 
-def terms(text: str, *, mode: str = "default") -> list[str]:
-    """Normalised retrieval terms: words only, stop words and punctuation dropped."""
+def terms(text: str, *, mode: str = "default", hmm: bool = True) -> list[str]:
+    """Normalised retrieval terms: words only, stop words and punctuation dropped.
+
+    Search indexes and queries with ``hmm=False``: jieba's HMM guesses words it has
+    never seen (能换, 咋充, 我用) differently in a question and in its paraphrase, and
+    a guessed word matches nothing; without it such runs fall apart into dictionary
+    words and single characters that do match.  The default stays as it was for the
+    callers that store what it returns (pin keys)."""
     stop = stopwords()
-    return [t.text for t in tokenize(text, mode=mode) if is_word(t.text) and t.text not in stop]
+    return [
+        t.text for t in tokenize(text, mode=mode, hmm=hmm) if is_word(t.text) and t.text not in stop
+    ]
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+
+
+def char_unigrams(text: str) -> list[tuple[str, int]]:
+    """Every Chinese character (with its offset) and every run of latin letters or
+    digits as one unit: the finest grain two phrasings of a question can share
+    (提高 / 提升, 充 / 充值, 账号 / 账户)."""
+    norm = normalize(text)
+    out: list[tuple[str, int]] = []
+    run_start = None
+    for i, ch in enumerate(norm + " "):
+        if ch.isascii() and ch.isalnum():
+            if run_start is None:
+                run_start = i
+            continue
+        if run_start is not None:
+            out.append((norm[run_start:i], run_start))
+            run_start = None
+        if _is_cjk(ch):
+            out.append((ch, i))
+    return out
 
 
 def char_bigrams(text: str) -> list[tuple[str, int]]:
@@ -181,7 +213,7 @@ def char_bigrams(text: str) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     run_start = None
     for i, ch in enumerate(norm + " "):
-        if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf":
+        if _is_cjk(ch):
             if run_start is None:
                 run_start = i
             continue

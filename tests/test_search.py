@@ -114,7 +114,7 @@ def test_character_bigrams_match_differently_segmented_queries(kb):
     from kb.search import Levers
 
     kb.save(Article(id="product-freight", title="运费险理赔流程", category="product"))
-    only = {"synonyms": False, "pinyin": False, "homophones": False}
+    only = {"synonyms": False, "pinyin": False, "homophones": False, "chars": False}
     kb.engine.levers = Levers(bigrams=True, **only)
     assert "product-freight" in ids(kb.search("运费的保险"))
     kb.engine.levers = Levers(bigrams=False, **only)
@@ -138,3 +138,25 @@ def test_searches_from_many_threads_share_views(kb):
         results = list(pool.map(lambda q: ids(kb.search(q, log=False)), ["发票怎么开"] * 64))
     assert all(r[0] == "product-invoice" for r in results)
     assert 1 <= len(kb.engine._pool) <= 8
+
+
+def test_an_index_without_the_character_field_is_rebuilt(tmp_path):
+    """An index written before the `chars` field existed is stale: ensure_index
+    rebuilds it, and the new field then scores."""
+    from whoosh import index as windex
+
+    from kb.index import make_schema
+
+    base = KnowledgeBase(tmp_path / "old")
+    base.save(Article(id="hb-raise", title="花呗怎样提升额度", category="product"))
+    assert base.indexes.is_current()
+    old = make_schema()
+    old.remove("chars")
+    gen = base.indexes.root / "gen-old"
+    gen.mkdir()
+    windex.create_in(str(gen), old).close()
+    base.indexes._swap_current(gen.name)
+    assert not base.indexes.is_current()
+    assert base.ensure_index() is not None
+    assert base.indexes.is_current()
+    assert ids(base.search("花呗额度提高")) == ["hb-raise"]

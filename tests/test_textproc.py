@@ -44,3 +44,23 @@ def test_user_dictionary_keeps_domain_words_whole(word):
 
 def test_terms_drop_stop_words_and_punctuation():
     assert textproc.terms("请问，发票怎么开？") == ["发票", "开"]
+
+
+def test_char_unigrams_keep_latin_and_digit_runs_whole():
+    assert textproc.char_unigrams("花唄能充ＱＢ吗？充100") == [
+        ("花", 0),
+        ("呗", 1),
+        ("能", 2),
+        ("充", 3),
+        ("qb", 4),
+        ("吗", 6),
+        ("充", 8),
+        ("100", 9),
+    ]
+
+
+def test_search_terms_without_hmm_guesses():
+    # jieba's HMM glues 能 + 换 into a word no paraphrase would share.
+    text = "花呗能换本人另一个名下的支付宝吗"
+    assert "能换" in textproc.terms(text)
+    assert textproc.terms(text, hmm=False) == ["花呗", "换", "本人", "另", "名下", "支付宝"]
