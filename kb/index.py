@@ -13,10 +13,12 @@ Single-article changes are written incrementally into the current generation.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from whoosh import index as windex
@@ -102,6 +104,25 @@ def analyzer() -> JiebaTokenizer:
     return JiebaTokenizer()
 
 
+# Bump when tokenisation or field contents change without a schema change: indexes
+# built by other code are then stale and rebuilt (is_current).
+ANALYSIS_VERSION = 2
+ANALYSIS_FILE = "ANALYSIS"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@lru_cache(maxsize=1)
+def analysis_stamp() -> str:
+    """ANALYSIS_VERSION plus a digest of the dictionaries segmentation depends on."""
+    digest = hashlib.sha256()
+    for name in ("userdict.txt", "synonyms.txt", "stopwords.txt"):
+        try:
+            digest.update((DATA_DIR / name).read_bytes())
+        except OSError:
+            digest.update(name.encode())
+    return f"{ANALYSIS_VERSION}-{digest.hexdigest()[:16]}"
+
+
 def make_schema() -> Schema:
     """The one schema of the knowledge-base index."""
     ana = analyzer()
@@ -165,9 +186,15 @@ class IndexManager:
         return path is not None and windex.exists_in(str(path))
 
     def is_current(self) -> bool:
-        """True when a serving index exists and has this code's schema fields."""
+        """True when a serving index exists, has this code's schema fields and was
+        analysed the way this code analyses (ANALYSIS_VERSION and the dictionaries)."""
         path = self.current_dir()
         if path is None or not windex.exists_in(str(path)):
+            return False
+        try:
+            if (path / ANALYSIS_FILE).read_text(encoding="ascii").strip() != analysis_stamp():
+                return False
+        except OSError:
             return False
         ix = windex.open_dir(str(path))
         try:
@@ -219,6 +246,7 @@ class IndexManager:
             writer.cancel()
             raise
         ix.close()
+        (build / ANALYSIS_FILE).write_text(analysis_stamp() + "\n", encoding="ascii")
         final = self.root / f"gen-{stamp}"
         os.rename(build, final)
         self._swap_current(final.name)

@@ -160,3 +160,19 @@ def test_an_index_without_the_character_field_is_rebuilt(tmp_path):
     assert base.ensure_index() is not None
     assert base.indexes.is_current()
     assert ids(base.search("花呗额度提高")) == ["hb-raise"]
+
+
+def test_an_index_analysed_by_other_code_is_rebuilt(tmp_path):
+    """Same fields, different analysis (an older ANALYSIS_VERSION or dictionaries):
+    the index is stale and ensure_index rebuilds it."""
+    base = KnowledgeBase(tmp_path / "inst")
+    base.save(Article(id="hb-raise", title="花呗怎样提升额度", category="product"))
+    stamp = base.indexes.current_dir() / "ANALYSIS"
+    assert base.indexes.is_current()
+    stamp.write_text("1-0000000000000000\n", encoding="ascii")
+    assert not base.indexes.is_current()
+    stamp.unlink()  # an index built before the stamp existed
+    assert not base.indexes.is_current()
+    assert base.ensure_index() is not None
+    assert base.indexes.is_current()
+    assert ids(base.search("花呗额度提高")) == ["hb-raise"]
