@@ -166,6 +166,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-edits", action="store_true", help="no editor (to see what edits cost)")
+    ap.add_argument("--server-log", help="keep the server's JSON request log in this file")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kbcoach-load-"))
@@ -196,7 +198,7 @@ def main() -> None:
             "--threads",
             str(args.threads),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=open(args.server_log, "w") if args.server_log else subprocess.DEVNULL,  # noqa: SIM115
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -227,13 +229,15 @@ def main() -> None:
             for i in range(args.clients)
         ]
         ed_q: mp.Queue = mp.Queue()
-        ed = mp.Process(target=editor, args=(inst, port, token, deadline, ed_q))
+        editors = []
+        if not args.no_edits:
+            editors.append(mp.Process(target=editor, args=(inst, port, token, deadline, ed_q)))
         started = time.monotonic()
-        for p in [*procs, ed]:
+        for p in [*procs, *editors]:
             p.start()
         rows = [r for _ in procs for r in q.get()]
-        delays = ed_q.get()
-        for p in [*procs, ed]:
+        delays = ed_q.get() if editors else []
+        for p in [*procs, *editors]:
             p.join()
         elapsed = time.monotonic() - started
     finally:

@@ -222,6 +222,7 @@ class SearchEngine:
         self._pool_lock = threading.Lock()
         self._cache = _PostingsCache(POSTINGS_CACHE_ENTRIES)
         self._lengths: dict = {}
+        self._ix = None  # (generation folder, whoosh index), see _index()
         self.pins = None  # optional: .lookup(query) -> pinned article ids (kb.pins.attach)
 
     # -- caches ---------------------------------------------------------------
@@ -261,7 +262,19 @@ class SearchEngine:
                 view.opened = now
                 return view
             view.close()
-        return _View(self.manager.open(), self)
+        return _View(self._index(), self)
+
+    def _index(self):
+        """The serving generation's whoosh index object, opened once per generation
+        folder (opening reads and unpickles the TOC twice: a third of a view refresh);
+        each searcher it makes still reads the newest TOC."""
+        current = self.manager.current_dir()
+        cached = self._ix
+        if cached is not None and current is not None and cached[0] == str(current):
+            return cached[1]
+        ix = self.manager.open()
+        self._ix = (ix.storage.folder, ix)
+        return ix
 
     @contextmanager
     def borrow(self) -> Iterator[_View]:
