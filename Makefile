@@ -1,5 +1,6 @@
 # kbcoach: `make run` serves on http://127.0.0.1:5000, `make test` runs everything.
 PYTHON ?= python3
+PORT ?= 5000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/kbcoach serve
+	$(BIN)/kbcoach serve --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .

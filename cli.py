@@ -198,12 +198,18 @@ def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
 
     if category and category not in CATEGORIES:
         fail(f"未知分类 {category}，可选：{' / '.join(CATEGORIES)}", EXIT_USAGE)
+    from kb import pins
+
     kb = obj.kb
+    pins.attach(kb)  # pinned answers come first here too, as on the web
     if kb.ensure_index():
         click.echo("索引缺失或版本过旧，已重建", err=True)
     if batch is not None:
         _search_batch(kb, batch, category=category, tag=tag, limit=limit)
         return
+    from kb import textproc
+
+    textproc.tokenize("预热")  # load the dictionary first: took_ms is then the query's own
     result = kb.search(query, via="cli", category=category, tag=tag, limit=limit)
     if as_json:
         click.echo(
@@ -219,6 +225,7 @@ def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
                             "category": h.category,
                             "snippet": h.snippet,
                             "score": h.score,
+                            "pinned": h.pinned,
                         }
                         for h in result.hits
                     ],
@@ -229,9 +236,17 @@ def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
         return
     if not result.hits:
         click.echo(f"没有找到与「{query}」相关的文章。")
+        from kb.suggest import suggester
+
+        sug = suggester(kb)
+        sug.refresh()
+        hint = sug.did_you_mean(query)
+        if hint:
+            click.echo(f"您是不是要找「{hint}」？")
         sys.exit(EXIT_FINDINGS)
     for rank, hit in enumerate(result.hits, 1):
-        click.echo(f"{rank}. {_terminal_snippet(hit.title_html)}  [{hit.category}] {hit.id}")
+        mark = "【置顶】" if hit.pinned else ""
+        click.echo(f"{rank}. {mark}{_terminal_snippet(hit.title_html)}  [{hit.category}] {hit.id}")
         if hit.snippet:
             click.echo(f"   {_terminal_snippet(hit.snippet)}")
     click.echo(f"共 {result.total} 条，用时 {result.took_ms:.1f} 毫秒")
@@ -556,19 +571,25 @@ def _check_run(audits, books, run_id: int, as_json: bool) -> None:
         fail(f"质检批次 {run_id} 状态为「{run['label']}」，无法开始")
     checker = Checker(books.pack(run["rules_version"]))
 
-    def progress(done: int, total: int) -> None:
-        click.echo(f"已检查 {done}/{total}", err=True)
+    shown = [run["checked"]]
+
+    def progress(done: int, total: int) -> None:  # about 20 lines for a whole run
+        if done == total or done - shown[0] >= total / 20:
+            shown[0] = done
+            click.echo(f"已检查 {done}/{total}", err=True)
 
     run = audits.check(run_id, checker, progress=progress)
     agents = audits.agents(run_id)
     if as_json:
         click.echo(json.dumps({"run": run, "agents": agents}, ensure_ascii=False))
-        return
-    click.echo(
-        f"质检批次 {run_id}：{run['checked']}/{run['total']} 个会话，{run['errors']} 条无法读取"
-    )
-    for a in agents:
-        click.echo(f"  {a['agent']}\t平均 {a['mean_score']}\t会话 {a['conversations']}")
+    else:
+        click.echo(
+            f"质检批次 {run_id}：{run['checked']}/{run['total']} 个会话，{run['errors']} 条无法读取"
+        )
+        for a in agents:
+            click.echo(f"  {a['agent']}\t平均 {a['mean_score']}\t会话 {a['conversations']}")
+    if run["errors"]:
+        sys.exit(EXIT_FINDINGS)  # like `check`: some records could not be read
 
 
 @cli.group()
@@ -665,6 +686,9 @@ def rules_save(obj: Context, path: str, by: str, note: str) -> None:
         text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         fail(f"{path}: 不是 UTF-8 文本", EXIT_USAGE)
+    if books.unchanged(text):
+        click.echo("与当前团队规则相同，未保存新版本")
+        return
     try:
         version = books.save(text, by=by, note=note)
     except RuleError as exc:
@@ -684,7 +708,7 @@ def audit_log(obj: Context, limit: int, as_json: bool) -> None:
     entries = Accounts(obj.kb.store).audit_entries(limit)
     for e in entries:
         if as_json:
-            click.echo(json.dumps(e, ensure_ascii=False))
+            click.echo(json.dumps({**e, "detail": json.loads(e["detail"])}, ensure_ascii=False))
         else:
             click.echo(f"{e['at'][:19]}\t{e['actor']}\t{e['action']}\t{e['target']}\t{e['detail']}")
 

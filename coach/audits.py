@@ -324,7 +324,10 @@ class AuditStore:
         """Checked conversations of a run, lowest score first."""
         sql = (
             "SELECT id, seq, conv_id, agent, source, status, score, turns, agent_turns, "
-            "json_array_length(findings) AS nfindings FROM qa_items WHERE run_id = ?"
+            # findings that still count: an accepted appeal waives one
+            "(SELECT count(*) FROM json_each(findings) "
+            "WHERE json_extract(value, '$.waived') IS NULL) AS nfindings "
+            "FROM qa_items WHERE run_id = ?"
         )
         params: list = [run_id]
         if agent is not None:
@@ -355,7 +358,8 @@ class AuditStore:
         return list(
             self.db.query(
                 "SELECT i.id, i.run_id, i.conv_id, i.score, i.turns, r.name AS run_name, "
-                "r.created_at, json_array_length(i.findings) AS nfindings "
+                "r.created_at, (SELECT count(*) FROM json_each(i.findings) "
+                "WHERE json_extract(value, '$.waived') IS NULL) AS nfindings "
                 "FROM qa_items i JOIN qa_runs r ON r.id = i.run_id "
                 "WHERE i.agent = ? AND i.status = 'done' ORDER BY i.run_id DESC, i.score "
                 "LIMIT ?",
@@ -394,6 +398,8 @@ class AuditStore:
             raise AuditError(f"申诉理由过长（最多 {MAX_REASON} 字）", 413)
         if not 0 <= finding < len(item["findings"]):
             raise AuditError("要申诉的问题不存在")
+        if item["findings"][finding].get("waived"):
+            raise AuditError("该问题的申诉已被采纳，不再扣分", 409)
         if any(a["status"] == "open" for a in item["findings"][finding]["appeals"]):
             raise AuditError("该问题已有待处理的申诉", 409)
         with self.db.conn:

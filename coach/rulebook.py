@@ -22,12 +22,14 @@ MAX_YAML_BYTES = 256 * 1024
 
 STARTER = """\
 # 团队规则覆盖层：在默认规则包之上修改或新增规则。保存前会整体校验。
-# 例：停用某条规则
-# disable: [some_rule_id]
-# 例：调整扣分
+# 规则 id 见页面下方的列表。去掉行首的 # 即可生效。
+# 例：停用「首次响应慢」规则
+# disable: [slow-greeting]
+# 例：把「模糊用语」每次扣分改为 3 分，本会话最多扣 9 分
 # rules:
-#   - id: vague_words
+#   - id: vague-hedge
 #     weight: 3
+#     cap: 9
 """
 
 
@@ -98,6 +100,19 @@ class RuleBook:
             raise RuleError([p.replace(tmp, "团队规则") for p in exc.problems]) from None
         finally:
             os.unlink(tmp)
+
+    def unchanged(self, text: str) -> bool:
+        """True when `text` means what the current version means (comments and layout
+        aside; no version at all means an empty overlay): no version to add."""
+        import yaml
+
+        current = self.current()
+        try:
+            new = yaml.safe_load(text) or {}
+            old = yaml.safe_load(current["yaml"]) or {} if current else {}
+        except yaml.YAMLError:
+            return False  # save() reports where
+        return new == old
 
     def save(self, text: str, *, by: str, note: str = "") -> int:
         """Validate and store a new version; returns its number."""

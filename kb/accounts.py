@@ -176,6 +176,10 @@ class Accounts:
                 "UPDATE users SET password_hash = ? WHERE id = ?",
                 [generate_password_hash(password), user.id],
             )
+            # a new password is also how an admin unlocks a name someone locked out
+            self.db.execute(
+                "DELETE FROM login_failures WHERE key = ?", [f"u:{user.username.lower()}"]
+            )
         self.audit(actor, "user.passwd", username, {})
 
     def set_roles(self, username: str, roles: list[str], *, actor: str = "system") -> None:

@@ -139,7 +139,7 @@ def test_cli_run_list_and_audit_log(instance, tmp_path):
     src = tmp_path / "chats.jsonl"
     src.write_text(jsonl(CONVS, broken='{"id": "x", "turns": 5}'), encoding="utf-8")
     out = run_cli("audit", "run", str(src), "--json", instance=instance)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # like `check`: one record could not be read
     assert f"{src}:2:" in out.stderr  # the broken record named by file and line
     report = json.loads(out.stdout)
     assert report["run"]["status"] == "done" and report["run"]["checked"] == 2
@@ -331,3 +331,56 @@ def test_editor_form_errors_name_the_field_and_keep_the_draft(app, users):
     assert resp.get_json()["html"].strip() == "<p><strong>粗</strong></p>"
     agent, atok = logged_in(app, users["agent"])
     assert agent.get("/editor/product-x").status_code == 403
+
+
+def test_walkthrough_fixes(app, users, kb, instance):
+    """Found by a new-user walkthrough: each of these once misbehaved."""
+    sup, tok = logged_in(app, users["supervisor"])
+    huge = "99999999999999999999"
+    for url in (f"/audits/{huge}", f"/audits/items/{huge}", f"/api/v1/audits/{huge}"):
+        assert sup.get(url).status_code == 404, url  # was an OverflowError (500)
+    admin, _ = logged_in(app, users["admin"])
+    assert admin.get(f"/admin/audit-log?page={huge}").status_code == 200
+    assert app.test_client().get("/favicon.ico").status_code == 204
+    # the check API names its rule files, never the server's paths
+    report = sup.post("/api/v1/coach/check", json=CONVS[0], headers={"X-CSRFToken": tok}).get_json()
+    assert report["summary"]["rules"] == ["default.yaml"]
+    # saving the rules unchanged adds no version
+    assert sup.post("/rules", data={"csrf_token": tok, "yaml": ""}).status_code == 302
+    assert RuleBook(kb.store, instance).version() == 0
+    # a waived finding cannot be appealed again
+    store = AuditStore(kb.store)
+    convs, _ = load_text(jsonl(CONVS), "a.jsonl")
+    run_id = store.create_run("x", convs, [], by="s")
+    store.claim(run_id)
+    store.check(run_id, Checker())
+    item = next(i for i in store.items(run_id) if i["conv_id"] == "c-mine")
+    first = store.appeal(item["id"], 0, "理由", by="agent1")
+    store.decide(first, True, "", by="s", pack=Checker().pack)
+    with pytest.raises(AuditError) as again:
+        store.appeal(item["id"], 0, "再来", by="agent1")
+    assert again.value.status == 409
+    assert (
+        next(i for i in store.items(run_id) if i["id"] == item["id"])["nfindings"]
+        == len(store.item(item["id"])["findings"]) - 1
+    )  # the waived finding no longer counts
+    # a new password lifts a lock-out
+    acc = Accounts(kb.store)
+    for _ in range(6):
+        with pytest.raises(Exception):  # noqa: B017 - AuthError
+            acc.authenticate("agent1", "wrong", "10.0.0.9")
+    assert acc.throttled("agent1", "10.0.0.8")
+    acc.set_password("agent1", "another-good-pass-1", actor="admin1")
+    assert not acc.throttled("agent1", "10.0.0.8")
+
+
+def test_cli_search_puts_pins_first_and_suggests(kb, instance):
+    from kb import pins
+
+    pins.add_pin(kb.store, "退款", "product-invoice", actor="trainer1")
+    out = run_cli("search", "退款", instance=instance).stdout
+    assert out.splitlines()[0].startswith("1. 【置顶】如何开具发票")
+    res = json.loads(run_cli("search", "退款", "--json", instance=instance).stdout)
+    assert res["hits"][0]["pinned"] and not res["hits"][1]["pinned"]
+    miss = run_cli("search", "ruhekaijufapiao", instance=instance)
+    assert miss.returncode == 1 and "您是不是要找「如何开具发票」" in miss.stdout

@@ -28,6 +28,7 @@ def test_trainer_pins_from_the_results_and_agents_see_it_first(browser, live_ser
     expect(first).to_contain_text("置顶")
 
     # a bad article id is refused with a clear message, nothing else changes
+    tr.click("summary:has-text('直接置顶')")
     tr.fill("form.pin-form input[name=query]", "发票")
     tr.fill("form.pin-form input[name=article_id]", "no-such-article")
     tr.click("text=按 ID 置顶")

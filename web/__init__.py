@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 SETTINGS = (
     # (name, default, help)
@@ -15,6 +16,15 @@ SETTINGS = (
     ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
     ("SCRIPTS_DIRS", (), "共享话术之外再加载的话术目录（团队或个人覆盖层）"),
 )
+
+
+class _RowId(IntegerConverter):
+    """`<int:…>` in URLs, capped at SQLite's largest integer: a longer number is a
+    404 like any unknown id, not an OverflowError deep in a query."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -32,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     app.config["INSTANCE"] = str(Path(app.config["INSTANCE"]).resolve())
     app.json.ensure_ascii = False
+    app.url_map.converters["int"] = _RowId  # before any route is added
 
     from kb.service import KnowledgeBase
 
@@ -48,6 +59,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(coach.bp)
     app.register_blueprint(supervise.bp)
     scripts.init_app(app)
+
+    @app.get("/favicon.ico")
+    @auth.requires(auth.PUBLIC)
+    def favicon():
+        return "", 204  # no icon; answering keeps browsers from logging a 404 per page
 
     @app.get("/healthz")
     @auth.requires(auth.PUBLIC)

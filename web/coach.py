@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from flask import Blueprint, current_app, request
 
@@ -75,6 +76,8 @@ def check():
         report = check_records(records, checker(), min_level)
     except UsageError as exc:
         raise ApiError(str(exc), 400) from None
+    # the rule sources as names, not the server's file paths
+    report["summary"]["rules"] = [Path(p).name for p in report["summary"]["rules"]]
     return {"ok": True, **report}
 
 

@@ -43,7 +43,11 @@ def error_response(message: str, status: int):
         resp = jsonify({"ok": False, "error": message, "status": status})
         resp.status_code = status
         return resp
-    return render_template("error.html", message=message, status=status), status
+    back = request.referrer or ""
+    same_site = back.startswith(request.host_url) and back != request.url
+    return render_template(
+        "error.html", message=message, status=status, back=back if same_site else ""
+    ), status
 
 
 def register(app: Flask) -> None:
@@ -59,6 +63,9 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         status = exc.code or 500
         message = MESSAGES.get(status, exc.name)
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        if status == 413 and limit:
+            message = f"{message}（单次上传合计不超过 {limit / 1024 / 1024:g} MB）"
         return error_response(message, status)
 
     @app.errorhandler(Exception)

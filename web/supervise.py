@@ -30,6 +30,7 @@ MAX_FILES = 20
 UPLOAD_SUFFIXES = tuple(SUFFIXES) + TEXT_SUFFIXES
 API_BODY_MAX = 4 * 1024 * 1024
 MAX_API_CONVERSATIONS = 5000
+PER_PAGE = 200
 
 
 def audits() -> AuditStore:
@@ -131,13 +132,18 @@ def run(run_id: int):
     store.mark_interrupted()
     info = _wrap(lambda: store.run(run_id))
     agent = request.args.get("agent")
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), 10**6)
+    items = store.items(run_id, agent=agent, limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE)
     return render_template(
         "audit_run.html",
         run=info,
         agents=store.agents(run_id),
-        items=store.items(run_id, agent=agent),
+        items=items[:PER_PAGE],
         errors=store.errors(run_id),
         agent=agent,
+        page=page,
+        more=len(items) > PER_PAGE,
+        per_page=PER_PAGE,
     )
 
 
@@ -280,6 +286,9 @@ def rules():
             raise ApiError("缺少字段 yaml", 400)
         text = request.form["yaml"]
         note = (request.form.get("note") or "").strip()
+        if book.unchanged(text):
+            flash("规则没有改动，未保存新版本")
+            return redirect(url_for("supervise.rules"))
         try:
             version = book.save(text, by=actor(), note=note)
         except RuleError as exc:
@@ -290,8 +299,14 @@ def rules():
             current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
             flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
             return redirect(url_for("supervise.rules"))
+    rules_now = checker_for(book.version()).pack.rules
     return render_template(
-        "rules.html", text=text, problems=problems, history=book.history(), current=current
+        "rules.html",
+        text=text,
+        problems=problems,
+        history=book.history(),
+        current=current,
+        rules=rules_now,
     ), status
 
 
@@ -301,7 +316,7 @@ def rules():
 @bp.get("/admin/audit-log")
 @requires("admin")
 def audit_log():
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), 10**6)
     per = 100
     entries = accounts().audit_entries(per + 1, (page - 1) * per)
     return render_template(
@@ -358,3 +373,65 @@ def api_run(run_id: int):
         "items": store.items(run_id),
         "errors": store.errors(run_id),
     }
+
+
+# -- template helpers ----------------------------------------------------------------------
+
+
+@bp.app_template_filter("category_name")
+def category_name(category: str) -> str:
+    from coach.writers import CATEGORY_NAMES
+
+    return CATEGORY_NAMES.get(category, category)
+
+
+@bp.app_template_filter("rule_name")
+def rule_name(rule_id: str) -> str:
+    """A rule id as people read it: its category's Chinese name, then the id."""
+    rule = checker_for(rulebook().version()).pack.get(rule_id)
+    return f"{category_name(rule.category)}（{rule_id}）" if rule else rule_id
+
+
+ACTION_NAMES = {
+    "user.add": "新增账号",
+    "user.passwd": "重设密码",
+    "user.roles": "修改角色",
+    "user.disable": "停用账号",
+    "user.enable": "启用账号",
+    "token.create": "创建 API 令牌",
+    "token.revoke": "吊销 API 令牌",
+    "pin.add": "置顶答案",
+    "pin.remove": "取消置顶",
+    "article.create": "新建文章",
+    "article.update": "修改文章",
+    "article.publish": "发布文章",
+    "article.status": "修改文章状态",
+    "article.import": "导入文章",
+    "audit.run": "新建质检批次",
+    "audit.resume": "继续质检",
+    "rules.update": "修改质检规则",
+    "appeal.create": "提出申诉",
+    "appeal.accept": "采纳申诉",
+    "appeal.reject": "驳回申诉",
+}
+FIELD_NAMES = {
+    "title": "标题",
+    "category": "分类",
+    "body": "正文",
+    "tags": "标签",
+    "similar": "相似问法",
+    "owner": "负责人",
+    "review_by": "复审日期",
+    "status": "状态",
+}
+
+
+@bp.app_template_filter("action_name")
+def action_name(action: str) -> str:
+    return ACTION_NAMES.get(action, action)
+
+
+@bp.app_template_filter("field_names")
+def field_names(changed: str) -> str:
+    """A revision's changed-field list ("title,body") in Chinese."""
+    return "、".join(FIELD_NAMES.get(f, f) for f in (changed or "").split(",") if f)
