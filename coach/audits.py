@@ -468,7 +468,23 @@ class AuditStore:
         )
         return self.item(item["id"])
 
-    def appeals(self, *, item_id: int | None = None, status: str | None = None) -> list[dict]:
+    def get_appeal(self, appeal_id: int) -> dict:
+        """One appeal with the run and conversation it belongs to."""
+        rows = list(
+            self.db.query(
+                "SELECT a.*, i.run_id, i.conv_id, i.agent FROM qa_appeals a "
+                "JOIN qa_items i ON i.id = a.item_id WHERE a.id = ?",
+                [appeal_id],
+            )
+        )
+        if not rows:
+            raise AuditError("申诉不存在", 404)
+        return rows[0]
+
+    def appeals(
+        self, *, item_id: int | None = None, status: str | None = None, by: str | None = None
+    ) -> list[dict]:
+        """Appeals, newest first (at most 500), filtered by conversation, state or author."""
         sql = (
             "SELECT a.*, i.run_id, i.conv_id, i.agent FROM qa_appeals a "
             "JOIN qa_items i ON i.id = a.item_id WHERE 1 = 1"
@@ -480,6 +496,9 @@ class AuditStore:
         if status is not None:
             sql += " AND a.status = ?"
             params.append(status)
+        if by is not None:
+            sql += " AND a.by = ?"
+            params.append(by)
         out = list(self.db.query(sql + " ORDER BY a.id DESC LIMIT 500", params))
         for a in out:
             a["label"] = APPEAL_LABELS.get(a["status"], a["status"])

@@ -14,7 +14,6 @@ import threading
 import time
 
 from . import textproc
-from .accounts import Accounts
 from .errors import NotFound, ValidationError
 from .store import Store, now_iso
 
@@ -52,6 +51,12 @@ def pin_key(query: str) -> str:
 def _bump(store: Store) -> None:
     version = int(store.get_setting(VERSION_KEY) or 0) + 1
     store.db["meta"].insert({"key": VERSION_KEY, "value": str(version)}, pk="key", replace=True)
+
+
+def _audit(store: Store, actor: str, action: str, target: str, detail: dict) -> None:
+    from .accounts import Accounts  # only when a pin changes: `kbcoach search` starts faster
+
+    Accounts(store).audit(actor, action, target, detail)
 
 
 def list_pins(store: Store) -> list[dict]:
@@ -99,7 +104,7 @@ def add_pin(store: Store, query: str, article_id: str, *, actor: str = "system")
         )
         pin_id = cur.lastrowid
         _bump(store)
-    Accounts(store).audit(actor, "pin.add", article_id, {"pin": pin_id, "query": query})
+    _audit(store, actor, "pin.add", article_id, {"pin": pin_id, "query": query})
     return {**get_pin(store, pin_id), "created": True}
 
 
@@ -109,9 +114,7 @@ def remove_pin(store: Store, pin_id: int, *, actor: str = "system") -> dict:
     with store.db.conn:
         store.db.execute("DELETE FROM pins WHERE id = ?", [pin_id])
         _bump(store)
-    Accounts(store).audit(
-        actor, "pin.remove", pin["article_id"], {"pin": pin_id, "query": pin["query"]}
-    )
+    _audit(store, actor, "pin.remove", pin["article_id"], {"pin": pin_id, "query": pin["query"]})
     return pin
 
 

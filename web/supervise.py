@@ -238,10 +238,7 @@ def decide(appeal_id: int):
     if decision not in ("accept", "reject"):
         raise ApiError("字段 decision 应为 accept 或 reject", 400)
     store = audits()
-    rows = [a for a in store.appeals() if a["id"] == appeal_id]
-    if not rows:
-        raise ApiError("申诉不存在", 404)
-    version = store.run(rows[0]["run_id"])["rules_version"]
+    version = store.run(_wrap(lambda: store.get_appeal(appeal_id))["run_id"])["rules_version"]
     item_row = _wrap(
         lambda: store.decide(
             appeal_id,
@@ -266,7 +263,7 @@ def mine():
     return render_template(
         "my_audits.html",
         items=store.items_of_agent(current_user.username),
-        appeals=[a for a in store.appeals() if a["by"] == current_user.username],
+        appeals=store.appeals(by=current_user.username),
     )
 
 
