@@ -253,7 +253,9 @@ def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
 
 
 def _search_batch(kb, batch, **kwargs) -> None:
+    """One JSON line per good query; bad lines are named on stderr and exit 1."""
     queries: list[tuple[str, str]] = []
+    bad = 0
     for lineno, line in enumerate(batch, 1):
         if not line.strip():
             continue
@@ -264,6 +266,7 @@ def _search_batch(kb, batch, **kwargs) -> None:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             click.echo(f'错误：{batch.name}:{lineno}: 应为 {{"qid","q"}} 对象，已跳过', err=True)
+            bad += 1
             continue
         queries.append((qid, q))
     results = kb.search_many([q for _, q in queries], via="cli-batch", snippets=False, **kwargs)
@@ -276,6 +279,8 @@ def _search_batch(kb, batch, **kwargs) -> None:
             )
             + "\n"
         )
+    if bad:
+        sys.exit(EXIT_FINDINGS)
 
 
 @cli.command()

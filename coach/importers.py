@@ -123,8 +123,13 @@ def role_of(value: object) -> str | None:
     return hit or ROLE_WORDS.get(str(value).strip().lower())
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]+")
+
+
 def _short(text: str) -> str:
-    text = text.replace("\n", " ").replace("\x00", "")
+    """A piece of the offending input for an error message: one line, no control
+    characters (a binary file must not garble the terminal)."""
+    text = _CONTROL.sub("?", text.replace("\n", " "))
     return text if len(text) <= MAX_REASON_TEXT else text[:MAX_REASON_TEXT] + "…"
 
 

@@ -505,12 +505,19 @@ def highlight(text: str, term_set: set[str] | frozenset[str]) -> str:
     return "".join(out)
 
 
+# [text](url) and images -> text; the address may hold one level of parentheses
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
+_MD_CELL = re.compile(r"\s*\|\s*")  # table cell borders -> one space
+
+
 def _plain(markdown_text: str) -> str:
-    """Markdown to one line of plain text for snippets."""
+    """Markdown to one line of plain text for snippets: no heading, quote, list or table
+    marks, links reduced to their text (never their address)."""
     lines = []
     for line in markdown_text.splitlines():
         line = line.strip().lstrip("#>*-+|` ").strip()
         if line and not set(line) <= set("-|: "):
+            line = _MD_CELL.sub(" ", _MD_LINK.sub(r"\1", line)).strip()
             lines.append(line.replace("**", "").replace("`", ""))
     return " ".join(lines)
 

@@ -109,7 +109,7 @@ def test_search_text_json_and_batch(instance, tmp_path):
     assert [r["qid"] for r in rows] == ["1", "2"]
     assert rows[0]["hits"][0] == "product-refund" and rows[1]["hits"][0] == "norm-greeting"
     assert all(isinstance(r["took_ms"], float) for r in rows)
-    assert ":2:" in proc.stderr
+    assert ":2:" in proc.stderr and proc.returncode == 1  # the bad line is not silent
 
 
 def test_usage_errors_exit_2(instance):

@@ -176,3 +176,12 @@ def test_an_index_analysed_by_other_code_is_rebuilt(tmp_path):
     assert base.ensure_index() is not None
     assert base.indexes.is_current()
     assert ids(base.search("花呗额度提高")) == ["hb-raise"]
+
+
+def test_snippets_are_plain_text_without_markdown_marks():
+    from kb.search import snippet
+
+    body = "## 补贴\n\n| 品类 | 补贴 |\n| --- | --- |\n| 手机 | 15% |\n\n详见[活动规则](javascript:alert(1))和![图](x.png)"
+    text = snippet(body, {"补贴"}, width=200)
+    assert "|" not in text and "javascript" not in text and "](" not in text
+    assert "品类 <mark>补贴</mark> 手机 15%" in text and "详见活动规则和图" in text
