@@ -136,6 +136,30 @@ def default_pack_path() -> Path:
     return Path(str(resources.files("coach") / "rules" / "default.yaml"))
 
 
+# PyYAML's most frequent complaints, in the words of the people who edit rule files.
+_YAML_PROBLEMS = {
+    "did not find expected node content": "缺少内容（列表或映射没有写完，或括号未闭合）",
+    "mapping values are not allowed here": "这里不能出现“键: 值”（检查缩进，或给含冒号的文字加引号）",
+    "could not find expected ':'": "缺少冒号",
+    "did not find expected key": "缩进不一致，或缺少键",
+    "did not find expected ',' or ']'": "列表缺少逗号或右方括号 ]",
+    "did not find expected ',' or '}'": "映射缺少逗号或右花括号 }",
+    "found character '\\t' that cannot start any token": "不能用制表符（Tab）缩进，请用空格",
+    "found unexpected end of stream": "文件意外结束（引号或括号未闭合）",
+    "found undefined alias": "引用了未定义的锚点（*别名）",
+    "did not find expected '-' indicator": "缩进不一致（列表项应以“- ”开头并对齐）",
+    "found a tab character": "不能用制表符（Tab）缩进，请用空格",
+}
+
+
+def _yaml_problem(exc) -> str:
+    problem = str(getattr(exc, "problem", "") or exc)
+    for key, text in _YAML_PROBLEMS.items():
+        if problem.startswith(key):
+            return f"{text}（{problem}）"
+    return problem
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=SAFE_LOADER)
@@ -144,7 +168,7 @@ def _read_yaml(path: Path) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RuleError([f"{where}: YAML 语法错误: {getattr(exc, 'problem', exc)}"]) from None
+        raise RuleError([f"{where}: YAML 语法错误: {_yaml_problem(exc)}"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
