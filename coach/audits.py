@@ -100,6 +100,7 @@ class AuditStore:
                     "turns": int,
                     "agent_turns": int,
                     "findings": str,
+                    "unchecked": str,
                     "conversation": str,
                 },
                 pk="id",
@@ -179,6 +180,7 @@ class AuditStore:
                         "turns": len(c.turns),
                         "agent_turns": sum(1 for t in c.turns if t.role == "agent"),
                         "findings": "[]",
+                        "unchecked": "[]",
                         "conversation": json.dumps(c.to_dict(), ensure_ascii=False),
                     }
                     for n, c in enumerate(conversations)
@@ -254,12 +256,14 @@ class AuditStore:
                         (
                             report.score,
                             json.dumps(report.findings, ensure_ascii=False),
+                            json.dumps(report.not_checkable, ensure_ascii=False),
                             row["id"],
                         )
                     )
                 with self.db.conn:
                     self.db.conn.executemany(
-                        "UPDATE qa_items SET status = 'done', score = ?, findings = ? WHERE id = ?",
+                        "UPDATE qa_items SET status = 'done', score = ?, findings = ?, "
+                        "unchecked = ? WHERE id = ?",
                         done,
                     )
                     self.db.execute(
@@ -342,6 +346,7 @@ class AuditStore:
             raise AuditError("会话不存在", 404)
         row = rows[0]
         row["findings"] = json.loads(row["findings"])
+        row["unchecked"] = json.loads(row.get("unchecked") or "[]")
         row["conversation"] = json.loads(row["conversation"])
         appeals = self.appeals(item_id=item_id)
         by_finding: dict[int, list[dict]] = {}

@@ -197,6 +197,7 @@ def test_upload_check_read_and_appeal_through_the_pages(app, kb, users):
     other = next(i for i in body["items"] if i["conv_id"] == "c-other")
     conv_page = sup.get(f"/audits/items/{mine['id']}").get_data(as_text=True)
     assert "<mark" in conv_page and "标准话术" in conv_page
+    assert "未能检查的规则" in conv_page and "缺少时间戳" in conv_page  # timing rules need ts
 
     agent, atok = logged_in(app, users["agent"])
     assert "c-mine" in agent.get("/my/audits").get_data(as_text=True)
