@@ -7,20 +7,11 @@ import io
 import json
 import sys
 
+from scripts_lib.models import CATEGORY_LABELS
+
 LEVEL_NAMES = {"info": "提示", "warning": "警告", "error": "错误", "fatal": "严重"}
 ROLE_NAMES = {"agent": "客服", "customer": "客户", "system": "系统"}
-CATEGORY_NAMES = {
-    "filler": "无意义回复",
-    "filler_opener": "语气词开头",
-    "vague": "模糊用语",
-    "improper": "不当用语",
-    "wait_no_apology": "等待未致歉",
-    "no_greeting": "缺少问候",
-    "no_closing": "缺少结束语",
-    "slow_greeting": "首次响应慢",
-    "slow_reply": "回复慢",
-    "vulgar": "粗俗用语",
-}
+CATEGORY_NAMES = CATEGORY_LABELS  # one list, kept in scripts_lib/models.py
 FINDING_COLUMNS = [
     ("会话ID", "conversation"),
     ("客服", "agent"),

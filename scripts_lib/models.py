@@ -11,7 +11,9 @@ from scripts_lib.template import placeholders
 CHANNELS = ("online", "phone", "sms", "wechat", "qq")
 CHANNEL_LABELS = {"online": "在线", "phone": "电话", "sms": "短信", "wechat": "微信", "qq": "QQ"}
 
-# Finding categories of the coaching checker (see shared/data/LABELING.md).
+# Finding categories of the coaching checker (see shared/data/LABELING.md), and their
+# Chinese names.  The one list: coach depends on scripts_lib (never the other way), so
+# coach's reports and pages take these names from here.
 COACH_CATEGORIES = (
     "filler",
     "filler_opener",
@@ -22,17 +24,19 @@ COACH_CATEGORIES = (
     "no_closing",
     "slow_greeting",
     "slow_reply",
+    "vulgar",
 )
 CATEGORY_LABELS = {
     "filler": "无意义回复",
     "filler_opener": "语气词开头",
     "vague": "模糊用语",
     "improper": "不当用语",
-    "wait_no_apology": "请客户等待未致歉",
+    "wait_no_apology": "等待未致歉",
     "no_greeting": "缺少问候",
     "no_closing": "缺少结束语",
-    "slow_greeting": "问候不及时",
-    "slow_reply": "回复不及时",
+    "slow_greeting": "首次响应慢",
+    "slow_reply": "回复慢",
+    "vulgar": "粗俗用语",
 }
 
 
