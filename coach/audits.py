@@ -405,6 +405,8 @@ class AuditStore:
             raise AuditError("要申诉的问题不存在")
         if item["findings"][finding].get("waived"):
             raise AuditError("该问题的申诉已被采纳，不再扣分", 409)
+        if any(a["status"] == "rejected" for a in item["findings"][finding]["appeals"]):
+            raise AuditError("该问题的申诉已被驳回，不能再次申诉", 409)
         if any(a["status"] == "open" for a in item["findings"][finding]["appeals"]):
             raise AuditError("该问题已有待处理的申诉", 409)
         with self.db.conn:

@@ -146,7 +146,7 @@ class Checker:
             hits, reason = run_rule(self.pack, rule, conv, ctx)
             if reason:
                 not_checkable.append({"rule": rule.id, "category": rule.category, "reason": reason})
-            findings.extend(self._finding(rule, conv, h) for h in hits)
+            findings.extend(self._finding(rule, conv, h) for h in _capped(hits))
         findings.sort(key=lambda f: (f["turn"], f["span"][0], LEVELS.index(f["level"])))
         return findings, not_checkable
 
@@ -185,9 +185,26 @@ class Checker:
             if rule.check == "closing":
                 continue
             hits, _ = run_rule(self.pack, rule, conv, ctx)
-            findings.extend(self._finding(rule, conv, h) for h in hits if h.turn == ctx.target)
+            mine = [h for h in hits if h.turn == ctx.target]
+            findings.extend(self._finding(rule, conv, h) for h in _capped(mine))
         score_conversation(findings, self.pack)
         return findings
+
+
+MAX_PER_RULE_TURN = 3  # findings of one rule in one turn: more say nothing new
+
+
+def _capped(hits: list) -> list:
+    """At most MAX_PER_RULE_TURN hits per turn (one rule's hits, in text order): a
+    turn of 可能 × 50,000 is three findings, not 50,000 (the score was capped already;
+    the report, the pages and the database were not)."""
+    out, seen = [], {}
+    for h in hits:
+        n = seen.get(h.turn, 0)
+        if n < MAX_PER_RULE_TURN:
+            seen[h.turn] = n + 1
+            out.append(h)
+    return out
 
 
 def _as_turn(t) -> Turn:

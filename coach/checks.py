@@ -89,10 +89,14 @@ class TokenCheck(Check):
             return hits
         for i in ctx.scope(self.rule.scope):
             view = ctx.view(i)
+            found = 0
             for m in self.matcher.matches(view):
                 if self._guarded(ctx, i, view, m):
                     continue
                 hits.append(Hit(i, m.start, m.end))
+                found += 1
+                if found == MAX_HITS_PER_TURN:
+                    break  # the checker keeps no more per turn; guards cost per match
         return hits
 
     def _guarded(self, ctx: ConvContext, i: int, view: TextView, m) -> bool:
@@ -134,6 +138,9 @@ def is_question(view: TextView, lo: int, hi: int, strict: bool = False) -> bool:
     if strict or not any(t in QUESTION_WORDS for t in toks):
         return False
     return final_ne or any(t in ("您", "你") for t in toks)
+
+
+MAX_HITS_PER_TURN = 3  # = coach.checker.MAX_PER_RULE_TURN
 
 
 class BareFillerCheck(Check):

@@ -74,6 +74,7 @@ DEFAULT_COLUMNS = {
     "channel": ["渠道", "channel"],
 }
 DEFAULT_AGENT_PREFIXES = ("客服",)
+MAX_ID_CHARS = 200  # conversation and agent ids
 MAX_REASON_TEXT = 40
 
 _DT = r"(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
@@ -213,8 +214,14 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
     if started is None:
         started = next((t.ts for t in turns if t.ts is not None), None)
     agent = record.get("agent") or next(
-        (t.speaker for t in turns if t.role == "agent" and t.speaker), ""
+        (agent_id(t.speaker) for t in turns if t.role == "agent" and t.speaker), ""
     )
+    if not isinstance(agent, str | int):
+        raise ValueError("agent 应为字符串")
+    if len(str(agent)) > MAX_ID_CHARS or len(str(conv_id)) > MAX_ID_CHARS:
+        raise ValueError(f"id 或 agent 过长（最多 {MAX_ID_CHARS} 个字符）")
+    if not turns:
+        raise ValueError("会话没有任何消息（turns 为空）")
     return Conversation(
         id=str(conv_id),
         turns=turns,
@@ -312,7 +319,7 @@ def parse_csv(
         if agent and not conv.agent:
             conv.agent = agent
         if role == "agent" and not conv.agent and speaker:
-            conv.agent = speaker
+            conv.agent = agent_id(speaker)
         if conv.started_at is None and ts is not None:
             conv.started_at = ts
         conv.turns.append(Turn(role, row[cols["text"]], ts, speaker))
@@ -320,6 +327,17 @@ def parse_csv(
 
 
 # -- chat log ----------------------------------------------------------------
+def agent_id(speaker: str, prefixes=None) -> str:
+    """The agent's id in a speaker name: 客服wang / 客服-小王 → wang / 小王, so it can
+    equal the agent's user name (我的质检, appeals); the name alone if nothing is left."""
+    name = speaker.strip()
+    for prefix in prefixes or DEFAULT_AGENT_PREFIXES:
+        if name.startswith(prefix):
+            rest = name[len(prefix) :].lstrip(" -_:：·")
+            return rest or name
+    return name
+
+
 def _role_of_name(name: str, prefixes, names) -> str:
     name = name.strip()
     if names and name in names:
@@ -385,7 +403,7 @@ def parse_chatlog(
             turn = Turn(role, m.group(3) if m else "", ts, speaker)
             current.turns.append(turn)
             if role == "agent" and not current.agent:
-                current.agent = speaker
+                current.agent = agent_id(speaker, prefixes)
             if current.started_at is None:
                 current.started_at = ts
             open_turn = turn

@@ -10,7 +10,7 @@ tokens the full-text segmentation would give. Blocks are cached by content.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from kb.textproc import Token, get_tokenizer, normalize
@@ -70,11 +70,12 @@ class Unit:
 class TextView:
     """Normalised text of one turn with cached block tokens and sentence bounds."""
 
-    __slots__ = ("text", "norm", "memo", "_blocks", "_quotes", "_starts", "_ends")
+    __slots__ = ("text", "norm", "memo", "_blocks", "_quotes", "_starts", "_ends", "_marks")
 
     def __init__(self, text: str, norm: str | None = None) -> None:
         self.text = text
         self.memo: dict = {}  # per-text results of matchers (a view is shared per text)
+        self._marks: dict = {}  # sorted positions of sentence / clause end marks
         self.norm = normalize(text) if norm is None else norm
         self._blocks: dict[tuple[int, int], list[Token]] = {}
         self._quotes: list[tuple[int, int]] | None = None
@@ -152,17 +153,16 @@ class TextView:
 
     # -- sentences, clauses, quotes ----------------------------------------
     def sentence(self, pos: int, ends: frozenset[str] = _SENT_END) -> tuple[int, int]:
-        """Bounds of the sentence (or clause, with other `ends`) around `pos`."""
-        norm = self.norm
-        lo = pos
-        floor = max(0, pos - MAX_SENTENCE)
-        while lo > floor and norm[lo - 1] not in ends:
-            lo -= 1
-        hi = pos
-        ceil = min(len(norm), pos + MAX_SENTENCE)
-        while hi < ceil and norm[hi] not in ends:
-            hi += 1
-        return lo, hi
+        """Bounds of the sentence (or clause, with other `ends`) around `pos`, at most
+        MAX_SENTENCE characters either side.  The end marks' positions are found once
+        per text, so a long text with many matches is not rescanned per match."""
+        marks = self._marks.get(ends)
+        if marks is None:
+            marks = self._marks[ends] = [i for i, ch in enumerate(self.norm) if ch in ends]
+        k = bisect_left(marks, pos)  # marks[:k] lie before pos
+        lo = marks[k - 1] + 1 if k else 0
+        hi = marks[k] if k < len(marks) else len(self.norm)
+        return max(lo, pos - MAX_SENTENCE), min(hi, pos + MAX_SENTENCE)
 
     def clause(self, pos: int) -> tuple[int, int]:
         """Bounds of the comma-delimited clause around `pos`."""

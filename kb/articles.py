@@ -129,7 +129,7 @@ def validate(article: Article, *, path: str = "", line_of=lambda key: None) -> N
             dt.date.fromisoformat(article.review_by)
         except ValueError:
             raise ValidationError(
-                f"review_by「{article.review_by}」不是 YYYY-MM-DD 日期",
+                f"复审日期（review_by）「{article.review_by}」应为 YYYY-MM-DD 格式的日期",
                 path=path,
                 line=line_of("review_by"),
             ) from None

@@ -90,7 +90,11 @@ def add_pin(store: Store, query: str, article_id: str, *, actor: str = "system")
     key = pin_key(query)
     if not key:
         raise ValidationError("字段 query 没有可检索的词")
-    store.get(article_id)  # NotFound for an unknown article
+    article = store.get(article_id)  # NotFound for an unknown article
+    if article.status != "published":
+        raise ValidationError(
+            f"文章「{article_id}」尚未发布（当前状态 {article.status}），发布后才能置顶：未发布的文章不会出现在搜索中"
+        )
     row = store.db.execute(
         "SELECT id FROM pins WHERE match_key = ? AND article_id = ?", [key, article_id]
     ).fetchone()

@@ -385,3 +385,35 @@ def test_cli_search_puts_pins_first_and_suggests(kb, instance):
     assert res["hits"][0]["pinned"] and not res["hits"][1]["pinned"]
     miss = run_cli("search", "ruhekaijufapiao", instance=instance)
     assert miss.returncode == 1 and "您是不是要找「如何开具发票」" in miss.stdout
+
+
+def test_second_walkthrough_fixes(app, users, kb):
+    """Found by a second walkthrough: each of these once misbehaved."""
+    # one huge turn: a few findings, not tens of thousands
+    sup, tok = logged_in(app, users["supervisor"])
+    huge = {"id": "huge", "agent": "agent1", "turns": [{"role": "agent", "text": "可能" * 20000}]}
+    resp = upload(sup, tok, [("huge.jsonl", jsonl([huge]).encode())])
+    body = wait_done(sup, int(resp.headers["Location"].rsplit("/", 1)[1]))
+    assert body["items"][0]["nfindings"] <= 5
+    # a rejected appeal cannot be filed again
+    store = AuditStore(kb.store)
+    item_id = body["items"][0]["id"]
+    first = store.appeal(item_id, 0, "理由", by="agent1")
+    store.decide(first, False, "不同意", by="super1", pack=Checker().pack)
+    with pytest.raises(AuditError, match="已被驳回"):
+        store.appeal(item_id, 0, "再来一次", by="agent1")
+    # drafts are for editors: agents get a 404, as search hides them
+    agent, _ = logged_in(app, users["agent"])
+    assert agent.get("/articles/phrasing-draft").status_code == 404
+    assert agent.get("/api/v1/articles/phrasing-draft").status_code == 404
+    trainer, ttok = logged_in(app, users["trainer"])
+    assert trainer.get("/articles/phrasing-draft").status_code == 200
+    # an id that differs only in case is a duplicate
+    form = {"csrf_token": ttok, "title": "t", "category": "product", "body": "b"}
+    resp = trainer.post("/editor", data={**form, "id": "PRODUCT-INVOICE"})
+    assert resp.status_code == 409 and "product-invoice" in resp.get_data(as_text=True)
+    # pinning a draft is refused with the reason
+    resp = trainer.post(
+        "/pins", data={"csrf_token": ttok, "query": "草稿", "article_id": "phrasing-draft"}
+    )
+    assert resp.status_code == 400 and "尚未发布" in resp.get_data(as_text=True)

@@ -87,6 +87,10 @@ def test_full_article_page_fills_placeholders_before_copying(live_server, page):
     page.goto(live_server.url + "/articles/product-invoice")
     wordings = page.locator(".article-page .wordings")
     wordings.locator("input[name='客户称呼']").fill("李先生")
+    wordings.locator("button.copy").first.click()  # 订单号 still empty: nothing is copied
+    expect(page.locator("#copied")).to_have_text("请先填写：订单号")
+    expect(page.locator("#copied")).to_have_attribute("data-text", "")
+    expect(wordings.locator("input[name='订单号']")).to_be_focused()
     wordings.locator("input[name='订单号']").fill("B2002")
     wordings.locator("button.copy").first.click()
     expect(page.locator("#copied")).to_have_attribute(

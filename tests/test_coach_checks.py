@@ -253,7 +253,7 @@ def test_agents_aggregate(checker):
     convs, _ = load_path(FIXTURES / "chatlog_oneline.txt")
     reports = [checker.check_conversation(c) for c in convs]
     (agent,) = aggregate_agents(reports)
-    assert agent["agent"] == "客服小王" and agent["conversations"] == 2
+    assert agent["agent"] == "小王" and agent["conversations"] == 2
     assert agent["findings_per_100_turns"] == pytest.approx(100 * agent["findings"] / 4, abs=0.1)
     assert {h["category"] for h in agent["top_habits"]} >= {"vague", "filler"}
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from coach.checker import Checker
 from coach.importers import parse_ts
-from coach.transcripts import decode_bytes, load_bytes, load_path, sniff_format
+from coach.transcripts import decode_bytes, load_bytes, load_path, load_text, sniff_format
 
 FIXTURES = Path(__file__).parent / "fixtures" / "coach"
 
@@ -78,7 +78,7 @@ def test_csv_with_english_headers_and_sender_names(tmp_path):
         ("customer", "王女士"),
         ("agent", "客服阿珍"),
     ]
-    assert convs[0].agent == "客服阿珍"
+    assert convs[0].agent == "阿珍"
 
 
 def test_csv_extra_column_names_from_config(tmp_path):
@@ -117,7 +117,7 @@ def test_chatlog_one_line_form_with_separators():
         ("customer", "顾客张三"),
         ("agent", "客服小王"),
     ]
-    assert a1.agent == "客服小王"
+    assert a1.agent == "小王"  # the agent id: the speaker name without 客服
     assert (
         convs[1].turns[-1].text
         == "好的，已为您修改，\n改好后短信通知您。请问还有其他可以帮您的吗？"
@@ -299,3 +299,28 @@ def _checker() -> Checker:
     if not _CHECKER:
         _CHECKER.append(Checker())
     return _CHECKER[0]
+
+
+def test_agent_ids_and_records_that_say_nothing():
+    from coach.importers import agent_id
+
+    assert [agent_id(s) for s in ("客服wang", "客服-小王", "客服", "小李")] == [
+        "wang",
+        "小王",
+        "客服",
+        "小李",
+    ]
+    text = "\n".join(
+        json.dumps(r, ensure_ascii=False)
+        for r in (
+            {"id": "empty", "turns": []},
+            {"id": "obj", "agent": {"a": 1}, "turns": [{"role": "agent", "text": "您好"}]},
+            {"id": "x" * 500, "turns": [{"role": "agent", "text": "您好"}]},
+            {"id": "ok", "turns": [{"role": "agent", "text": "您好", "speaker": "客服wang"}]},
+        )
+    )
+    convs, errors = load_text(text, "odd.jsonl")
+    assert [c.id for c in convs] == ["ok"] and convs[0].agent == "wang"
+    reasons = [e.reason for e in errors]
+    assert [e.line for e in errors] == [1, 2, 3]
+    assert "turns 为空" in reasons[0] and "agent" in reasons[1] and "过长" in reasons[2]

@@ -138,9 +138,10 @@ def pin_delete(pin_id: int):
 @bp.get("/articles/<article_id>")
 @requires("article.read")
 def article(article_id: str):
+    from .pages import _readable
+
     kb = get_kb()
-    art = kb.get(article_id)
-    return {"ok": True, "article": article_payload(kb, art)}
+    return {"ok": True, "article": article_payload(kb, _readable(kb, article_id))}
 
 
 ARTICLE_BODY_MAX = 1024 * 1024

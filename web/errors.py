@@ -44,7 +44,9 @@ def error_response(message: str, status: int):
         resp.status_code = status
         return resp
     back = request.referrer or ""
-    same_site = back.startswith(request.host_url) and back != request.url
+    same_site = back.startswith(request.host_url) and (
+        back != request.url or request.method != "GET"  # a failed form post: back to the form
+    )
     return render_template(
         "error.html", message=message, status=status, back=back if same_site else ""
     ), status

@@ -34,11 +34,24 @@ def index():
     )
 
 
+def _readable(kb, article_id: str):
+    """The article, if this user may read it: drafts, articles in review and archived
+    ones only for those who edit (agents see what search shows them)."""
+    from flask_login import current_user
+
+    from .errors import ApiError
+
+    art = kb.get(article_id)
+    if art.status != "published" and not current_user.can("article.edit"):
+        raise ApiError(f"文章「{article_id}」不存在", 404)
+    return art
+
+
 @bp.get("/articles/<article_id>")
 @requires("article.read")
 def article(article_id: str):
     kb = get_kb()
-    art = article_payload(kb, kb.get(article_id))
+    art = article_payload(kb, _readable(kb, article_id))
     return render_template(
         "article.html", art=art, html=Markup(art["html"]), revisions=kb.store.revisions(article_id)
     )
@@ -134,13 +147,14 @@ def editor(article_id: str | None):
             try:
                 if new and not target:
                     raise ApiError("请填写文章 ID", 400)
-                if (
+                clash = (
                     new
                     and kb.store.db.execute(
-                        "SELECT 1 FROM articles WHERE id = ?", [target]
+                        "SELECT id FROM articles WHERE lower(id) = lower(?)", [target]
                     ).fetchone()
-                ):
-                    raise ApiError(f"文章 ID「{target}」已存在，请换一个", 409)
+                )
+                if clash:  # case too: exported files must not collide on any filesystem
+                    raise ApiError(f"文章 ID「{clash[0]}」已存在，请换一个", 409)
                 outcome = save_article(kb, target, fields, actor())
             except (ApiError, KbError) as exc:
                 error = getattr(exc, "message", None) or str(exc)

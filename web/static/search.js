@@ -36,15 +36,17 @@
     });
   }
 
+  function toast(message, text) {
+    var live = document.getElementById("copied");
+    if (!live) { live = el("div", "toast"); live.id = "copied"; live.setAttribute("aria-live", "polite"); document.body.appendChild(live); }
+    live.textContent = message;
+    live.dataset.text = text;
+    live.classList.add("show");
+    setTimeout(function () { live.classList.remove("show"); }, 1500);
+  }
+
   function copyText(text) {
-    function done() {
-      var live = document.getElementById("copied");
-      if (!live) { live = el("div", "toast"); live.id = "copied"; live.setAttribute("aria-live", "polite"); document.body.appendChild(live); }
-      live.textContent = "已复制：" + text;
-      live.dataset.text = text;
-      live.classList.add("show");
-      setTimeout(function () { live.classList.remove("show"); }, 1500);
-    }
+    function done() { toast("已复制：" + text, text); }
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
     } else { fallbackCopy(text); done(); }
@@ -58,7 +60,15 @@
 
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest && ev.target.closest("button.copy");
-    if (btn) { copyText(btn.dataset.filled || btn.dataset.text || ""); }
+    if (!btn) return;
+    if (btn.dataset.missing) { // never copy a wording with a {placeholder} left in it
+      toast("请先填写：" + btn.dataset.missing.split(",").join("、"), "");
+      var sec = btn.closest("section");
+      var empty = sec && Array.prototype.filter.call(sec.querySelectorAll(".placeholders input"), function (i) { return !i.value.trim(); })[0];
+      if (empty) empty.focus();
+      return;
+    }
+    copyText(btn.dataset.filled || btn.dataset.text || "");
   });
 
   // The standard wordings of an article, with a small form for their placeholders
@@ -85,7 +95,11 @@
       return { w: w, span: span, btn: btn };
     });
     function refresh() {
-      rows.forEach(function (r) { var t = fill(r.w, values); r.span.textContent = t; r.btn.dataset.filled = t; });
+      rows.forEach(function (r) {
+        var t = fill(r.w, values); r.span.textContent = t; r.btn.dataset.filled = t;
+        var missing = placeholders.filter(function (name) { return r.w.indexOf("{" + name + "}") >= 0 && !(values[name] || "").trim(); });
+        if (missing.length) r.btn.dataset.missing = missing.join(","); else delete r.btn.dataset.missing;
+      });
     }
     refresh();
     sec.appendChild(ul);
