@@ -64,6 +64,8 @@ def start_check(run_id: int) -> None:
             except Exception as exc:  # recorded on the run as failed; the worker lives on
                 audits_bg.fail(run_id, exc)
                 app.logger.exception("audit run %s failed", run_id)
+            finally:
+                get_kb().close()  # this thread's database connection
 
     threading.Thread(target=work, name=f"audit-{run_id}", daemon=True).start()
 
@@ -249,11 +251,9 @@ def decide(appeal_id: int):
         )
     )
     flash("已采纳申诉，分数已重算" if decision == "accept" else "已驳回申诉")
-    return redirect(
-        request.form.get("back") == "item"
-        and url_for("supervise.item", item_id=item_row["id"])
-        or url_for("supervise.appeals")
-    )
+    if request.form.get("back") == "item":
+        return redirect(url_for("supervise.item", item_id=item_row["id"]))
+    return redirect(url_for("supervise.appeals"))
 
 
 @bp.get("/my/audits")
