@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from kb.textproc import add_words, get_tokenizer, normalize
+from scripts_lib.models import COACH_CATEGORIES
 
 from .. import textview
 from ..patterns import PatternError
@@ -42,18 +43,7 @@ if TYPE_CHECKING:
     from ..checks import Check
 
 LEVELS = ("info", "warning", "error", "fatal")
-CATEGORIES = (
-    "filler",
-    "filler_opener",
-    "vague",
-    "improper",
-    "wait_no_apology",
-    "no_greeting",
-    "no_closing",
-    "slow_greeting",
-    "slow_reply",
-    "vulgar",
-)
+CATEGORIES = COACH_CATEGORIES  # the one list, with its Chinese names, in scripts_lib
 SCOPES = ("agent", "customer", "all")
 REQUIRED = ("id", "category", "level", "weight", "check", "message", "suggestion", "examples")
 PATCH_EXTRA = (
