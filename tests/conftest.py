@@ -91,6 +91,14 @@ def login(client, username: str, password: str = PASSWORD):
     )
 
 
+def signed_in(app, username: str):
+    """A test client logged in as `username` that sends its CSRF token on every request."""
+    c = app.test_client()
+    assert login(c, username).status_code == 302
+    c.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(c, "/")
+    return c
+
+
 @pytest.fixture
 def anon(app):
     return app.test_client()

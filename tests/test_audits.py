@@ -16,7 +16,7 @@ from coach.rules import RuleError
 from coach.transcripts import load_path, load_text
 from kb.accounts import Accounts
 
-from .conftest import SHARED_DATA, csrf_token, login, run_cli
+from .conftest import SHARED_DATA, run_cli, signed_in
 
 CONVS = [
     {
@@ -165,9 +165,9 @@ def test_cli_run_list_and_audit_log(instance, tmp_path):
 
 
 def logged_in(app, username):
-    c = app.test_client()
-    assert login(c, username).status_code == 302
-    return c, csrf_token(c, "/")
+    """A signed-in client and its CSRF token (for the form posts below)."""
+    c = signed_in(app, username)
+    return c, c.environ_base["HTTP_X_CSRFTOKEN"]
 
 
 def wait_done(client, run_id: int, headers: dict | None = None) -> dict:

@@ -2,15 +2,12 @@
 
 import pytest
 
-from .conftest import csrf_token, login
+from .conftest import csrf_token, signed_in
 
 
 @pytest.fixture
 def supervisor(app, users):
-    c = app.test_client()
-    assert login(c, users["supervisor"]).status_code == 302
-    c.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(c, "/")
-    return c
+    return signed_in(app, users["supervisor"])
 
 
 @pytest.fixture

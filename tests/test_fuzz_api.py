@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import csrf_token, login
+from .conftest import signed_in
 
 SETTINGS = settings(
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -48,18 +48,12 @@ json_values = st.recursive(
 
 @pytest.fixture
 def supervisor(app, users):
-    c = app.test_client()
-    assert login(c, users["supervisor"]).status_code == 302
-    c.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(c, "/")
-    return c
+    return signed_in(app, users["supervisor"])
 
 
 @pytest.fixture
 def admin(app, users):
-    c = app.test_client()
-    assert login(c, users["admin"]).status_code == 302
-    c.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(c, "/")
-    return c
+    return signed_in(app, users["admin"])
 
 
 def check_shape(resp):
