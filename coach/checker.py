@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .checks import ConvContext, Hit, NotCheckable
+from .checks import MAX_PER_RULE_TURN, ConvContext, Hit, NotCheckable
 from .rules import LEVELS, Rule, RulePack, load_rules
 from .scoring import score_conversation
 from .transcripts import Conversation, Turn
@@ -189,9 +189,6 @@ class Checker:
             findings.extend(self._finding(rule, conv, h) for h in _capped(mine))
         score_conversation(findings, self.pack)
         return findings
-
-
-MAX_PER_RULE_TURN = 3  # findings of one rule in one turn: more say nothing new
 
 
 def _capped(hits: list) -> list:

@@ -32,6 +32,9 @@ QUESTION_WORDS = frozenset(
 _FINAL_PARTICLES = frozenset("呢 哦 啊 呀 哈 亲 哟 啦".split())
 
 
+MAX_PER_RULE_TURN = 3  # findings of one rule in one turn: more say nothing new
+
+
 class Check:
     """Base class: compile the rule, then `run(ctx)` returns hits."""
 
@@ -95,7 +98,7 @@ class TokenCheck(Check):
                     continue
                 hits.append(Hit(i, m.start, m.end))
                 found += 1
-                if found == MAX_HITS_PER_TURN:
+                if found == MAX_PER_RULE_TURN:
                     break  # the checker keeps no more per turn; guards cost per match
         return hits
 
@@ -138,9 +141,6 @@ def is_question(view: TextView, lo: int, hi: int, strict: bool = False) -> bool:
     if strict or not any(t in QUESTION_WORDS for t in toks):
         return False
     return final_ne or any(t in ("您", "你") for t in toks)
-
-
-MAX_HITS_PER_TURN = 3  # = coach.checker.MAX_PER_RULE_TURN
 
 
 class BareFillerCheck(Check):

@@ -10,7 +10,7 @@ from kb.suggest import suggester
 
 from . import get_kb
 from .auth import actor, requires
-from .errors import ApiError
+from .errors import ApiError, json_request
 from .scripts import hit_extras, json_body, search_extras
 from .views import article_payload
 
@@ -153,7 +153,6 @@ def article_save(article_id: str):
     """Create or update an article ({"title", "category", "body", …}; omitted fields
     keep their value).  Saved with a revision; publishing and every other status
     change is written to the audit log."""
-    from .errors import json_request
     from .views import save_article
 
     body = json_request(ARTICLE_BODY_MAX)
@@ -169,8 +168,6 @@ def article_save(article_id: str):
 def render_preview():
     """{"body"} → {"html"}: the editor's preview, sanitised exactly like the article page."""
     from kb.render import render_markdown
-
-    from .errors import json_request
 
     body = json_request(ARTICLE_BODY_MAX)
     if not isinstance(body, dict) or not isinstance(body.get("body"), str):

@@ -135,7 +135,7 @@ def editor(article_id: str | None):
 
     from .auth import actor
     from .errors import ApiError
-    from .views import save_article
+    from .views import ARTICLE_FIELDS, save_article
 
     kb = get_kb()
     new = article_id is None
@@ -168,7 +168,7 @@ def editor(article_id: str | None):
                "review_by": "", "tags": [], "similar": [], "body": ""}  # fmt: skip
     else:
         a = kb.get(article_id)  # NotFound → 404
-        art = {"id": a.id, **{k: getattr(a, k) for k in _editor_fields({})}}
+        art = {"id": a.id, **{k: getattr(a, k) for k in ARTICLE_FIELDS}}
     return render_template(
         "editor.html",
         art=art,
