@@ -367,6 +367,9 @@ class SearchEngine:
             # Single characters only rank: a document that shares nothing but
             # characters with the query (量子纠缠 against 数量 and 例子) is no hit.
             found = np.zeros(view.size, dtype=bool)
+            # characters of the query matched per document, for coverage: summed here
+            # from the `chars` clauses' postings rather than read a second time
+            matched = np.zeros(view.size, dtype=np.float32) if self.levers.chars else None
             for fieldname, term, weight in clauses:
                 df = view.searcher.doc_frequency(fieldname, term)
                 if not df:
@@ -382,8 +385,10 @@ class SearchEngine:
                     scores[docs] += (weight * idf) * tfs * (K1 + 1) / (tfs + norm[docs])
                     if fieldname != "chars":
                         found[docs] = True
+                    elif matched is not None:
+                        matched[docs] += tfs
             if self.levers.coverage:
-                scores *= self._coverage(view, query)
+                scores *= self._coverage(view, query, matched)
             allowed = self._allowed(view, category, tag, status, doctype)
             mask = allowed & found & (scores > 0)
             first = self._pinned_docs(view, pinned, allowed)
@@ -412,18 +417,21 @@ class SearchEngine:
                     hits.append(self._hit(fields, float(cand_scores[i]), term_set, snippets))
         return hits, total, qterms
 
-    def _coverage(self, view: _View, query: str) -> np.ndarray:
+    def _coverage(self, view: _View, query: str, matched: np.ndarray | None) -> np.ndarray:
         """1 - w + w * coverage per document, where coverage is the share of the
         characters of its title and similar questions that occur in the query (a
         length-weighted mean over its questions, so adding similar questions that
         say the same thing does not lower it).  Only the order of documents with a
-        score changes: a document without such characters keeps the floor 1 - w."""
-        matched = np.zeros(view.size, dtype=np.float32)
-        for c in query_chars(query):
-            for segid, reader, offset, _ in view.leaves:
-                ids, tfs = self.postings(segid, reader, "chars", c)
-                if len(ids):
-                    matched[ids + offset] += tfs
+        score changes: a document without such characters keeps the floor 1 - w.
+        `matched` is the per-document count already summed while scoring the `chars`
+        clauses (None when that lever is off: then it is read here)."""
+        if matched is None:
+            matched = np.zeros(view.size, dtype=np.float32)
+            for c in query_chars(query):
+                for segid, reader, offset, _ in view.leaves:
+                    ids, tfs = self.postings(segid, reader, "chars", c)
+                    if len(ids):
+                        matched[ids + offset] += tfs
         share = np.minimum(matched / np.maximum(view.lengths("chars"), 1.0), 1.0)
         w = self.levers.coverage_weight
         return (1.0 - w) + w * share
