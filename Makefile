@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install system-deps run test test-fast lint format bench clean
 
 install: $(STAMP)
 
@@ -27,8 +27,15 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint
+system-deps:
+	.ci/system-deps
+
+test: install system-deps lint
 	$(BIN)/python -m pytest
+
+# the library tests alone: no browser, no servers, seconds not minutes
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not slow" -x -q
 
 bench: install
 	$(BIN)/python bench/search.py

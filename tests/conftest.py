@@ -17,9 +17,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
-SHARED_DATA = REPO.parent / "shared" / "data"
 KBCOACH = [sys.executable, str(REPO / "cli.py")]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def chat_sample(tmp_path_factory) -> Path:
+    """500 generated conversations as JSONL (tests/chatgen.py), written once per session."""
+    from .chatgen import write_jsonl
+
+    return write_jsonl(tmp_path_factory.mktemp("chats") / "sample.jsonl", 500)
 
 
 def run_cli(

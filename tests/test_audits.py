@@ -16,7 +16,7 @@ from coach.rules import RuleError
 from coach.transcripts import load_path, load_text
 from kb.accounts import Accounts
 
-from .conftest import SHARED_DATA, run_cli, signed_in
+from .conftest import run_cli, signed_in
 
 CONVS = [
     {
@@ -303,12 +303,12 @@ def test_article_publishing_is_audited_and_admins_read_the_log(app, users, kb):
     assert trainer.get("/admin/audit-log").status_code == 403
 
 
-def test_real_sample_runs_whole(kb, audits):
-    convs, errors = load_path(SHARED_DATA / "transcripts_sample.jsonl")
+def test_whole_sample_runs_whole(kb, audits, chat_sample):
+    convs, errors = load_path(chat_sample)
     run_id = audits.create_run("JD", convs, errors, by="t")
     audits.claim(run_id)
     run = audits.check(run_id, Checker())
-    assert run["checked"] == run["total"] == len(convs) > 400
+    assert run["checked"] == run["total"] == len(convs) == 500
     assert sum(i["nfindings"] for i in audits.items(run_id, limit=1000)) > 100
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from .conftest import SHARED_DATA, run_cli
+from .conftest import run_cli
 
 CLEAN = {
     "id": "ok",
@@ -51,12 +51,12 @@ def test_xlsx_report(tmp_path):
     assert proc.returncode == 0 and out.read_bytes()[:2] == b"PK"
 
 
-def test_whole_jd_sample_as_json():
-    proc = run_cli("check", str(SHARED_DATA / "transcripts_sample.jsonl"), "--format", "json")
+def test_whole_sample_as_json(chat_sample):
+    proc = run_cli("check", str(chat_sample), "--format", "json")
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
-    assert len(report["conversations"]) == 492 and report["errors"] == []
-    assert 0 < report["summary"]["findings"] < 3018
+    assert len(report["conversations"]) == 500 and report["errors"] == []
+    assert 0 < report["summary"]["findings"] < 3000
     for conv in report["conversations"]:
         for f in conv["findings"]:
             assert set(f) >= {

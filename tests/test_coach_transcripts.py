@@ -41,10 +41,9 @@ def test_jsonl_fixture_with_timestamps():
 
 
 def test_sample_jsonl_with_extra_fields_loads():
-    convs, errors = load_path(
-        FIXTURES.parents[2].parent / "shared" / "data" / "transcripts_sample.jsonl"
-    )
-    assert errors == [] and len(convs) == 492
+    convs, errors = load_path(FIXTURES / "extra_fields.jsonl")
+    assert errors == [] and [c.id for c in convs] == ["x-1", "x-2"]
+    assert convs[1].turns[0].text == "[订单x]还请您稍等，正在为您查询~"
     assert {t.role for c in convs for t in c.turns} == {"agent", "customer"}
 
 

@@ -76,16 +76,10 @@ def test_killed_audit_run_is_marked_interrupted_and_resumes(tmp_path):
     """SIGKILL in the middle of `kbcoach audit run`: the checked batches stay, the run
     shows as interrupted, `audit resume` checks only the rest, and the result equals
     an uninterrupted run of the same file."""
-    from .conftest import SHARED_DATA
+    from .chatgen import write_jsonl
 
-    sample = [json.loads(x) for x in (SHARED_DATA / "transcripts_sample.jsonl").open()]
-    src = tmp_path / "chats.jsonl"
-    with open(src, "w", encoding="utf-8") as fh:
-        for copy in range(4):
-            for rec in sample:
-                fh.write(json.dumps({**rec, "id": f"{rec['id']}-{copy}"}, ensure_ascii=False))
-                fh.write("\n")
-    total = 4 * len(sample)
+    total = 2000
+    src = write_jsonl(tmp_path / "chats.jsonl", total)
     inst = tmp_path / "instance"
     proc = subprocess.Popen(
         [*KBCOACH, "--instance", str(inst), "audit", "run", str(src)],
