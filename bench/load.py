@@ -3,6 +3,11 @@ on loopback, while an editor changes articles; prints throughput, latency
 percentiles, errors and how long an edit takes to become searchable.
 
     python bench/load.py [--clients 16] [--seconds 30] [--workers 2] [--threads 2]
+                         [--hostile 4]
+
+With --hostile N, N more clients send check-reply drafts of the largest allowed size
+built to be costly (a repeated slot phrase, "你找售后" x 1250); the same load is run
+first without them on the same server, and both tables are printed.
 
 Bounded in time and count, loopback only.  KBCOACH_LOAD_DEBUG=1 prints every poll of
 the editor (client wait and the engine's own took_ms).  Client processes (not threads) so the
@@ -100,6 +105,30 @@ def client(port: int, token: str, deadline: float, seed: int, out: mp.Queue) -> 
     out.put(rows)
 
 
+HOSTILE = "你找售后" * 1250  # the improper-attitude slot phrase, 5,000 characters
+
+
+def hostile_client(port: int, token: str, deadline: float, out: mp.Queue) -> None:
+    """One attacker: check-reply with the costliest draft it can send, back to back."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = json.dumps({"text": HOSTILE}, ensure_ascii=False).encode()
+    rows: list[tuple[str, float, int]] = []
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", "/api/v1/coach/check-reply", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+        except OSError:
+            status = 0
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        rows.append(("hostile", (time.perf_counter() - t0) * 1000, status))
+    out.put(rows)
+
+
 def editor(instance: str, port: int, token: str, deadline: float, out: mp.Queue) -> None:
     """Saves an article with a fresh word every ~2 s and times until search finds it."""
     from kb.models import Article
@@ -168,6 +197,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-edits", action="store_true", help="no editor (to see what edits cost)")
     ap.add_argument("--server-log", help="keep the server's JSON request log in this file")
+    ap.add_argument(
+        "--hostile",
+        type=int,
+        default=0,
+        help="also run the same load with N hostile check-reply clients beside it",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kbcoach-load-"))
@@ -223,36 +258,54 @@ def main() -> None:
         for p in warm:
             p.join()
 
-        deadline = time.monotonic() + args.seconds
-        procs = [
-            mp.Process(target=client, args=(port, token, deadline, 1000 + i, q))
-            for i in range(args.clients)
-        ]
-        ed_q: mp.Queue = mp.Queue()
-        editors = []
-        if not args.no_edits:
-            editors.append(mp.Process(target=editor, args=(inst, port, token, deadline, ed_q)))
-        started = time.monotonic()
-        for p in [*procs, *editors]:
-            p.start()
-        rows = [r for _ in procs for r in q.get()]
-        delays = ed_q.get() if editors else []
-        for p in [*procs, *editors]:
-            p.join()
-        elapsed = time.monotonic() - started
+        phases = [0, args.hostile] if args.hostile else [0]
+        results = [run_phase(args, inst, port, token, q, n) for n in phases]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
+    for hostile, (rows, delays, elapsed) in zip(phases, results, strict=True):
+        report(args, hostile, rows, delays, elapsed)
+    print("targets: 0 errors, search p99 <= 100 ms at 16 clients")
+
+
+def run_phase(args, inst: str, port: int, token: str, q: mp.Queue, hostile: int):
+    """One timed load: the clients, the editor, and `hostile` attackers beside them."""
+    deadline = time.monotonic() + args.seconds
+    procs = [
+        mp.Process(target=client, args=(port, token, deadline, 1000 + i, q))
+        for i in range(args.clients)
+    ]
+    procs += [
+        mp.Process(target=hostile_client, args=(port, token, deadline, q)) for _ in range(hostile)
+    ]
+    ed_q: mp.Queue = mp.Queue()
+    editors = []
+    if not args.no_edits:
+        editors.append(mp.Process(target=editor, args=(inst, port, token, deadline, ed_q)))
+    started = time.monotonic()
+    for p in [*procs, *editors]:
+        p.start()
+    rows = [r for _ in procs for r in q.get()]
+    delays = ed_q.get() if editors else []
+    for p in [*procs, *editors]:
+        p.join()
+    return rows, delays, time.monotonic() - started
+
+
+def report(args, hostile: int, rows: list, delays: list[float], elapsed: float) -> None:
+    """Print one phase's table."""
     print(
-        f"== load: {args.clients} clients, {args.seconds:.0f} s, gunicorn {args.workers} "
+        f"== load: {args.clients} clients"
+        + (f" + {hostile} hostile check-reply clients" if hostile else "")
+        + f", {args.seconds:.0f} s, gunicorn {args.workers} "
         f"workers x {args.threads} threads, {os.cpu_count()} cores, loopback =="
     )
     print(
         f"{'endpoint':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"
         f"{'p99 ms':>9}{'errors':>8}"
     )
-    for kind in ("search", "check-reply"):
+    for kind in ("search", "check-reply", "hostile")[: 3 if hostile else 2]:
         ms = [m for k, m, s in rows if k == kind and s == 200]
         errors = sum(1 for k, _, s in rows if k == kind and s != 200)
         n = sum(1 for k, _, _ in rows if k == kind)
@@ -267,7 +320,6 @@ def main() -> None:
         if finite
         else "edits: none seen"
     )
-    print("targets: 0 errors, search p99 <= 100 ms at 16 clients")
 
 
 if __name__ == "__main__":
