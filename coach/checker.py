@@ -84,7 +84,7 @@ def run_rule(
     pack: RulePack, rule: Rule, conv: Conversation, ctx: ConvContext | None = None
 ) -> tuple[list[Hit], str | None]:
     """Hits of one rule on one conversation, and the not-checkable reason if any."""
-    ctx = ctx or ConvContext(conv)
+    ctx = ctx or ConvContext(conv, pack.segmenter)
     try:
         return pack.check_for(rule).run(ctx), None
     except NotCheckable as exc:
@@ -152,7 +152,7 @@ class Checker:
 
     def check_conversation(self, conv: Conversation) -> ConversationReport:
         """Findings, score and breakdown for one conversation."""
-        findings, not_checkable = self._run(conv, ConvContext(conv))
+        findings, not_checkable = self._run(conv, ConvContext(conv, self.pack.segmenter))
         score, breakdown = score_conversation(findings, self.pack)
         return ConversationReport(
             id=conv.id,
@@ -178,7 +178,7 @@ class Checker:
         turns = [_as_turn(t) for t in context or []]
         turns.append(Turn("agent", text))
         conv = Conversation(id="draft", turns=turns)
-        ctx = ConvContext(conv)
+        ctx = ConvContext(conv, self.pack.segmenter)
         ctx.target = len(turns) - 1
         findings = []
         for rule in self.rules:

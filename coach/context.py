@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .textview import TextView, view_for
+from .textview import Segmenter, TextView, segmenter_for
 from .transcripts import Conversation
 
 
@@ -25,8 +25,9 @@ class Hit:
 class ConvContext:
     """One conversation with lazily built text views and role lookups."""
 
-    def __init__(self, conv: Conversation) -> None:
+    def __init__(self, conv: Conversation, segmenter: Segmenter | None = None) -> None:
         self.conv = conv
+        self.seg = segmenter if segmenter is not None else segmenter_for()
         self.turns = conv.turns
         self._views: list[TextView | None] = [None] * len(conv.turns)
         self.agent = [i for i, t in enumerate(conv.turns) if t.role == "agent"]
@@ -36,7 +37,7 @@ class ConvContext:
         """The (shared, lazily segmented) view of turn i."""
         v = self._views[i]
         if v is None:
-            v = self._views[i] = view_for(self.turns[i].text)
+            v = self._views[i] = self.seg.view(self.turns[i].text)
         return v
 
     def norm(self, i: int) -> str:

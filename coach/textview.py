@@ -5,6 +5,10 @@ candidate positions; only the jieba *block* around a candidate (a maximal run of
 the characters jieba itself segments as one unit) is tokenised. jieba splits its
 input into exactly these blocks before segmenting, so tokens of a block are the
 tokens the full-text segmentation would give. Blocks are cached by content.
+
+The coach segments with its own tokenizer (a Segmenter: the shared dictionary plus a
+rule pack's vocabulary), so loading a rule pack never changes how search analyses
+text; each Segmenter keeps its own caches.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from kb.textproc import Token, get_tokenizer, normalize
+from kb.textproc import Token, normalize, tokenizer_with
 
 # jieba's own block character class (jieba.re_han_default).
 _BLOCK_RE = re.compile(r"[\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+")
@@ -24,9 +28,62 @@ _QUOTES = {"「": "」", "『": "』", "“": "”", '"': '"', "‘": "’", "�
 MAX_BLOCK = 200  # giant blocks are cut into tiles of this size
 MAX_SENTENCE = 240  # and so are sentences
 
-_cache: dict[str, tuple[tuple[str, int, int], ...]] = {}
 _cache_limit = 200_000
 stats = {"segmented_chars": 0, "cache_hits": 0}
+
+
+class Segmenter:
+    """The coach's jieba tokenizer for one vocabulary, with its block and view caches."""
+
+    def __init__(self, words: frozenset[str] = frozenset()) -> None:
+        self.words = frozenset(words)
+        self._tok = None
+        self._blocks: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self._views: dict[str, TextView] = {}
+
+    def segment_block(self, block: str) -> tuple[tuple[str, int, int], ...]:
+        """Tokens (word, start, end) of one normalised jieba block, cached."""
+        hit = self._blocks.get(block)
+        if hit is not None:
+            stats["cache_hits"] += 1
+            return hit
+        stats["segmented_chars"] += len(block)
+        if self._tok is None:
+            self._tok = tokenizer_with(self.words)
+        toks = tuple(self._tok.tokenize(block, HMM=True))
+        if _cache_limit:
+            if len(self._blocks) >= _cache_limit:
+                self._blocks.clear()
+            self._blocks[block] = toks
+        return toks
+
+    def view(self, text: str) -> TextView:
+        """A shared view per distinct text: template replies are segmented once."""
+        v = self._views.get(text)
+        if v is None:
+            v = TextView(text, seg=self)
+            if _cache_limit:
+                if len(self._views) >= _cache_limit // 4:
+                    self._views.clear()
+                self._views[text] = v
+        return v
+
+    def clear(self) -> None:
+        self._blocks.clear()
+        self._views.clear()
+
+
+_segmenters: dict[frozenset[str], Segmenter] = {}
+
+
+def segmenter_for(words: frozenset[str] = frozenset()) -> Segmenter:
+    """The Segmenter of a vocabulary (one per vocabulary and process, a few kept)."""
+    seg = _segmenters.get(words)
+    if seg is None:
+        if len(_segmenters) >= 4:
+            _segmenters.clear()
+        seg = _segmenters[words] = Segmenter(words)
+    return seg
 
 
 def set_cache_limit(limit: int) -> None:
@@ -37,24 +94,14 @@ def set_cache_limit(limit: int) -> None:
 
 
 def clear_cache() -> None:
-    """Forget cached segmentations (after the dictionary changed)."""
-    _cache.clear()
-    _views.clear()
+    """Forget cached segmentations."""
+    for seg in _segmenters.values():
+        seg.clear()
 
 
 def segment_block(block: str) -> tuple[tuple[str, int, int], ...]:
-    """Tokens (word, start, end) of one normalised jieba block, cached."""
-    hit = _cache.get(block)
-    if hit is not None:
-        stats["cache_hits"] += 1
-        return hit
-    stats["segmented_chars"] += len(block)
-    toks = tuple(get_tokenizer().tokenize(block, HMM=True))
-    if _cache_limit:
-        if len(_cache) >= _cache_limit:
-            _cache.clear()
-        _cache[block] = toks
-    return toks
+    """Tokens of one block with the shared dictionary alone."""
+    return segmenter_for().segment_block(block)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +117,21 @@ class Unit:
 class TextView:
     """Normalised text of one turn with cached block tokens and sentence bounds."""
 
-    __slots__ = ("text", "norm", "memo", "_blocks", "_quotes", "_starts", "_ends", "_marks")
+    __slots__ = (
+        "text",
+        "norm",
+        "memo",
+        "seg",
+        "_blocks",
+        "_quotes",
+        "_starts",
+        "_ends",
+        "_marks",
+    )
 
-    def __init__(self, text: str, norm: str | None = None) -> None:
+    def __init__(self, text: str, norm: str | None = None, seg: Segmenter | None = None) -> None:
         self.text = text
+        self.seg = seg if seg is not None else segmenter_for()
         self.memo: dict = {}  # per-text results of matchers (a view is shared per text)
         self._marks: dict = {}  # sorted positions of sentence / clause end marks
         self.norm = normalize(text) if norm is None else norm
@@ -106,7 +164,9 @@ class TextView:
             return []
         toks = self._blocks.get((lo, hi))
         if toks is None:
-            toks = [Token(w, lo + s, lo + e) for w, s, e in segment_block(self.norm[lo:hi])]
+            toks = [
+                Token(w, lo + s, lo + e) for w, s, e in self.seg.segment_block(self.norm[lo:hi])
+            ]
             self._blocks[(lo, hi)] = toks
         return toks
 
@@ -219,16 +279,6 @@ def _index_at(toks: list[Token], pos: int) -> int | None:
     return None
 
 
-_views: dict[str, TextView] = {}
-
-
 def view_for(text: str) -> TextView:
-    """A shared view per distinct text: template replies are segmented once."""
-    v = _views.get(text)
-    if v is None:
-        v = TextView(text)
-        if _cache_limit:
-            if len(_views) >= _cache_limit // 4:
-                _views.clear()
-            _views[text] = v
-    return v
+    """A shared view of `text` segmented with the shared dictionary alone."""
+    return segmenter_for().view(text)

@@ -143,11 +143,29 @@ def get_tokenizer():
     return _tokenizer
 
 
-def add_words(words: list[str]) -> None:
-    """Teach the segmenter extra words (e.g. from a team's rule overlay)."""
-    tok = get_tokenizer()
-    for w in words:
+def tokenizer_with(words: frozenset[str]):
+    """A tokenizer that knows `words` besides the shared dictionary, for the coach's
+    rule vocabulary.  Search's tokenizer (get_tokenizer) is never changed: its analysis
+    must stay the index's.  Built from a copy of the shared dictionary (~15 MB, tens of
+    ms) and kept for the few vocabularies a process uses (one per rule-pack version)."""
+    if not words:
+        return get_tokenizer()
+    return _derived_tokenizer(frozenset(words))
+
+
+@lru_cache(maxsize=3)
+def _derived_tokenizer(words: frozenset[str]):
+    base = get_tokenizer()
+    jieba = _import_jieba()
+    tok = jieba.Tokenizer()
+    with _lock:
+        tok.FREQ = dict(base.FREQ)
+        tok.total = base.total
+        tok.user_word_tag_tab = dict(base.user_word_tag_tab)
+    tok.initialized = True
+    for w in sorted(words):  # sorted: the same words give the same frequencies
         tok.add_word(normalize(w))
+    return tok
 
 
 def tokenize(text: str, *, mode: str = "default", hmm: bool = True) -> list[Token]:

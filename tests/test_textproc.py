@@ -64,3 +64,63 @@ def test_search_terms_without_hmm_guesses():
     text = "花呗能换本人另一个名下的支付宝吗"
     assert "能换" in textproc.terms(text)
     assert textproc.terms(text, hmm=False) == ["花呗", "换", "本人", "另", "名下", "支付宝"]
+
+
+SEARCH_DRIFT = """
+import json, sys
+from kb import textproc
+from coach.rules import RuleError, load_rules
+q = "客服说不是我负责的怎么办"
+before = textproc.terms(q, hmm=False)
+pack = load_rules()
+after_default = textproc.terms(q, hmm=False)
+try:
+    load_rules([sys.argv[1]])
+except RuleError:
+    pass
+after_failed = textproc.terms(q, hmm=False)
+coach = [t for t, _, _ in pack.segmenter.segment_block(q)]
+print(json.dumps([before, after_default, after_failed, coach], ensure_ascii=False))
+"""
+
+
+def test_rule_packs_never_change_search_analysis(tmp_path):
+    """The coach segments with its own tokenizer (the shared dictionary plus its rule
+    words): loading the default pack, or a team pack that fails its examples, leaves
+    search's analysis as the index has it. Run in a fresh process: this one has
+    loaded packs already."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    failing = tmp_path / "team.yaml"
+    failing.write_text(
+        "rules:\n  - id: team-x\n    category: improper\n    check: token\n"
+        "    level: warning\n    weight: 2\n    message: 测试\n    suggestion: 测试\n"
+        "    words: [怎么办理由]\n    examples:\n      must: [没有这个词]\n      must_not: [您好]\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", SEARCH_DRIFT, str(failing)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    before, after_default, after_failed, coach = json.loads(proc.stdout)
+    assert before == after_default == after_failed
+    assert "不是" in before and "不是我负责" not in before
+    assert "不是我负责" in coach  # the coach still knows its rule vocabulary
+
+
+def test_two_vocabularies_segment_independently():
+    from coach.textview import segmenter_for
+
+    plain = segmenter_for()
+    taught = segmenter_for(frozenset({"八九不离十吧"}))
+    text = "八九不离十吧"
+    assert [t for t, _, _ in taught.segment_block(text)] == ["八九不离十吧"]
+    assert [t for t, _, _ in plain.segment_block(text)] != ["八九不离十吧"]

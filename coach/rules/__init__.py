@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from kb.textproc import add_words, get_tokenizer, normalize
+from kb.textproc import get_tokenizer, normalize
 from scripts_lib.models import COACH_CATEGORIES
 
 from .. import textview
@@ -102,6 +102,7 @@ class RulePack:
     settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     sources: list[str] = field(default_factory=list)
     _checks: dict = field(default_factory=dict, repr=False)
+    segmenter: textview.Segmenter | None = field(default=None, repr=False)
 
     def enabled(self) -> list[Rule]:
         """Rules switched on, in pack order."""
@@ -372,12 +373,11 @@ def _compile(pack: RulePack, problems: list[str]) -> None:
     freq = get_tokenizer().FREQ
     # ASCII words are left out: jieba keeps letter runs whole unless taught a shorter
     # word, and teaching it "sb" would split "usb" into "u" + "sb".
-    new = sorted(
+    new = frozenset(
         w for w in words if len(w) > 1 and not w.isascii() and " " not in w and not freq.get(w)
     )
-    if new:
-        add_words(new)
-        textview.clear_cache()
+    # the coach's own segmenter: search's tokenizer is never taught these words
+    pack.segmenter = textview.segmenter_for(new)
 
 
 def verify_examples(pack: RulePack) -> None:
