@@ -153,6 +153,15 @@ class Store:
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
 
+    def id_taken(self, article_id: str) -> str | None:
+        """The stored id equal to `article_id` without regard to case, if any (the exact
+        one first)."""
+        row = self.db.execute(
+            "SELECT id FROM articles WHERE lower(id) = lower(?) ORDER BY id = ? DESC LIMIT 1",
+            [article_id, article_id],
+        ).fetchone()
+        return row[0] if row else None
+
     def save(self, article: Article, *, by: str = "system") -> str:
         """Insert or update one article, keeping a revision; returns added/changed/unchanged."""
         return self.save_many([article], by=by)[0]

@@ -312,6 +312,24 @@ def test_whole_sample_runs_whole(kb, audits, chat_sample):
     assert sum(i["nfindings"] for i in audits.items(run_id, limit=1000)) > 100
 
 
+def test_ids_are_unique_without_regard_to_case_on_every_surface(app, users, kb):
+    """PUT /api/v1/articles/Product-Invoice beside product-invoice was a second
+    article; the rule lives in the core (kb.authoring), so the API and the editor
+    refuse it alike."""
+    trainer, tok = logged_in(app, users["trainer"])
+    h = {"X-CSRFToken": tok}
+    body = {"title": "发票", "category": "product", "body": "正文"}
+    resp = trainer.put("/api/v1/articles/Product-Invoice", json=body, headers=h)
+    assert resp.status_code == 409 and "product-invoice" in resp.get_json()["error"]
+    form = {"csrf_token": tok, "id": "PRODUCT-INVOICE", **body}
+    page = trainer.post("/editor", data=form)
+    assert page.status_code == 409 and "product-invoice" in page.get_data(as_text=True)
+    assert kb.store.id_taken("product-INVOICE") == "product-invoice"
+    assert kb.store.count() == 4
+    ok = trainer.put("/api/v1/articles/product-invoice", json={"tags": ["发票"]}, headers=h)
+    assert ok.status_code == 200 and ok.get_json()["outcome"] == "changed"
+
+
 def test_editor_form_errors_name_the_field_and_keep_the_draft(app, users):
     trainer, tok = logged_in(app, users["trainer"])
     form = {"csrf_token": tok, "title": "标题", "category": "product", "body": "正文"}

@@ -153,7 +153,7 @@ def article_save(article_id: str):
     """Create or update an article ({"title", "category", "body", …}; omitted fields
     keep their value).  Saved with a revision; publishing and every other status
     change is written to the audit log."""
-    from .views import save_article
+    from kb.authoring import save_article
 
     body = json_request(ARTICLE_BODY_MAX)
     if not isinstance(body, dict):

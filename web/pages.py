@@ -129,13 +129,12 @@ def editor(article_id: str | None):
     save is a revision, and publishing is a status change the audit log records."""
     from flask import flash, redirect, request, url_for
 
+    from kb.authoring import ARTICLE_FIELDS, save_article
     from kb.errors import KbError
     from kb.models import STATUS_LABELS
     from kb.render import render_markdown
 
     from .auth import actor
-    from .errors import ApiError
-    from .views import ARTICLE_FIELDS, save_article
 
     kb = get_kb()
     new = article_id is None
@@ -145,20 +144,9 @@ def editor(article_id: str | None):
         target = (request.form.get("id") or "").strip() if new else article_id
         if request.form.get("action") != "preview":
             try:
-                if new and not target:
-                    raise ApiError("请填写文章 ID", 400)
-                clash = (
-                    new
-                    and kb.store.db.execute(
-                        "SELECT id FROM articles WHERE lower(id) = lower(?)", [target]
-                    ).fetchone()
-                )
-                if clash:  # case too: exported files must not collide on any filesystem
-                    raise ApiError(f"文章 ID「{clash[0]}」已存在，请换一个", 409)
-                outcome = save_article(kb, target, fields, actor())
-            except (ApiError, KbError) as exc:
-                error = getattr(exc, "message", None) or str(exc)
-                status = getattr(exc, "status", 400)
+                outcome = save_article(kb, target, fields, actor(), create=new)
+            except KbError as exc:
+                error, status = str(exc), exc.status
             else:
                 flash("没有改动" if outcome == "unchanged" else "已保存")
                 return redirect(url_for("pages.article", article_id=target))
