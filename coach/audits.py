@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from types import SimpleNamespace
 
+from kb.errors import KbError
 from kb.runs import process_alive
 from kb.store import Store, now_iso
 
@@ -37,7 +38,7 @@ APPEAL_LABELS = {"open": "待处理", "accepted": "已采纳", "rejected": "已�
 MAX_REASON = 1000
 
 
-class AuditError(ValueError):
+class AuditError(KbError, ValueError):
     """A request the audit store refuses (Chinese message, HTTP-like status)."""
 
     def __init__(self, message: str, status: int = 400):

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from kb.errors import KbError
 from kb.textproc import Token, normalize
 
 from .textview import TextView
@@ -64,7 +65,7 @@ _TIME_RE = re.compile(
 )
 
 
-class PatternError(ValueError):
+class PatternError(KbError, ValueError):
     """A word entry that cannot be compiled."""
 
 

@@ -27,6 +27,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from kb.errors import KbError
+
 from .checker import Checker, ConversationReport
 from .rules import LEVELS, RuleError, load_rules
 from .scoring import aggregate_agents
@@ -36,7 +38,7 @@ FORMATS = ("text", "json", "csv", "xlsx")
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 4
 
 
-class UsageError(ValueError):
+class UsageError(KbError, ValueError):
     """Bad arguments: the CLI exits with code 2."""
 
 

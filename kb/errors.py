@@ -1,4 +1,5 @@
-"""Domain exceptions of the knowledge base; the web and CLI turn them into errors."""
+"""Domain exceptions of every library (kb, coach, scripts_lib): one base, KbError, carrying
+a Chinese message and a status; web/ maps it to the one error shape, the CLI to exit 1."""
 
 from __future__ import annotations
 

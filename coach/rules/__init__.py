@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from kb.errors import KbError
 from kb.textproc import get_tokenizer, normalize
 from scripts_lib.models import COACH_CATEGORIES
 
@@ -56,7 +57,7 @@ PATCH_EXTRA = (
 DEFAULT_SETTINGS = {"fatal_cap": 40}
 
 
-class RuleError(ValueError):
+class RuleError(KbError, ValueError):
     """A rule pack that cannot be loaded; `problems` lists each one."""
 
     def __init__(self, problems: list[str]) -> None:
