@@ -398,7 +398,7 @@ def user_add(obj: Context, username: str, roles: tuple[str, ...], password: str)
 @_password_option
 @click.pass_obj
 def user_passwd(obj: Context, username: str, password: str) -> None:
-    """重设账号密码。"""
+    """重设账号密码（同时结束该账号的全部登录会话）。"""
     _accounts(obj).set_password(username, password, actor="cli")
     click.echo(f"已更新 {username} 的密码")
 
@@ -418,9 +418,18 @@ def user_roles(obj: Context, username: str, roles: tuple[str, ...]) -> None:
 @click.option("--enable", is_flag=True, help="重新启用。")
 @click.pass_obj
 def user_disable(obj: Context, username: str, enable: bool) -> None:
-    """停用账号（同时吊销其全部令牌）；--enable 重新启用。"""
+    """停用账号（同时吊销其全部令牌、结束其全部登录会话）；--enable 重新启用。"""
     _accounts(obj).set_disabled(username, not enable, actor="cli")
     click.echo(f"已{'启用' if enable else '停用'} {username}")
+
+
+@user.command(name="logout-all")
+@click.argument("username")
+@click.pass_obj
+def user_logout_all(obj: Context, username: str) -> None:
+    """让账号在所有浏览器上退出登录（API 令牌不受影响，需另行吊销）。"""
+    n = _accounts(obj).end_all_sessions(username, actor="cli")
+    click.echo(f"已结束 {username} 的 {n} 个登录会话")
 
 
 @user.command(name="list")
