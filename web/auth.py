@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     flash,
     g,
     has_request_context,
@@ -148,8 +149,6 @@ SECURITY_HEADERS = {
 
 def _renew_csrf() -> None:
     """Drop the CSRF token: a token from before login (or logout) is no longer valid."""
-    from flask import current_app
-
     field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     session.pop(field, None)
     g.pop(field, None)
@@ -164,6 +163,7 @@ def init_app(app: Flask) -> None:
         ("SESSION_COOKIE_SAMESITE", "Lax"),
         ("REMEMBER_COOKIE_HTTPONLY", True),
         ("REMEMBER_COOKIE_SAMESITE", "Lax"),
+        ("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE")),
     ):
         if not app.config.get(name):
             app.config[name] = value
@@ -244,7 +244,8 @@ def login():
     _end_session()
     session.clear()  # a fresh session: nothing (CSRF token included) carries over from before
     _renew_csrf()
-    login_user(SessionUser(user, sid=acc.create_session(user)))
+    hours = float(current_app.config.get("SESSION_LIFETIME_HOURS") or 12)
+    login_user(SessionUser(user, sid=acc.create_session(user, hours * 3600)))
     return redirect(_safe_next(request.form.get("next")))
 
 
