@@ -343,12 +343,14 @@ def _accounts(obj: Context):
 def _login_hint(obj: Context) -> str:
     """Create the first admin on a fresh instance; say how to log in."""
     from kb.accounts import random_password
+    from kb.store import make_private
 
     acc = _accounts(obj)
+    path = obj.instance / "initial_admin_password.txt"
+    make_private(path)  # one written by an older version may be readable by all
     if acc.count() == 0:
         password = random_password()
         acc.add("admin", password, ["admin", "trainer", "supervisor", "agent"], actor="setup")
-        path = obj.instance / "initial_admin_password.txt"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(password + "\n")

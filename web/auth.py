@@ -29,6 +29,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from kb.accounts import ROLE_LABELS, Accounts, AuthError, Throttled, User
+from kb.store import make_private
 
 from .errors import ApiError, error_response, wants_json
 
@@ -113,6 +114,7 @@ def requires(permission: str):
 def _secret_key(instance: Path) -> bytes:
     path = instance / "secret_key"
     try:
+        make_private(path)  # also one written before files were made owner-only
         return path.read_bytes()
     except FileNotFoundError:
         instance.mkdir(parents=True, exist_ok=True)
