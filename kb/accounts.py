@@ -340,19 +340,16 @@ class Accounts:
         if not sid:
             return None
         now = _now()
-        row = self.db.execute(
-            "SELECT sessions.id, sessions.last_seen, users.* FROM sessions JOIN users "
-            "ON users.id = sessions.user_id WHERE sid_hash = ? AND expires_at > ?",
-            [_hash_token(sid), now],
-        ).fetchone()
-        if row is None:
+        rows = list(
+            self.db.query(
+                "SELECT sessions.id AS session_id, sessions.last_seen, users.* FROM sessions "
+                "JOIN users ON users.id = sessions.user_id WHERE sid_hash = ? AND expires_at > ?",
+                [_hash_token(sid), now],
+            )
+        )
+        if not rows or rows[0]["disabled"]:
             return None
-        keys = ["session_id", "last_seen"] + [
-            c[0] for c in self.db.execute("SELECT * FROM users LIMIT 0").description
-        ]
-        data = dict(zip(keys, row, strict=True))
-        if data["disabled"]:
-            return None
+        data = rows[0]
         if now - data["last_seen"] > SESSION_TOUCH_S:
             with self.db.conn:
                 self.db.execute(

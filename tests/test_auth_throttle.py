@@ -84,19 +84,30 @@ def _post_login(opener, token: str, base: str, username: str, password: str) -> 
         return exc.code
 
 
-@pytest.mark.parametrize("threads", [40])
-def test_concurrent_wrong_passwords_against_a_real_server(tmp_path, threads):
-    inst = tmp_path / "instance"
-    run_cli("user", "add", "victim", "--role", "agent", "--password", PASSWORD,
-            instance=inst, check=True)  # fmt: skip
+def _serve(inst, *extra: str):
     port = free_port()
     proc = subprocess.Popen(
-        [*KBCOACH, "--instance", str(inst), "serve", "--port", str(port), "--articles", "/nonexistent"],
+        [*KBCOACH, "--instance", str(inst), "serve", "--port", str(port),
+         "--articles", "/nonexistent", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", proc)
+    return proc, base
+
+
+@pytest.mark.parametrize(
+    "serve_args",
+    [(), ("--prod", "--workers", "2", "--threads", "4")],
+    ids=["dev-server", "gunicorn-2-workers"],
+)
+def test_concurrent_wrong_passwords_against_a_real_server(tmp_path, serve_args):
+    threads = 40 if not serve_args else 20
+    inst = tmp_path / "instance"
+    run_cli("user", "add", "victim", "--role", "agent", "--password", PASSWORD,
+            instance=inst, check=True)  # fmt: skip
+    proc, base = _serve(inst, *serve_args)
     try:
-        wait_http(base + "/healthz", proc)
         attempts = [_attempt_opener(base) for _ in range(threads)]
         start = threading.Barrier(threads)
         codes: list[int] = []
@@ -117,4 +128,39 @@ def test_concurrent_wrong_passwords_against_a_real_server(tmp_path, threads):
         assert _post_login(*_attempt_opener(base), base, "victim", PASSWORD) == 429
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
+
+
+def test_logout_holds_across_gunicorn_workers(tmp_path):
+    """A copied cookie is refused by every worker once the session ended in one of them."""
+    inst = tmp_path / "instance"
+    run_cli("user", "add", "reader", "--role", "agent", "--password", PASSWORD,
+            instance=inst, check=True)  # fmt: skip
+    proc, base = _serve(inst, "--prod", "--workers", "2", "--threads", "2")
+    try:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(base + "/login", timeout=30) as resp:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', resp.read().decode()).group(1)
+        assert _post_login(opener, token, base, "reader", PASSWORD) == 200  # after the redirect
+        (cookie,) = [c for c in jar if c.name == "session"]
+        stolen = {"Cookie": f"session={cookie.value}"}
+
+        def status(headers) -> int:
+            req = urllib.request.Request(base + "/api/v1/scripts", headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert {status(stolen) for _ in range(8)} == {200}
+        with opener.open(base + "/", timeout=30) as resp:
+            token = re.search(r'name="csrf-token" content="([^"]+)"', resp.read().decode()).group(1)
+        opener.open(urllib.request.Request(
+            base + "/logout", data=urllib.parse.urlencode({"csrf_token": token}).encode()
+        ), timeout=30).close()  # fmt: skip
+        assert {status(stolen) for _ in range(8)} == {401}  # 8 tries: likely both workers
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
