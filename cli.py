@@ -343,12 +343,14 @@ def _accounts(obj: Context):
 def _login_hint(obj: Context) -> str:
     """Create the first admin on a fresh instance; say how to log in."""
     from kb.accounts import random_password
+    from kb.store import make_private
 
     acc = _accounts(obj)
+    path = obj.instance / "initial_admin_password.txt"
+    make_private(path)  # one written by an older version may be readable by all
     if acc.count() == 0:
         password = random_password()
         acc.add("admin", password, ["admin", "trainer", "supervisor", "agent"], actor="setup")
-        path = obj.instance / "initial_admin_password.txt"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(password + "\n")
@@ -398,7 +400,7 @@ def user_add(obj: Context, username: str, roles: tuple[str, ...], password: str)
 @_password_option
 @click.pass_obj
 def user_passwd(obj: Context, username: str, password: str) -> None:
-    """重设账号密码。"""
+    """重设账号密码（同时结束该账号的全部登录会话）。"""
     _accounts(obj).set_password(username, password, actor="cli")
     click.echo(f"已更新 {username} 的密码")
 
@@ -418,9 +420,18 @@ def user_roles(obj: Context, username: str, roles: tuple[str, ...]) -> None:
 @click.option("--enable", is_flag=True, help="重新启用。")
 @click.pass_obj
 def user_disable(obj: Context, username: str, enable: bool) -> None:
-    """停用账号（同时吊销其全部令牌）；--enable 重新启用。"""
+    """停用账号（同时吊销其全部令牌、结束其全部登录会话）；--enable 重新启用。"""
     _accounts(obj).set_disabled(username, not enable, actor="cli")
     click.echo(f"已{'启用' if enable else '停用'} {username}")
+
+
+@user.command(name="logout-all")
+@click.argument("username")
+@click.pass_obj
+def user_logout_all(obj: Context, username: str) -> None:
+    """让账号在所有浏览器上退出登录（API 令牌不受影响，需另行吊销）。"""
+    n = _accounts(obj).end_all_sessions(username, actor="cli")
+    click.echo(f"已结束 {username} 的 {n} 个登录会话")
 
 
 @user.command(name="list")

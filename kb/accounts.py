@@ -1,8 +1,12 @@
-"""Users, roles, API tokens, login throttling and the append-only audit log.
+"""Users, roles, login sessions, API tokens, login throttling and the append-only audit log.
 
-Passwords are hashed with werkzeug.security (scrypt); API tokens are random and
-only their SHA-256 is stored.  The audit log refuses UPDATE and DELETE at the
-SQLite level (triggers), so history cannot be rewritten through the app.
+Passwords are hashed with werkzeug.security (scrypt); API tokens and session ids
+are random and only their SHA-256 is stored.  Sessions live in the database, so
+every worker process sees a logout, a password change or a disabled account at
+once.  Login attempts are reserved atomically (BEGIN IMMEDIATE) before the
+password is checked, so concurrent guesses cannot overrun the limit.  The audit
+log refuses UPDATE and DELETE at the SQLite level (triggers), so history cannot
+be rewritten through the app.
 """
 
 from __future__ import annotations
@@ -24,11 +28,23 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-\u4e00-\u9fff]{2,32}$")
 MIN_PASSWORD = 8
 LOGIN_WINDOW_S = 15 * 60
 LOGIN_MAX_FAILURES = 5
+LOGIN_MAX_FAILURES_PER_ADDRESS = LOGIN_MAX_FAILURES * 4
+SESSION_LIFETIME_S = 12 * 3600
+SESSION_TOUCH_S = 60  # last_seen is written at most this often per session
 TOKEN_PREFIX = "kbc_"
+
+# Password-hash verifications done by this process.  Unknown user names are
+# verified against a dummy hash too, so both take the same time; tests read this.
+hash_checks = 0
+_dummy_hash: str | None = None
 
 
 class AuthError(KbError):
     status = 401
+
+
+class Throttled(AuthError):
+    status = 429
 
 
 @dataclass
@@ -46,10 +62,43 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _verify(password_hash: str | None, password: str) -> bool:
+    """Check a password; with no hash, verify against a dummy one (same cost, always False)."""
+    global hash_checks, _dummy_hash
+    hash_checks += 1
+    if password_hash:
+        return check_password_hash(password_hash, password)
+    if _dummy_hash is None:
+        _dummy_hash = generate_password_hash(secrets.token_urlsafe(16))
+    check_password_hash(_dummy_hash, password)
+    return False
+
+
+def _now() -> float:
+    return dt.datetime.now(dt.UTC).timestamp()
+
+
 def ensure_schema(store: Store) -> None:
     """Create the accounts tables (idempotent)."""
     db = store.db
-    if "users" in db.table_names():
+    names = db.table_names()
+    if "sessions" not in names:
+        with db.conn:
+            db["sessions"].create(
+                {
+                    "id": int,
+                    "sid_hash": str,
+                    "user_id": int,
+                    "created_at": float,
+                    "last_seen": float,
+                    "expires_at": float,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["sessions"].create_index(["sid_hash"], unique=True, if_not_exists=True)
+            db["sessions"].create_index(["user_id"], if_not_exists=True)
+    if "users" in names:
         return
     with db.conn:
         db["users"].create(
@@ -180,6 +229,8 @@ class Accounts:
             self.db.execute(
                 "DELETE FROM login_failures WHERE key = ?", [f"u:{user.username.lower()}"]
             )
+            # whoever held the old password is signed out everywhere
+            self.db.execute("DELETE FROM sessions WHERE user_id = ?", [user.id])
         self.audit(actor, "user.passwd", username, {})
 
     def set_roles(self, username: str, roles: list[str], *, actor: str = "system") -> None:
@@ -199,6 +250,7 @@ class Accounts:
                     "(revoked_at IS NULL OR revoked_at = '')",
                     [now_iso(), user.id],
                 )
+                self.db.execute("DELETE FROM sessions WHERE user_id = ?", [user.id])
         self.audit(actor, "user.disable" if disabled else "user.enable", username, {})
 
     # -- login ------------------------------------------------------------------
@@ -209,32 +261,123 @@ class Accounts:
             [key, now - LOGIN_WINDOW_S],
         ).fetchone()[0]
 
-    def throttled(self, username: str, remote: str, now: float | None = None) -> bool:
-        """True after too many recent failures for this user name or this address."""
-        now = now if now is not None else dt.datetime.now(dt.UTC).timestamp()
+    def _over_limit(self, user_key: str, ip_key: str, now: float) -> bool:
         return (
-            self._recent_failures(f"u:{username.lower()}", now) >= LOGIN_MAX_FAILURES
-            or self._recent_failures(f"ip:{remote}", now) >= LOGIN_MAX_FAILURES * 4
+            self._recent_failures(user_key, now) >= LOGIN_MAX_FAILURES
+            or self._recent_failures(ip_key, now) >= LOGIN_MAX_FAILURES_PER_ADDRESS
         )
 
+    def throttled(self, username: str, remote: str, now: float | None = None) -> bool:
+        """True after too many recent failures for this user name or this address."""
+        now = now if now is not None else _now()
+        return self._over_limit(f"u:{username.lower()}", f"ip:{remote}", now)
+
+    def _reserve_attempt(self, user_key: str, ip_key: str, now: float) -> list[int] | None:
+        """Count this attempt as a failure before the password is checked, atomically.
+
+        Under one write lock (BEGIN IMMEDIATE) the recent failures are counted and,
+        when below the limits, one row per key is added; the ids are returned so a
+        success can take them back.  None when the limit is reached: no check then.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            conn.commit()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self._over_limit(user_key, ip_key, now):
+                conn.rollback()
+                return None
+            ids = [
+                conn.execute(
+                    "INSERT INTO login_failures (key, at) VALUES (?, ?)", [key, now]
+                ).lastrowid
+                for key in (user_key, ip_key)
+            ]
+            conn.execute("DELETE FROM login_failures WHERE at < ?", [now - 86400])
+            conn.commit()
+            return ids
+        except BaseException:
+            conn.rollback()
+            raise
+
     def authenticate(self, username: str, password: str, remote: str = "") -> User:
-        """The user for these credentials, or AuthError (one message for every failure)."""
-        now = dt.datetime.now(dt.UTC).timestamp()
+        """The user for these credentials; Throttled past the limits, else AuthError.
+
+        Unknown names cost one (dummy) hash verification like known ones, and get
+        the same message, so neither the answer nor its timing says who exists.
+        """
+        now = _now()
+        user_key, ip_key = f"u:{username.lower()}", f"ip:{remote}"
+        reserved = self._reserve_attempt(user_key, ip_key, now)
+        if reserved is None:
+            raise Throttled("登录失败次数过多，请 15 分钟后再试")
         rows = list(self.db.query("SELECT * FROM users WHERE username = ?", [username]))
-        ok = bool(rows) and check_password_hash(rows[0]["password_hash"], password)
+        ok = _verify(rows[0]["password_hash"] if rows else None, password)
         if not ok or rows[0]["disabled"]:
-            with self.db.conn:
-                self.db["login_failures"].insert_all(
-                    [
-                        {"key": f"u:{username.lower()}", "at": now},
-                        {"key": f"ip:{remote}", "at": now},
-                    ]
-                )
-                self.db.execute("DELETE FROM login_failures WHERE at < ?", [now - 86400])
             raise AuthError("用户名或密码错误，或账号已停用")
         with self.db.conn:
-            self.db.execute("DELETE FROM login_failures WHERE key = ?", [f"u:{username.lower()}"])
+            self.db.execute("DELETE FROM login_failures WHERE key = ?", [user_key])
+            self.db.execute("DELETE FROM login_failures WHERE id = ?", [reserved[1]])
         return self._user(rows[0])
+
+    # -- sessions ----------------------------------------------------------------
+
+    def create_session(self, user: User, lifetime_s: float = SESSION_LIFETIME_S) -> str:
+        """A new login session; returns the random id for the cookie (only its hash is kept)."""
+        sid = secrets.token_urlsafe(32)
+        now = _now()
+        with self.db.conn:
+            self.db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
+            self.db.execute(
+                "INSERT INTO sessions (sid_hash, user_id, created_at, last_seen, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [_hash_token(sid), user.id, now, now, now + lifetime_s],
+            )
+        return sid
+
+    def session_user(self, sid: str) -> User | None:
+        """The enabled user of a live session, or None (unknown, ended, expired, disabled)."""
+        if not sid:
+            return None
+        now = _now()
+        rows = list(
+            self.db.query(
+                "SELECT sessions.id AS session_id, sessions.last_seen, users.* FROM sessions "
+                "JOIN users ON users.id = sessions.user_id WHERE sid_hash = ? AND expires_at > ?",
+                [_hash_token(sid), now],
+            )
+        )
+        if not rows or rows[0]["disabled"]:
+            return None
+        data = rows[0]
+        if now - data["last_seen"] > SESSION_TOUCH_S:
+            with self.db.conn:
+                self.db.execute(
+                    "UPDATE sessions SET last_seen = ? WHERE id = ?", [now, data["session_id"]]
+                )
+        return self._user(data)
+
+    def end_session(self, sid: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM sessions WHERE sid_hash = ?", [_hash_token(sid or "")])
+
+    def sessions(self, username: str) -> list[dict]:
+        user = self.by_name(username)
+        return list(
+            self.db.query(
+                "SELECT id, created_at, last_seen, expires_at FROM sessions "
+                "WHERE user_id = ? AND expires_at > ? ORDER BY id",
+                [user.id, _now()],
+            )
+        )
+
+    def end_all_sessions(self, username: str, *, actor: str = "system") -> int:
+        """Sign a user out everywhere; returns how many sessions ended."""
+        user = self.by_name(username)
+        with self.db.conn:
+            n = self.db.execute("DELETE FROM sessions WHERE user_id = ?", [user.id]).rowcount
+        self.audit(actor, "user.logout_all", username, {"sessions": n})
+        return n
 
     # -- API tokens ------------------------------------------------------------
 

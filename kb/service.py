@@ -17,7 +17,7 @@ from .models import CATEGORIES, Article
 from .runs import Runs
 from .search import SearchEngine, SearchResult
 from .searchlog import SearchLog
-from .store import Store, now_iso
+from .store import PRIVATE_DIR, Store, make_private, now_iso
 
 JSONL_BATCH = 2000
 MAX_JSONL_LINE = 2_000_000
@@ -80,7 +80,8 @@ class KnowledgeBase:
     def __init__(self, instance: str | Path):
         paths = instance_paths(instance)
         self.root = paths["root"]
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        make_private(self.root, PRIVATE_DIR)  # also for instances made before this rule
         self.db_path = paths["db"]
         self.indexes = IndexManager(paths["index"])
         self.engine = SearchEngine(self.indexes)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -29,6 +31,34 @@ ARTICLE_COLUMNS = {
     "updated_by": str,
 }
 CHANGE_FIELDS = ("title", "category", "body", "tags", "similar", "owner", "review_by", "status")
+
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def make_private(path: str | Path, mode: int = PRIVATE_FILE) -> None:
+    """Owner-only access for an existing file or folder (the database holds password
+    hashes); a no-op when it is already so or the file is gone."""
+    try:
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+            os.chmod(path, mode)
+    except FileNotFoundError:
+        pass
+
+
+def create_private(path: str | Path) -> None:
+    """Create an empty owner-only file if it does not exist yet."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+
+
+def make_database_private(db_path: str | Path) -> None:
+    """The database and its -wal/-shm files, owner-only."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        make_private(f"{db_path}{suffix}")
 
 
 def now_iso() -> str:
@@ -68,6 +98,9 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # created owner-only; SQLite gives -wal/-shm the database's mode
+        create_private(self.path)
+        make_database_private(self.path)
         conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -285,6 +318,8 @@ def backup(db_path: str | Path, dest: str | Path) -> Path:
     if dest.is_dir():
         dest = dest / f"kbcoach-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}.db"
     tmp = dest.with_name(dest.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    create_private(tmp)  # a backup holds the password hashes too
     src = sqlite3.connect(db_path, timeout=30)
     try:
         out = sqlite3.connect(tmp)
@@ -298,6 +333,7 @@ def backup(db_path: str | Path, dest: str | Path) -> Path:
     if ok != "ok":
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"backup integrity check failed: {ok}")
+    make_database_private(tmp)
     tmp.replace(dest)
     return dest
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 SETTINGS = (
@@ -15,6 +16,18 @@ SETTINGS = (
     ("SEARCH_MAX_LIMIT", 100, "单次搜索最多返回条数（与 CLI 的 --limit 上限一致）"),
     ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
     ("SCRIPTS_DIRS", (), "共享话术之外再加载的话术目录（团队或个人覆盖层）"),
+    (
+        "TRUSTED_PROXIES",
+        0,
+        "前面有几层可信反向代理（如 nginx 为 1）：据其 X-Forwarded-For/-Proto/-Host "
+        "识别客户端地址与 https；0 表示不信任这些请求头",
+    ),
+    (
+        "SESSION_COOKIE_SECURE",
+        False,
+        "登录 Cookie 只经 https 发送；为 false 时，请求本身是 https（含可信代理转来的）也会加上",
+    ),
+    ("SESSION_LIFETIME_HOURS", 12, "登录会话的有效期（小时），到期须重新登录"),
 )
 
 
@@ -42,6 +55,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     app.config["INSTANCE"] = str(Path(app.config["INSTANCE"]).resolve())
     app.json.ensure_ascii = False
+    hops = int(app.config["TRUSTED_PROXIES"] or 0)
+    if hops > 0:  # only then are X-Forwarded-* believed: anyone can send them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.url_map.converters["int"] = _RowId  # before any route is added
 
     from kb.service import KnowledgeBase

@@ -14,17 +14,22 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from kb.accounts import ROLE_LABELS, Accounts, AuthError, User
+from kb.accounts import ROLE_LABELS, Accounts, AuthError, Throttled, User
+from kb.store import make_private
 
 from .errors import ApiError, error_response, wants_json
 
@@ -40,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "coach.audit": frozenset({"supervisor", "admin"}),
     "coach.appeal": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "rules.edit": frozenset({"supervisor", "admin"}),
+    "account": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "admin": frozenset({"admin"}),
 }
 PUBLIC = "public"
@@ -50,14 +56,22 @@ login_manager = LoginManager()
 
 
 class SessionUser(UserMixin):
-    """Flask-Login's view of a kb.accounts.User."""
+    """Flask-Login's view of a kb.accounts.User.
 
-    def __init__(self, user: User, via: str = "session"):
+    For a browser login, get_id() is the server-side session id: it is all the
+    signed cookie holds, and the user loader looks it up on every request.
+    """
+
+    def __init__(self, user: User, via: str = "session", sid: str = ""):
         self.user = user
         self.id = str(user.id)
         self.username = user.username
         self.roles = user.roles
         self.via = via
+        self.sid = sid
+
+    def get_id(self) -> str:
+        return self.sid
 
     def can(self, permission: str) -> bool:
         return bool(PERMISSIONS[permission] & set(self.roles))
@@ -100,6 +114,7 @@ def requires(permission: str):
 def _secret_key(instance: Path) -> bytes:
     path = instance / "secret_key"
     try:
+        make_private(path)  # also one written before files were made owner-only
         return path.read_bytes()
     except FileNotFoundError:
         instance.mkdir(parents=True, exist_ok=True)
@@ -112,7 +127,37 @@ def _secret_key(instance: Path) -> bytes:
         return os.urandom(32)
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Cookies are marked Secure when SESSION_COOKIE_SECURE is set, or when the
+    request itself came over https (directly, or as told by a trusted proxy)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (
+            has_request_context() and request.is_secure
+        )
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _renew_csrf() -> None:
+    """Drop the CSRF token: a token from before login (or logout) is no longer valid."""
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    session.pop(field, None)
+    g.pop(field, None)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = _SessionInterface()
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.config["INSTANCE"]))
     for name, value in (
@@ -120,6 +165,7 @@ def init_app(app: Flask) -> None:
         ("SESSION_COOKIE_SAMESITE", "Lax"),
         ("REMEMBER_COOKIE_HTTPONLY", True),
         ("REMEMBER_COOKIE_SAMESITE", "Lax"),
+        ("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE")),
     ):
         if not app.config.get(name):
             app.config[name] = value
@@ -138,6 +184,12 @@ def init_app(app: Flask) -> None:
             return  # no cookie involved: a cross-site page cannot forge this request
         csrf.protect()
 
+    @app.after_request
+    def _security_headers(resp):
+        for name, value in SECURITY_HEADERS.items():
+            resp.headers.setdefault(name, value)
+        return resp
+
     @app.errorhandler(CSRFError)
     def _csrf_error(_exc):
         return error_response("CSRF 校验失败，请刷新页面后重试", 400)
@@ -148,9 +200,9 @@ def init_app(app: Flask) -> None:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str):
-    user = accounts().get(int(user_id)) if user_id.isdigit() else None
-    return SessionUser(user) if user and not user.disabled else None
+def _load_user(sid: str):
+    user = accounts().session_user(sid)
+    return SessionUser(user, sid=sid) if user else None
 
 
 @login_manager.request_loader
@@ -184,26 +236,44 @@ def login():
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     acc = accounts()
-    remote = request.remote_addr or ""
-    if acc.throttled(username, remote):
-        return render_template(
-            "login.html",
-            next=request.form.get("next", ""),
-            error="登录失败次数过多，请 15 分钟后再试",
-        ), 429
     try:
-        user = acc.authenticate(username, password, remote)
+        user = acc.authenticate(username, password, request.remote_addr or "")
     except AuthError as exc:
-        return render_template("login.html", next=request.form.get("next", ""), error=str(exc)), 401
-    login_user(SessionUser(user))
+        status = 429 if isinstance(exc, Throttled) else 401
+        return render_template(
+            "login.html", next=request.form.get("next", ""), error=str(exc)
+        ), status
+    _end_session()
+    session.clear()  # a fresh session: nothing (CSRF token included) carries over from before
+    _renew_csrf()
+    hours = float(current_app.config.get("SESSION_LIFETIME_HOURS") or 12)
+    login_user(SessionUser(user, sid=acc.create_session(user, hours * 3600)))
     return redirect(_safe_next(request.form.get("next")))
+
+
+def _end_session() -> None:
+    if getattr(current_user, "via", "") == "session" and current_user.sid:
+        accounts().end_session(current_user.sid)
 
 
 @bp.post("/logout")
 @requires(PUBLIC)
 def logout():
+    _end_session()
     logout_user()
+    _renew_csrf()
     flash("已退出登录")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/logout/all")
+@requires("account")
+def logout_all():
+    """Sign the current user out of every browser (the sessions in the database)."""
+    n = accounts().end_all_sessions(current_user.username, actor=actor())
+    logout_user()
+    _renew_csrf()
+    flash(f"已在所有设备上退出登录（共 {n} 个会话）")
     return redirect(url_for("auth.login"))
 
 
