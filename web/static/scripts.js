@@ -179,7 +179,16 @@
       if (hit.placeholders) { shared[hit.id] = hit; return Promise.resolve(showScript(hit, opts)); }
       return openScript(hit.id, opts);
     },
-    open: openScript
+    open: openScript,
+    // For the draft check (desk.js): a shared script's payload (null when not allowed
+    // or gone) and its text in parts, placeholders filled from the chat's values.
+    get: function (id) {
+      if (shared[id]) return Promise.resolve(shared[id]);
+      return api("GET", "/api/v1/scripts/" + encodeURIComponent(id))
+        .then(function (data) { return data.ok ? (shared[id] = data.script) : null; })
+        .catch(function () { return null; });
+    },
+    parts: parts
   };
 
   // -- personal scripts -------------------------------------------------------------
