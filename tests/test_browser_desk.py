@@ -131,9 +131,17 @@ def type_draft(page, text: str) -> None:
 
 def test_draft_shows_both_vague_findings_and_a_script_to_take(live_server, page):
     page.goto(live_server.url + "/")
+    sent = []
+    page.on(
+        "request",
+        lambda r: sent.append(r.post_data_json) if r.url.endswith("/check-reply") else None,
+    )
     type_draft(page, DRAFT)
     findings = page.locator("#desk-findings li.desk-finding")
     expect(findings).to_have_count(2)
+    # debounced: not a request per keystroke; mid-chat unless the agent says otherwise
+    assert 1 <= len(sent) <= 3, sent
+    assert sent[-1] == {"text": DRAFT, "position": "middle"}
     expect(findings.nth(0).locator("mark")).to_have_text("差不多")
     expect(findings.nth(1).locator("mark")).to_have_text("不清楚")
     expect(findings.nth(0)).to_contain_text("含糊")
