@@ -91,6 +91,12 @@ def run_rule(
         return [], str(exc)
 
 
+# Where a draft reply stands in the chat → the edge check it gets (greeting for the
+# first agent turn, closing for the last); a draft mid-chat gets neither.
+EDGE_CHECKS = ("greeting", "closing")
+REPLY_POSITIONS = {"opening": "greeting", "middle": None, "closing": "closing"}
+
+
 class Checker:
     """Applies a rule pack; build once, reuse for many conversations."""
 
@@ -168,13 +174,20 @@ class Checker:
             conversation=conv,
         )
 
-    def check_reply(self, text: str, context: list | None = None) -> list[dict]:
+    def check_reply(
+        self, text: str, context: list | None = None, position: str = "middle"
+    ) -> list[dict]:
         """Findings for a draft agent reply, given the conversation so far (optional).
 
         `context` is a list of Turn objects or dicts `{"role", "text", "ts"?}`. Only
-        findings on the draft itself are returned (no closing check: the chat is not
-        over); their `turn` is the draft's index after the context.
+        findings on the draft itself are returned; their `turn` is the draft's index
+        after the context. `position` says where the draft stands in the chat:
+        "middle" (default: no greeting or closing check), "opening" (greeting rules
+        too, when it is the first agent turn) or "closing" (closing rules too).
         """
+        if position not in REPLY_POSITIONS:
+            raise ValueError("position 应为 opening、middle 或 closing")
+        edge = REPLY_POSITIONS[position]
         turns = [_as_turn(t) for t in context or []]
         turns.append(Turn("agent", text))
         conv = Conversation(id="draft", turns=turns)
@@ -182,7 +195,7 @@ class Checker:
         ctx.target = len(turns) - 1
         findings = []
         for rule in self.rules:
-            if rule.check == "closing":
+            if rule.check in EDGE_CHECKS and rule.check != edge:
                 continue
             hits, _ = run_rule(self.pack, rule, conv, ctx)
             mine = [h for h in hits if h.turn == ctx.target]

@@ -22,6 +22,9 @@ def test_keyboard_opens_article_and_copies_filled_wording(live_server, page):
     page.fill("#q", "发票")
     expect(page.locator("#results li.hit").first).to_be_visible()
     page.locator("#q").focus()
+    expect(page.locator("#suggest")).to_be_visible()
+    page.keyboard.press("Escape")  # close the suggestions: ↓/↑ move through the results
+    expect(page.locator("#results li.hit.selected")).to_have_count(0)  # none until ↓
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowUp")
     expect(page.locator("#results li.hit.selected")).to_have_count(1)

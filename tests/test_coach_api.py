@@ -62,6 +62,8 @@ def test_check_reply_uses_context_for_holds(agent):
         ({"text": "好", "context": "x"}, 400, "context"),
         ({"text": "好" * 6000}, 413, "过长"),
         ([1, 2], 400, "对象"),
+        ({"text": "好", "position": "start"}, 400, "position"),
+        ({"text": "好", "position": ["opening"]}, 400, "position"),
     ],
 )
 def test_check_reply_validation_names_the_field(agent, body, status, needle):
@@ -69,6 +71,38 @@ def test_check_reply_validation_names_the_field(agent, body, status, needle):
     assert resp.status_code == status
     data = resp.get_json()
     assert set(data) == {"ok", "error", "status"} and needle in data["error"]
+
+
+def categories(agent, body):
+    data = agent.post("/api/v1/coach/check-reply", json=body).get_json()
+    assert data["ok"], data
+    return {f["category"] for f in data["findings"]}
+
+
+def test_check_reply_mid_chat_draft_gets_no_greeting_or_closing_finding(agent):
+    # a draft without context, position or greeting: mid-chat unless said otherwise
+    assert categories(agent, {"text": "这个差不多吧，我也不清楚哦"}) == {"vague"}
+    assert categories(agent, {"text": "好的", "position": "middle"}) == set()
+    ctx = [{"role": "customer", "text": "我的快递什么时候到"}]
+    assert categories(agent, {"text": "好的", "context": ctx}) == set()
+
+
+def test_check_reply_position_opening_and_closing(agent):
+    assert categories(agent, {"text": "好的", "position": "opening"}) == {"no_greeting"}
+    assert categories(agent, {"text": "您好，请问有什么可以帮您？", "position": "opening"}) == set()
+    # not the first agent turn: no greeting expected, even when marked as opening
+    ctx = [
+        {"role": "customer", "text": "在吗"},
+        {"role": "agent", "text": "您好，请问有什么可以帮您？"},
+        {"role": "customer", "text": "好的"},
+    ]
+    assert categories(agent, {"text": "好的", "context": ctx, "position": "opening"}) == set()
+    assert categories(agent, {"text": "好的", "context": ctx, "position": "closing"}) == {
+        "no_closing"
+    }
+    assert categories(agent, {"text": "好的", "position": "closing"}) == {"no_closing"}
+    closing = "请问还有其他可以帮您的吗？感谢您的耐心，祝您生活愉快！"
+    assert categories(agent, {"text": closing, "context": ctx, "position": "closing"}) == set()
 
 
 def test_check_reply_needs_json(agent):

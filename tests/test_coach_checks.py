@@ -216,7 +216,7 @@ def test_check_reply_is_fast_and_context_aware(checker):
     assert not [
         f for f in checker.check_reply("是的，差不多的", context) if f["category"] == "vague"
     ]
-    assert [f["turn"] for f in checker.check_reply("差不多吧", [])] == [0, 0]
+    assert [f["turn"] for f in checker.check_reply("差不多吧", [], "opening")] == [0, 0]
     checker.check_reply("亲，这个大概明天能到哦")
     timings = []
     for n in range(60):

@@ -84,7 +84,11 @@ def check():
 @bp.post("/check-reply")
 @requires("coach.check_reply")
 def check_reply():
-    """{"text", "context"?} → findings for a draft reply before it is sent."""
+    """{"text", "context"?, "position"?} → findings for a draft reply before it is sent.
+
+    `position` is "middle" (default: mid-chat, no greeting or closing finding),
+    "opening" (the first agent turn: greeting rules too) or "closing" (the last one:
+    closing rules too)."""
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError("请求体应为 JSON 对象", 400)
@@ -98,8 +102,13 @@ def check_reply():
         isinstance(t, dict) and isinstance(t.get("text", ""), str) for t in context
     ):
         raise ApiError('字段 context 应为 [{"role", "text"}] 数组', 400)
+    from coach.checker import REPLY_POSITIONS
+
+    position = body.get("position") or "middle"
+    if not isinstance(position, str) or position not in REPLY_POSITIONS:
+        raise ApiError("字段 position 应为 opening、middle 或 closing", 400)
     started = time.perf_counter()
-    findings = checker().check_reply(text, context[-50:])
+    findings = checker().check_reply(text, context[-50:], position)
     return {
         "ok": True,
         "findings": findings,

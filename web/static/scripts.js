@@ -179,7 +179,16 @@
       if (hit.placeholders) { shared[hit.id] = hit; return Promise.resolve(showScript(hit, opts)); }
       return openScript(hit.id, opts);
     },
-    open: openScript
+    open: openScript,
+    // For the draft check (desk.js): a shared script's payload (null when not allowed
+    // or gone) and its text in parts, placeholders filled from the chat's values.
+    get: function (id) {
+      if (shared[id]) return Promise.resolve(shared[id]);
+      return api("GET", "/api/v1/scripts/" + encodeURIComponent(id))
+        .then(function (data) { return data.ok ? (shared[id] = data.script) : null; })
+        .catch(function () { return null; });
+    },
+    parts: parts
   };
 
   // -- personal scripts -------------------------------------------------------------
@@ -279,7 +288,9 @@
   var timer = null;
   var inflight = null;
   var lastMatch = null; // null: no filter; else set of shared ids
-  var selected = -1;
+  var selected = -1; // nothing is selected until ↓; Enter opens `preferred` or the first shown
+  var preferred = null; // the script of a shortcut typed exactly (/dd)
+  var enterPending = false; // Enter pressed while the filter was still running
 
   function items() { return panel.querySelectorAll("li.script-item"); }
   function visibleItems() {
@@ -317,33 +328,40 @@
     });
     none.hidden = shown > 0;
     statusEl.textContent = filtering ? "匹配 " + shown + " 条话术" : "↑/↓ 选择，Enter 填写，Ctrl+Enter 复制";
-    select(q ? 0 : -1);
+    preferred = null;
+    select(-1);
   }
 
   function runFilter() {
     var q = filter.value.trim();
     var ch = channelSel.value;
     try { sessionStorage.setItem(CHANNEL_KEY, ch); } catch (e) { /* private mode */ }
-    if (!q && !ch) { if (inflight) inflight.abort(); applyFilter(null); return; }
+    if (!q && !ch) { if (inflight) inflight.abort(); inflight = null; applyFilter(null); afterFilter(); return; }
     if (inflight) inflight.abort();
-    inflight = new AbortController();
+    var mine = inflight = new AbortController();
     var url = "/api/v1/scripts?q=" + encodeURIComponent(q) + (ch ? "&channel=" + ch : "");
     fetch(url, { signal: inflight.signal, headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (data) {
-        if (!data.ok) { statusEl.textContent = data.error; return; }
+        if (inflight === mine) inflight = null;
+        if (!data.ok) { enterPending = false; statusEl.textContent = data.error; return; }
         var ids = new Set();
         data.scripts.forEach(function (s) { ids.add(s.id); shared[s.id] = s; });
         applyFilter(ids);
-        // A shortcut typed exactly (/dd) puts its script first in the selection.
+        // A shortcut typed exactly (/dd): Enter opens its script (nothing is selected).
         if (q.charAt(0) === "/" && data.scripts.length && data.scripts[0].shortcut === q.toLowerCase()) {
-          var all = visibleItems();
-          for (var i = 0; i < all.length; i++) {
-            if (all[i].dataset.origin !== "personal" && all[i].dataset.id === data.scripts[0].id) { select(i); break; }
-          }
+          preferred = visibleItems().filter(function (li) {
+            return li.dataset.origin !== "personal" && li.dataset.id === data.scripts[0].id;
+          })[0] || null;
+          if (preferred) statusEl.textContent = "快捷码 " + data.scripts[0].shortcut + "：" + data.scripts[0].title + "，按 Enter 填写";
         }
+        afterFilter();
       })
-      .catch(function (e) { if (e.name !== "AbortError") statusEl.textContent = "筛选失败，请重试"; });
+      .catch(function (e) {
+        if (e.name === "AbortError") return;
+        if (inflight === mine) inflight = null;
+        enterPending = false; statusEl.textContent = "筛选失败，请重试";
+      });
   }
 
   function select(i) {
@@ -356,22 +374,37 @@
     all[selected].scrollIntoView({ block: "nearest" });
   }
 
+  function busy() { return !!timer || !!inflight; }
+  function afterFilter() {
+    if (!enterPending || busy()) return;
+    enterPending = false;
+    openDefault();
+  }
+  // Enter: the selected script, else the exact shortcut's, else the first shown.
+  function openDefault() {
+    var li = selected >= 0 ? visibleItems()[selected] : preferred || visibleItems()[0];
+    if (li) openItem(li, { focus: true });
+  }
+
   function openItem(li, opts) {
     if (li.dataset.origin === "personal") return openMine(li.dataset.id, opts);
     return openScript(li.dataset.id, opts);
   }
 
-  filter.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(runFilter, 120); });
+  filter.addEventListener("input", function () {
+    clearTimeout(timer); enterPending = false;
+    timer = setTimeout(function () { timer = null; runFilter(); }, 120);
+  });
   channelSel.addEventListener("change", runFilter);
   filter.addEventListener("keydown", function (ev) {
     if (ev.key === "ArrowDown") { ev.preventDefault(); select(selected + 1); }
     else if (ev.key === "ArrowUp") { ev.preventDefault(); select(selected - 1); }
     else if (ev.key === "Enter") {
       ev.preventDefault();
-      var all = visibleItems();
-      var li = all[selected >= 0 ? selected : 0];
-      if (li) openItem(li, { focus: true });
-    } else if (ev.key === "Escape") { filter.value = ""; runFilter(); }
+      if (!busy()) { openDefault(); return; }
+      enterPending = true; // open once the list matches what was typed
+      if (timer) { clearTimeout(timer); timer = null; runFilter(); }
+    } else if (ev.key === "Escape") { clearTimeout(timer); timer = null; filter.value = ""; runFilter(); }
   });
   panel.addEventListener("click", function (ev) {
     var li = ev.target.closest("li.script-item");

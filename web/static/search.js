@@ -8,7 +8,8 @@
   var statusEl = document.getElementById("status");
   var pane = document.getElementById("pane");
   var sugList = document.getElementById("suggest");
-  var selected = -1;
+  var selected = -1; // nothing is selected until the agent presses ↓ (Enter opens the first)
+  var shownKey = null; // the query and category the listed results are for
   var timer = null;
   var inflight = null;
   var VALUES_KEY = "kbcoach.placeholders";
@@ -169,7 +170,6 @@
       list.appendChild(li);
     });
     statusEl.textContent = "共 " + data.total + " 条，用时 " + data.took_ms.toFixed(1) + " 毫秒";
-    if (data.hits.length) select(0);
     if (data.shortcut) {
       // The query is exactly a shortcut code (/dd): jump straight to its script.
       statusEl.textContent = "快捷码 " + data.shortcut.shortcut + "：" + data.shortcut.title + "，按 Enter 填写并复制";
@@ -185,8 +185,11 @@
     }
   }
 
+  function searchKey() { return box.value.trim() + "\u0000" + category.value; }
+
   function runSearch(after) {
     var q = box.value.trim();
+    var key = searchKey();
     var url = new URL(window.location.href);
     url.searchParams.set("q", q);
     if (category.value) url.searchParams.set("category", category.value); else url.searchParams.delete("category");
@@ -200,6 +203,7 @@
       .then(function (data) {
         if (!data.ok) { list.textContent = ""; statusEl.textContent = data.error; return; }
         renderHits(data, q);
+        shownKey = key;
         if (typeof after === "function") after();
       })
       .catch(function (e) { if (e.name !== "AbortError") statusEl.textContent = "搜索失败，请重试"; });
@@ -251,7 +255,7 @@
     box.value = item.text;
     clearTimeout(timer); clearTimeout(sugTimer); sugSeq++;
     // The picked text is searched and its best answer (a pinned one first) opened.
-    runSearch(function () { if (selected >= 0) openHit(items()[selected]); });
+    runSearch(function () { openFirst(); });
   }
   function sugRender(items) {
     sugList.textContent = ""; sugActive = -1;
@@ -304,7 +308,13 @@
   list.querySelectorAll("li.hit").forEach(function (li) {
     li.addEventListener("click", function (ev) { ev.preventDefault(); openHit(li, { focus: true }); });
   });
-  if (items().length) select(0);
+  if (items().length) shownKey = searchKey();
+
+  // Enter with nothing selected: the first result, once the results match the box.
+  function openFirst(opts) {
+    var first = items()[0];
+    if (first) openHit(first, opts);
+  }
 
   document.addEventListener("keydown", function (ev) {
     var typing = ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA" || ev.target.tagName === "SELECT";
@@ -317,6 +327,10 @@
     else if (ev.key === "Enter" && selected >= 0) {
       ev.preventDefault(); clearTimeout(timer);
       openHit(items()[selected], { focus: true });
+    } else if (ev.key === "Enter" && box.value.trim()) {
+      ev.preventDefault(); clearTimeout(timer);
+      var focus = { focus: true };
+      if (shownKey === searchKey()) openFirst(focus); else runSearch(function () { openFirst(focus); });
     }
   });
 })();
