@@ -10,10 +10,15 @@ version they were checked with.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from kb import safeyaml
 from kb.store import Store, now_iso
 
 from .rules import RuleError, RulePack, load_rules
@@ -31,6 +36,22 @@ STARTER = """\
 #     weight: 3
 #     cap: 9
 """
+
+
+def _digest(text: str) -> str | None:
+    """SHA-256 of the overlay's data as canonical JSON; None when it cannot be read
+    safely (bad syntax, anchors, too large: `save` reports why)."""
+    if len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        return None
+    try:
+        data = safeyaml.load(text) or {}
+        canon = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    except (yaml.YAMLError, TypeError):
+        return None
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+_EMPTY = _digest("")
 
 
 class RuleBook:
@@ -103,16 +124,14 @@ class RuleBook:
 
     def unchanged(self, text: str) -> bool:
         """True when `text` means what the current version means (comments and layout
-        aside; no version at all means an empty overlay): no version to add."""
-        import yaml
+        aside; no version at all means an empty overlay): no version to add.
 
+        Compares digests of the normalised documents (canonical JSON), never the
+        loaded structures: a stored version with aliases (saved before they were
+        refused) is not expanded but counts as different."""
         current = self.current()
-        try:
-            new = yaml.safe_load(text) or {}
-            old = yaml.safe_load(current["yaml"]) or {} if current else {}
-        except yaml.YAMLError:
-            return False  # save() reports where
-        return new == old
+        new = _digest(text)
+        return new is not None and new == (_digest(current["yaml"]) if current else _EMPTY)
 
     def save(self, text: str, *, by: str, note: str = "") -> int:
         """Validate and store a new version; returns its number."""
