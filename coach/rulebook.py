@@ -76,14 +76,17 @@ class RuleBook:
         row = self.store.db.execute("SELECT max(id) FROM rule_packs").fetchone()
         return int(row[0] or 0)
 
-    def history(self, limit: int = 50) -> list[dict]:
+    def history(self, limit: int = 50, offset: int = 0) -> list[dict]:
         return list(
             self.store.db.query(
                 "SELECT id, by, at, note, length(yaml) AS size FROM rule_packs "
-                "ORDER BY id DESC LIMIT ?",
-                [limit],
+                "ORDER BY id DESC LIMIT ? OFFSET ?",
+                [limit, offset],
             )
         )
+
+    def version_count(self) -> int:
+        return int(self.store.db.execute("SELECT count(*) FROM rule_packs").fetchone()[0])
 
     def get(self, version: int) -> dict | None:
         rows = list(self.store.db.query("SELECT * FROM rule_packs WHERE id = ?", [version]))
