@@ -291,3 +291,27 @@ def test_appeals_my_audits_runs_log_and_rule_history_are_paged(app, users, kb, l
     assert "历史版本（共 55 个）" in rules and "v55 " in rules and "v5 " not in rules
     older = sup.get(_links(rules, "next")[0]).get_data(as_text=True)
     assert "v5 " in older and "v55 " not in older and book.version_count() == 55
+
+
+def test_article_revisions_and_pins_are_paged(app, users, kb):
+    from kb import pins
+    from kb.models import Article
+
+    from .conftest import signed_in
+
+    for n in range(55):
+        kb.store.save(Article(id="x1", title="发票", category="product", body=f"第{n}稿"), by="t")
+    for n in range(55):
+        pins.add_pin(kb.store, "查询" + chr(0x5F00 + n), "x1", actor="trainer1")
+    trainer = signed_in(app, users["trainer"])
+    page = trainer.get("/articles/x1").get_data(as_text=True)
+    assert "修订历史（共 55 次）" in page and "<tr><td>55</td>" in page
+    assert "<tr><td>5</td>" not in page
+    older = trainer.get(_links(page, "next")[0]).get_data(as_text=True)
+    assert "<tr><td>5</td>" in older and "<tr><td>55</td>" not in older
+    total = pins.pin_count(kb.store)
+    assert total > 50  # a few of these characters normalise to one key: one pin
+    page = trainer.get("/pins").get_data(as_text=True)
+    assert f"全部置顶（{total}）" in page and page.count("取消置顶</button>") == 50
+    rest = trainer.get(_links(page, "next")[0]).get_data(as_text=True)
+    assert rest.count("取消置顶</button>") == total - 50

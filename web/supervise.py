@@ -42,7 +42,7 @@ API_PER_PAGE = 500
 MAX_PAGE = 10**6
 
 
-def _page(name: str = "page") -> int:
+def page_arg(name: str = "page") -> int:
     """A 1-based page number from the query string (bad or huge values are clamped)."""
     return min(max(1, request.args.get(name, 1, type=int) or 1), MAX_PAGE)
 
@@ -116,7 +116,7 @@ def _own_item(item_id: int, page: int | None = None) -> dict:
 @bp.get("/audits")
 @requires("coach.audit")
 def runs():
-    store, page = audits(), _page()
+    store, page = audits(), page_arg()
     return render_template(
         "audits.html",
         runs=store.runs(LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
@@ -165,7 +165,7 @@ def run(run_id: int):
     store.mark_interrupted()
     info = _wrap(lambda: store.run(run_id))
     agent = request.args.get("agent")
-    page, epage, apage = _page(), _page("epage"), _page("apage")
+    page, epage, apage = page_arg(), page_arg("epage"), page_arg("apage")
     return render_template(
         "audit_run.html",
         run=info,
@@ -221,7 +221,7 @@ def item(item_id: int):
         turn = audits().finding_turn(item_id, int(finding))
         page = turn // TURNS_PER_PAGE + 1 if turn is not None else 1
     else:
-        page = _page()
+        page = page_arg()
     it = _own_item(item_id, page)
     by_turn: dict[int, list[dict]] = {}
     for f in it["page_findings"]:
@@ -269,7 +269,7 @@ def appeals():
     status = request.args.get("status", "open")
     if status not in APPEAL_LABELS:
         status = "open"
-    store, page = audits(), _page()
+    store, page = audits(), page_arg()
     return render_template(
         "appeals.html",
         appeals=store.appeals(
@@ -310,7 +310,7 @@ def decide(appeal_id: int):
 @requires("coach.appeal")
 def mine():
     store, me = audits(), current_user.username
-    page, apage = _page(), _page("apage")
+    page, apage = page_arg(), page_arg("apage")
     return render_template(
         "my_audits.html",
         items=store.items_of_agent(me, LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
@@ -353,7 +353,7 @@ def rules():
             flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
             return redirect(url_for("supervise.rules"))
     rules_now = checker_for(book.version()).pack.rules
-    hpage = _page("hpage")
+    hpage = page_arg("hpage")
     return render_template(
         "rules.html",
         text=text,
@@ -373,7 +373,7 @@ def rules():
 @bp.get("/admin/audit-log")
 @requires("admin")
 def audit_log():
-    page = _page()
+    page = page_arg()
     acc = accounts()
     return render_template(
         "audit_log.html",
@@ -428,7 +428,7 @@ def api_run(run_id: int):
     store = audits()
     store.mark_interrupted()
     info = _wrap(lambda: store.run(run_id))
-    page = _page()
+    page = page_arg()
     at = dict(limit=API_PER_PAGE, offset=(page - 1) * API_PER_PAGE)
     return {
         "ok": True,
