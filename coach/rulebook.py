@@ -21,9 +21,10 @@ import yaml
 from kb import safeyaml
 from kb.store import Store, now_iso
 
-from .rules import RuleError, RulePack, load_rules
+from .rules import TOP_LEVEL, RuleError, RulePack, load_rules
 
 MAX_YAML_BYTES = 256 * 1024
+TEAM_KEYS = frozenset(TOP_LEVEL) - {"definitions"}  # no anchors, so nothing to define
 
 STARTER = """\
 # 团队规则覆盖层：在默认规则包之上修改或新增规则。保存前会整体校验。
@@ -111,9 +112,28 @@ class RuleBook:
         return load_rules([path] if path else [])
 
     def validate(self, text: str) -> RulePack:
-        """Load default + this overlay; RuleError lists every problem (file and line)."""
+        """Load default + this overlay; RuleError lists every problem (file and line).
+
+        Stricter than `load_rules` on an overlay file: no YAML anchors or aliases at
+        all (people edit this in a browser; a few bytes of nested aliases stand for
+        billions of values) and so no `definitions`, the default pack's anchor holder."""
         if len(text.encode("utf-8")) > MAX_YAML_BYTES:
             raise RuleError([f"规则文件过大（最多 {MAX_YAML_BYTES // 1024} KB）"])
+        try:
+            data = safeyaml.load(text)
+        except safeyaml.YamlRefused as exc:
+            raise RuleError([f"团队规则: {exc}"]) from None
+        except yaml.YAMLError:
+            data = None  # load_rules below names the line in its words
+        if isinstance(data, dict) and set(data) - TEAM_KEYS:
+            names = ", ".join(sorted(map(str, set(data) - TEAM_KEYS)))
+            hint = (
+                "；definitions 只用于默认规则包的锚点，团队规则请把词表直接写在规则里"
+                if "definitions" in data
+                else ""
+            )
+            usable = " / ".join(k for k in TOP_LEVEL if k in TEAM_KEYS)
+            raise RuleError([f"团队规则: 未知的键 {names}（可用：{usable}）{hint}"])
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="draft-", suffix=".yaml", dir=self.folder)
         try:

@@ -48,7 +48,28 @@ def test_the_anchor_bomb_is_refused_at_save_and_later_saves_stay_fast(kb, instan
     assert time.monotonic() - start < 2  # was 7–9 s per save, 9x more per level
     with pytest.raises(RuleError) as old:  # the old version names its problem, no hang
         book.pack(1)
-    assert "不支持 YAML 锚点/别名" in str(old.value)
+    assert "第 7 行：内容过多（最多 100000 个值，别名按展开后计）" in str(old.value)
+
+
+def test_overlay_files_may_keep_a_few_aliases_but_not_a_bomb(tmp_path):
+    """`kbcoach check --rules FILE` and versions stored before anchors were refused
+    load with their aliases counted as expanded."""
+    from coach.rules import load_rules
+
+    fine = tmp_path / "fine.yaml"
+    fine.write_text("definitions:\n  off: &off [filler-bare]\ndisable: *off\n", "utf-8")
+    assert not load_rules([fine]).get("filler-bare").enabled
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(BOMB, "utf-8")
+    start = time.monotonic()
+    with pytest.raises(RuleError) as bad:
+        load_rules([bomb])
+    assert bad.value.problems == [f"{bomb}: 第 7 行：内容过多（最多 100000 个值，别名按展开后计）"]
+    assert time.monotonic() - start < 2
+    with pytest.raises(RuleError) as bad:
+        fine.write_text("definitions: [a]\n", "utf-8")
+        load_rules([fine])
+    assert bad.value.problems == [f"{fine}: definitions 应为映射"]
 
 
 def test_team_pack_keys_are_all_validated(kb, instance):
@@ -101,13 +122,20 @@ def test_script_overlays_and_article_front_matter_refuse_anchors(tmp_path):
     assert "嵌套过深" in str(bad.value)
 
 
-def test_the_rules_page_shows_the_refusal(app, users):
+def test_the_rules_page_shows_the_refusal(app, users, kb):
     from .conftest import signed_in
 
     sup = signed_in(app, users["supervisor"])
     resp = sup.post("/rules", data={"yaml": BOMB})
     assert resp.status_code == 400
     assert "第 2 行：不支持 YAML 锚点/别名（&amp;/*）" in resp.get_data(as_text=True)
+    # a bomb stored before the check: the page says why and takes a fixed version
+    with kb.store.db.conn:
+        kb.store.db["rule_packs"].insert({"yaml": BOMB, "by": "old", "at": "", "note": ""})
+    page = sup.get("/rules").get_data(as_text=True)
+    assert "当前版本 v1 无法加载" in page and "team-v1.yaml: 第 7 行：内容过多" in page
+    assert sup.post("/rules", data={"yaml": SAFE_PACK}).status_code == 302
+    assert "已保存团队规则 v2" in sup.get("/rules").get_data(as_text=True)
 
 
 # -- pages ---------------------------------------------------------------------------

@@ -352,7 +352,15 @@ def rules():
             current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
             flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
             return redirect(url_for("supervise.rules"))
-    rules_now = checker_for(book.version()).pack.rules
+    try:
+        rules_now = checker_for(book.version()).pack.rules
+    except RuleError as exc:  # a version saved before a check it now fails: show why
+        rules_now = checker_for(0).pack.rules
+        problems = problems or [
+            f"当前版本 v{book.version()} 无法加载，请修改后保存：",
+            *exc.problems,
+        ]
+        problems = [p.replace(str(book.folder) + "/", "") for p in problems]
     hpage = page_arg("hpage")
     return render_template(
         "rules.html",

@@ -149,10 +149,11 @@ def _yaml_problem(exc) -> str:
     return problem
 
 
-def _read_yaml(path: Path, bundled: bool = False) -> dict:
-    """An overlay may not use anchors/aliases (see kb.safeyaml); the bundled pack may."""
+def _read_yaml(path: Path) -> dict:
+    """Aliases are counted as expanded, nesting and size bounded (kb.safeyaml); the
+    team pack editor refuses anchors outright before it gets here (coach.rulebook)."""
     try:
-        data = safeyaml.load(path.read_text(encoding="utf-8-sig"), aliases=bundled)
+        data = safeyaml.load(path.read_text(encoding="utf-8-sig"), aliases=True)
     except OSError as exc:
         raise RuleError([f"{path}: 无法读取: {exc.strerror or exc}"]) from None
     except safeyaml.YamlRefused as exc:
@@ -257,8 +258,6 @@ def _example_text(example) -> str:
 
 
 TOP_LEVEL = ("version", "settings", "definitions", "rules", "disable", "enable")
-# an overlay may not use anchors, so it has no use for definitions: an unknown key there
-OVERLAY_KEYS = frozenset(TOP_LEVEL) - {"definitions"}
 
 
 def _top_level(data: dict, path: Path, problems: list[str], allowed: frozenset[str]) -> None:
@@ -266,14 +265,11 @@ def _top_level(data: dict, path: Path, problems: list[str], allowed: frozenset[s
     if unknown:
         names = ", ".join(sorted(map(str, unknown)))
         usable = " / ".join(k for k in TOP_LEVEL if k in allowed)
-        hint = (
-            "；definitions 只用于默认规则包的锚点，团队规则请把词表直接写在规则里"
-            if "definitions" in unknown
-            else ""
-        )
-        problems.append(f"{path}: 未知的键 {names}（可用：{usable}）{hint}")
+        problems.append(f"{path}: 未知的键 {names}（可用：{usable}）")
     if data.get("version", 1) != 1:
         problems.append(f"{path}: version 应为 1")
+    if not isinstance(data.get("definitions") or {}, dict):  # anchored word lists
+        problems.append(f"{path}: definitions 应为映射")
     if not isinstance(data.get("rules") or [], list):
         problems.append(f"{path}: rules 应为列表")
 
@@ -325,7 +321,7 @@ def load_rules(
     """Load the default (or `base`) pack, apply overlays in order, verify examples."""
     base_path = Path(base) if base else default_pack_path()
     problems: list[str] = []
-    data = _read_yaml(base_path, bundled=True)
+    data = _read_yaml(base_path)
     settings = dict(DEFAULT_SETTINGS)
     _top_level(data, base_path, problems, frozenset(TOP_LEVEL) - {"disable", "enable"})
     settings.update(_settings(data, base_path, problems))
@@ -333,7 +329,7 @@ def load_rules(
     for path in overlay_paths:
         path = Path(path)
         over = _read_yaml(path)
-        _top_level(over, path, problems, OVERLAY_KEYS)
+        _top_level(over, path, problems, frozenset(TOP_LEVEL))
         settings.update(_settings(over, path, problems))
         by_id = {r.id: n for n, r in enumerate(rules)}
         raws = over.get("rules") or []
