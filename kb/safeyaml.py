@@ -6,9 +6,10 @@ billions of nodes, and everything that walks the result (comparing, dumping)
 takes forever.  Deep nesting overflows the recursive composer.  So every YAML a
 user can supply is first scanned as an event stream (libyaml, linear in the text)
 and refused, with the line, when it uses an anchor or alias, nests deeper than
-`MAX_DEPTH` or holds more than `MAX_NODES` nodes.  Bundled files (the default rule
-pack) may use aliases (`aliases=True`): each alias then counts the nodes it
-stands for, so the bound holds for the expanded document too.
+`MAX_DEPTH` or holds more than `MAX_NODES` nodes.  Where aliases must keep working
+(`aliases=True`: the default rule pack, rule files given on the command line, team
+versions stored before the editor refused them) each alias counts the nodes it
+stands for, so the bound holds for the expanded document too and a bomb fails fast.
 """
 
 from __future__ import annotations
