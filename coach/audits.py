@@ -36,6 +36,9 @@ RUN_LABELS = {
 }
 APPEAL_LABELS = {"open": "待处理", "accepted": "已采纳", "rejected": "已驳回"}
 MAX_REASON = 1000
+MAX_ERROR_TEXT = 200  # stored excerpt of an input error's path and reason
+MAX_TURN_CHARS = 2000  # of one turn's text on a conversation page
+MAX_PAGE_FINDINGS = 1000  # findings read for one page of turns (a rule gives 3 a turn)
 
 
 class AuditError(KbError, ValueError):
@@ -44,6 +47,11 @@ class AuditError(KbError, ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+def _clip(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _conversation(data: dict) -> Conversation:
@@ -66,6 +74,11 @@ class AuditStore:
         self.log = log or (lambda actor, action, target, detail: None)
         if "qa_runs" not in self.db.table_names():
             self._create()
+        elif "qa_errors_run" not in {i.name for i in self.db["qa_errors"].indexes}:
+            with self.db.conn:  # instances made before the run page paged its errors
+                self.db["qa_errors"].create_index(
+                    ["run_id", "id"], index_name="qa_errors_run", if_not_exists=True
+                )
 
     def _create(self) -> None:
         db = self.db
@@ -113,6 +126,9 @@ class AuditStore:
                 {"id": int, "run_id": int, "path": str, "line": int, "reason": str},
                 pk="id",
                 if_not_exists=True,
+            )
+            db["qa_errors"].create_index(
+                ["run_id", "id"], index_name="qa_errors_run", if_not_exists=True
             )
             db["qa_appeals"].create(
                 {
@@ -189,8 +205,16 @@ class AuditStore:
                 batch_size=500,
             )
             self.db["qa_errors"].insert_all(
-                {"run_id": run_id, "path": e.path, "line": e.line, "reason": e.reason}
-                for e in errors
+                (
+                    {
+                        "run_id": run_id,
+                        "path": _clip(e.path),
+                        "line": e.line,
+                        "reason": _clip(e.reason),
+                    }
+                    for e in errors
+                ),
+                batch_size=1000,
             )
         self.log(
             by,
@@ -300,26 +324,38 @@ class AuditStore:
         row["label"] = RUN_LABELS.get(row["status"], row["status"])
         return row
 
-    def runs(self, limit: int = 50) -> list[dict]:
+    def runs(self, limit: int = 50, offset: int = 0) -> list[dict]:
         self.mark_interrupted()
         out = list(
             self.db.query(
                 "SELECT r.*, (SELECT round(avg(score), 1) FROM qa_items i "
                 "WHERE i.run_id = r.id AND i.status = 'done') AS mean_score "
-                "FROM qa_runs r ORDER BY r.id DESC LIMIT ?",
-                [limit],
+                "FROM qa_runs r ORDER BY r.id DESC LIMIT ? OFFSET ?",
+                [limit, offset],
             )
         )
         for r in out:
             r["label"] = RUN_LABELS.get(r["status"], r["status"])
         return out
 
-    def errors(self, run_id: int) -> list[dict]:
+    def run_count(self) -> int:
+        return self._count("SELECT count(*) FROM qa_runs", [])
+
+    def errors(self, run_id: int, *, limit: int = 50, offset: int = 0) -> list[dict]:
+        """A page of a run's unreadable records, in upload order."""
         return list(
             self.db.query(
-                "SELECT path, line, reason FROM qa_errors WHERE run_id = ? ORDER BY id", [run_id]
+                "SELECT path, line, reason FROM qa_errors WHERE run_id = ? "
+                "ORDER BY id LIMIT ? OFFSET ?",
+                [run_id, limit, offset],
             )
         )
+
+    def error_count(self, run_id: int) -> int:
+        return self._count("SELECT count(*) FROM qa_errors WHERE run_id = ?", [run_id])
+
+    def _count(self, sql: str, params: list) -> int:
+        return int(self.db.execute(sql, params).fetchone()[0])
 
     # -- items -------------------------------------------------------------------
 
@@ -341,6 +377,13 @@ class AuditStore:
         sql += " ORDER BY status = 'pending', score, seq LIMIT ? OFFSET ?"
         return list(self.db.query(sql, [*params, limit, offset]))
 
+    def item_count(self, run_id: int, *, agent: str | None = None) -> int:
+        if agent is None:
+            return self._count("SELECT count(*) FROM qa_items WHERE run_id = ?", [run_id])
+        return self._count(
+            "SELECT count(*) FROM qa_items WHERE run_id = ? AND agent = ?", [run_id, agent]
+        )
+
     def item(self, item_id: int) -> dict:
         rows = list(self.db.query("SELECT * FROM qa_items WHERE id = ?", [item_id]))
         if not rows:
@@ -349,7 +392,7 @@ class AuditStore:
         row["findings"] = json.loads(row["findings"])
         row["unchecked"] = json.loads(row.get("unchecked") or "[]")
         row["conversation"] = json.loads(row["conversation"])
-        appeals = self.appeals(item_id=item_id)
+        appeals = self.appeals(item_id=item_id, limit=-1)  # all: appeal/decide check them
         by_finding: dict[int, list[dict]] = {}
         for a in appeals:
             by_finding.setdefault(a["finding"], []).append(a)
@@ -359,7 +402,80 @@ class AuditStore:
         row["appeals"] = appeals
         return row
 
-    def items_of_agent(self, agent: str, limit: int = 200) -> list[dict]:
+    def item_page(self, item_id: int, *, limit: int = 50, offset: int = 0) -> dict:
+        """A conversation as its page shows it, read in SQL a page of turns at a time:
+        the item's columns, `turns` (n, role, speaker, ts, text clipped to
+        MAX_TURN_CHARS, clipped), the findings of those turns and the whole-
+        conversation ones (`general`), each with its index and appeals."""
+        rows = list(
+            self.db.query(
+                "SELECT id, run_id, seq, conv_id, agent, source, status, score, turns, "
+                "agent_turns, unchecked, (SELECT count(*) FROM json_each(findings) "
+                "WHERE json_extract(value, '$.waived') IS NULL) AS nfindings "
+                "FROM qa_items WHERE id = ?",
+                [item_id],
+            )
+        )
+        if not rows:
+            raise AuditError("会话不存在", 404)
+        row = rows[0]
+        row["unchecked"] = json.loads(row.get("unchecked") or "[]")
+        row["turn_list"] = [
+            {
+                "n": t["n"],
+                "role": t["role"],
+                "speaker": t["speaker"] or "",
+                "ts": t["ts"],
+                "text": t["text"] or "",
+                "clipped": t["size"] - MAX_TURN_CHARS if t["size"] > MAX_TURN_CHARS else 0,
+            }
+            for t in self.db.query(
+                "SELECT j.key AS n, json_extract(j.value, '$.role') AS role, "
+                "substr(json_extract(j.value, '$.speaker'), 1, 200) AS speaker, "
+                "json_extract(j.value, '$.ts') AS ts, "
+                "substr(json_extract(j.value, '$.text'), 1, ?) AS text, "
+                "length(json_extract(j.value, '$.text')) AS size "
+                "FROM qa_items, json_each(qa_items.conversation, '$.turns') AS j "
+                "WHERE qa_items.id = ? ORDER BY j.key LIMIT ? OFFSET ?",
+                [MAX_TURN_CHARS, item_id, limit, offset],
+            )
+        ]
+        first, last = offset, offset + max(len(row["turn_list"]), 1) - 1
+
+        def findings(cond: str, params: list) -> list[dict]:
+            out = []
+            sql = (
+                "SELECT j.key AS n, j.value AS f FROM qa_items, json_each(qa_items.findings) "
+                "AS j WHERE qa_items.id = ? AND "
+            )
+            sql += cond + " ORDER BY j.key LIMIT ?"
+            for f in self.db.query(sql, [item_id, *params, MAX_PAGE_FINDINGS]):
+                finding = json.loads(f["f"])
+                finding["index"] = f["n"]
+                out.append(finding)
+            return out
+
+        turn = "json_extract(j.value, '$.turn')"
+        row["page_findings"] = findings(f"{turn} BETWEEN ? AND ?", [first, last])
+        row["general"] = findings(f"{turn} >= ?", [row["turns"]])
+        shown = [f["index"] for f in row["page_findings"] + row["general"]]
+        by_finding: dict[int, list[dict]] = {}
+        if shown:
+            for a in self.appeals(item_id=item_id, findings=shown, limit=-1):
+                by_finding.setdefault(a["finding"], []).append(a)
+        for f in row["page_findings"] + row["general"]:
+            f["appeals"] = by_finding.get(f["index"], [])
+        return row
+
+    def finding_turn(self, item_id: int, finding: int) -> int | None:
+        """The turn a finding of a conversation points at (to open its page)."""
+        row = self.db.execute(
+            "SELECT json_extract(findings, ?) FROM qa_items WHERE id = ?",
+            [f"$[{int(finding)}].turn", item_id],
+        ).fetchone()
+        return row[0] if row and isinstance(row[0], int) else None
+
+    def items_of_agent(self, agent: str, limit: int = 200, offset: int = 0) -> list[dict]:
         """An agent's checked conversations across runs, newest run first."""
         return list(
             self.db.query(
@@ -367,20 +483,46 @@ class AuditStore:
                 "r.created_at, (SELECT count(*) FROM json_each(i.findings) "
                 "WHERE json_extract(value, '$.waived') IS NULL) AS nfindings "
                 "FROM qa_items i JOIN qa_runs r ON r.id = i.run_id "
-                "WHERE i.agent = ? AND i.status = 'done' ORDER BY i.run_id DESC, i.score "
-                "LIMIT ?",
-                [agent, limit],
+                "WHERE i.agent = ? AND i.status = 'done' ORDER BY i.run_id DESC, i.score, i.id "
+                "LIMIT ? OFFSET ?",
+                [agent, limit, offset],
             )
         )
 
-    def agents(self, run_id: int) -> list[dict]:
-        """Per-agent aggregates of a run (waived findings no longer count)."""
-        reports = []
-        for row in self.db.query(
-            "SELECT agent, score, agent_turns, findings FROM qa_items "
-            "WHERE run_id = ? AND status = 'done'",
+    def items_of_agent_count(self, agent: str) -> int:
+        return self._count(
+            "SELECT count(*) FROM qa_items WHERE agent = ? AND status = 'done'", [agent]
+        )
+
+    def agent_count(self, run_id: int) -> int:
+        return self._count(
+            "SELECT count(DISTINCT agent) FROM qa_items WHERE run_id = ? AND status = 'done'",
             [run_id],
-        ):
+        )
+
+    def agents(self, run_id: int, *, limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Per-agent aggregates of a run (waived findings no longer count), lowest mean
+        score first; `limit` pages the agents in SQL (None: all of them)."""
+        sql = (
+            "SELECT agent, score, agent_turns, findings FROM qa_items "
+            "WHERE run_id = ? AND status = 'done'"
+        )
+        params: list = [run_id]
+        if limit is not None:
+            names = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT agent FROM qa_items WHERE run_id = ? AND status = 'done' "
+                    "GROUP BY agent ORDER BY round(avg(score), 1), agent LIMIT ? OFFSET ?",
+                    [run_id, limit, offset],
+                )
+            ]
+            if not names:
+                return []
+            sql += " AND agent IN (" + ", ".join("?" * len(names)) + ")"
+            params += names
+        reports = []
+        for row in self.db.query(sql, params):
             findings = [f for f in json.loads(row["findings"]) if not f.get("waived")]
             reports.append(
                 SimpleNamespace(
@@ -489,25 +631,42 @@ class AuditStore:
             raise AuditError("申诉不存在", 404)
         return rows[0]
 
+    @staticmethod
+    def _appeal_filter(item_id, status, by, findings=None) -> tuple[str, list]:
+        sql, params = "", []
+        for column, value in (("item_id", item_id), ("status", status), ("by", by)):
+            if value is not None:
+                sql += " AND a." + column + " = ?"  # column: one of the three above
+                params.append(value)
+        if findings is not None:
+            sql += " AND a.finding IN (" + ", ".join("?" * len(findings)) + ")"
+            params += list(findings)
+        return sql, params
+
     def appeals(
-        self, *, item_id: int | None = None, status: str | None = None, by: str | None = None
+        self,
+        *,
+        item_id: int | None = None,
+        status: str | None = None,
+        by: str | None = None,
+        findings: list[int] | None = None,
+        limit: int = 500,
+        offset: int = 0,
     ) -> list[dict]:
-        """Appeals, newest first (at most 500), filtered by conversation, state or author."""
+        """Appeals, newest first, filtered by conversation (and its findings), state or
+        author; `limit`/`offset` page them."""
+        where, params = self._appeal_filter(item_id, status, by, findings)
         sql = (
             "SELECT a.*, i.run_id, i.conv_id, i.agent FROM qa_appeals a "
             "JOIN qa_items i ON i.id = a.item_id WHERE 1 = 1"
         )
-        params: list = []
-        if item_id is not None:
-            sql += " AND a.item_id = ?"
-            params.append(item_id)
-        if status is not None:
-            sql += " AND a.status = ?"
-            params.append(status)
-        if by is not None:
-            sql += " AND a.by = ?"
-            params.append(by)
-        out = list(self.db.query(sql + " ORDER BY a.id DESC LIMIT 500", params))
+        sql += where + " ORDER BY a.id DESC LIMIT ? OFFSET ?"
+        out = list(self.db.query(sql, [*params, limit, offset]))
         for a in out:
             a["label"] = APPEAL_LABELS.get(a["status"], a["status"])
         return out
+
+    def appeal_count(self, *, status: str | None = None, by: str | None = None) -> int:
+        where, params = self._appeal_filter(None, status, by)
+        sql = "SELECT count(*) FROM qa_appeals a WHERE 1 = 1"
+        return self._count(sql + where, params)

@@ -10,15 +10,21 @@ version they were checked with.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from kb import safeyaml
 from kb.store import Store, now_iso
 
-from .rules import RuleError, RulePack, load_rules
+from .rules import TOP_LEVEL, RuleError, RulePack, load_rules
 
 MAX_YAML_BYTES = 256 * 1024
+TEAM_KEYS = frozenset(TOP_LEVEL) - {"definitions"}  # no anchors, so nothing to define
 
 STARTER = """\
 # 团队规则覆盖层：在默认规则包之上修改或新增规则。保存前会整体校验。
@@ -31,6 +37,22 @@ STARTER = """\
 #     weight: 3
 #     cap: 9
 """
+
+
+def _digest(text: str) -> str | None:
+    """SHA-256 of the overlay's data as canonical JSON; None when it cannot be read
+    safely (bad syntax, anchors, too large: `save` reports why)."""
+    if len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        return None
+    try:
+        data = safeyaml.load(text) or {}
+        canon = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    except (yaml.YAMLError, TypeError):
+        return None
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+_EMPTY = _digest("")
 
 
 class RuleBook:
@@ -55,14 +77,17 @@ class RuleBook:
         row = self.store.db.execute("SELECT max(id) FROM rule_packs").fetchone()
         return int(row[0] or 0)
 
-    def history(self, limit: int = 50) -> list[dict]:
+    def history(self, limit: int = 50, offset: int = 0) -> list[dict]:
         return list(
             self.store.db.query(
                 "SELECT id, by, at, note, length(yaml) AS size FROM rule_packs "
-                "ORDER BY id DESC LIMIT ?",
-                [limit],
+                "ORDER BY id DESC LIMIT ? OFFSET ?",
+                [limit, offset],
             )
         )
+
+    def version_count(self) -> int:
+        return int(self.store.db.execute("SELECT count(*) FROM rule_packs").fetchone()[0])
 
     def get(self, version: int) -> dict | None:
         rows = list(self.store.db.query("SELECT * FROM rule_packs WHERE id = ?", [version]))
@@ -87,9 +112,28 @@ class RuleBook:
         return load_rules([path] if path else [])
 
     def validate(self, text: str) -> RulePack:
-        """Load default + this overlay; RuleError lists every problem (file and line)."""
+        """Load default + this overlay; RuleError lists every problem (file and line).
+
+        Stricter than `load_rules` on an overlay file: no YAML anchors or aliases at
+        all (people edit this in a browser; a few bytes of nested aliases stand for
+        billions of values) and so no `definitions`, the default pack's anchor holder."""
         if len(text.encode("utf-8")) > MAX_YAML_BYTES:
             raise RuleError([f"规则文件过大（最多 {MAX_YAML_BYTES // 1024} KB）"])
+        try:
+            data = safeyaml.load(text)
+        except safeyaml.YamlRefused as exc:
+            raise RuleError([f"团队规则: {exc}"]) from None
+        except yaml.YAMLError:
+            data = None  # load_rules below names the line in its words
+        if isinstance(data, dict) and set(data) - TEAM_KEYS:
+            names = ", ".join(sorted(map(str, set(data) - TEAM_KEYS)))
+            hint = (
+                "；definitions 只用于默认规则包的锚点，团队规则请把词表直接写在规则里"
+                if "definitions" in data
+                else ""
+            )
+            usable = " / ".join(k for k in TOP_LEVEL if k in TEAM_KEYS)
+            raise RuleError([f"团队规则: 未知的键 {names}（可用：{usable}）{hint}"])
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="draft-", suffix=".yaml", dir=self.folder)
         try:
@@ -103,16 +147,14 @@ class RuleBook:
 
     def unchanged(self, text: str) -> bool:
         """True when `text` means what the current version means (comments and layout
-        aside; no version at all means an empty overlay): no version to add."""
-        import yaml
+        aside; no version at all means an empty overlay): no version to add.
 
+        Compares digests of the normalised documents (canonical JSON), never the
+        loaded structures: a stored version with aliases (saved before they were
+        refused) is not expanded but counts as different."""
         current = self.current()
-        try:
-            new = yaml.safe_load(text) or {}
-            old = yaml.safe_load(current["yaml"]) or {} if current else {}
-        except yaml.YAMLError:
-            return False  # save() reports where
-        return new == old
+        new = _digest(text)
+        return new is not None and new == (_digest(current["yaml"]) if current else _EMPTY)
 
     def save(self, text: str, *, by: str, note: str = "") -> int:
         """Validate and store a new version; returns its number."""

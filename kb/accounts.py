@@ -451,6 +451,9 @@ class Accounts:
                 }
             )
 
+    def audit_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+
     def audit_entries(self, limit: int = 200, offset: int = 0) -> list[dict]:
         return list(
             self.db.query(

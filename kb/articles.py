@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from . import safeyaml
 from .errors import ValidationError
 from .models import CATEGORIES, STATUSES, Article
 
@@ -56,8 +57,10 @@ def parse_article(text: str, *, path: str = "", default_category: str = "") -> A
     header = "\n".join(lines[1:end])
     body = "\n".join(lines[end + 1 :]).strip("\n")
     try:
-        node = yaml.compose(header)
-        meta = yaml.safe_load(header)
+        # no anchors/aliases, bounded depth and size; the pure-Python parser places
+        # syntax errors where authors look for them
+        node = safeyaml.compose(header, loader=yaml.SafeLoader)
+        meta = safeyaml.load(header, loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else None

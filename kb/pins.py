@@ -59,16 +59,23 @@ def _audit(store: Store, actor: str, action: str, target: str, detail: dict) -> 
     Accounts(store).audit(actor, action, target, detail)
 
 
-def list_pins(store: Store) -> list[dict]:
-    """Every pin, newest first, with its article's title (empty if the article is gone)."""
+def list_pins(store: Store, limit: int = -1, offset: int = 0) -> list[dict]:
+    """Pins, newest first (`limit` -1: every one), with their article's title (empty
+    if the article is gone)."""
     ensure_schema(store)
     return list(
         store.db.query(
             "SELECT p.id, p.query, p.article_id, coalesce(a.title, '') AS title, "
             "p.created_at, p.created_by FROM pins p LEFT JOIN articles a ON a.id = p.article_id "
-            "ORDER BY p.id DESC"
+            "ORDER BY p.id DESC LIMIT ? OFFSET ?",
+            [limit, offset],
         )
     )
+
+
+def pin_count(store: Store) -> int:
+    ensure_schema(store)
+    return int(store.db.execute("SELECT count(*) FROM pins").fetchone()[0])
 
 
 def get_pin(store: Store, pin_id: int) -> dict:

@@ -276,15 +276,21 @@ class Store:
             )
             self.db.execute("DELETE FROM articles WHERE id = ?", [article_id])
 
-    def revisions(self, article_id: str) -> list[dict]:
-        """History of one article, newest first."""
+    def revisions(self, article_id: str, limit: int = -1, offset: int = 0) -> list[dict]:
+        """History of one article, newest first (`limit` -1: all of it)."""
         return list(
             self.db.query(
                 "SELECT id, version, action, at, by, changed, title FROM revisions "
-                "WHERE article_id = ? ORDER BY version DESC, id DESC",
-                [article_id],
+                "WHERE article_id = ? ORDER BY version DESC, id DESC LIMIT ? OFFSET ?",
+                [article_id, limit, offset],
             )
         )
+
+    def revision_count(self, article_id: str) -> int:
+        row = self.db.execute(
+            "SELECT count(*) FROM revisions WHERE article_id = ?", [article_id]
+        ).fetchone()
+        return int(row[0])
 
     # -- search log and meta ------------------------------------------------
 

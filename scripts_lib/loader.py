@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from kb import safeyaml
 from scripts_lib.models import (
     CHANNELS,
     COACH_CATEGORIES,
@@ -69,10 +70,11 @@ def _compose(path: Path, result: FileResult) -> tuple[yaml.Node | None, object]:
     except (OSError, UnicodeDecodeError) as exc:
         result.errors.append(ScriptDataError(f"无法读取文件（需为 UTF-8）：{exc}", path=str(path)))
         return None, None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present
+    loader = safeyaml.LOADER(text)  # libyaml when present
     try:
+        safeyaml.check(text)  # no anchors/aliases, bounded depth and size
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        data = safeyaml.construct(loader, node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "无法解析"

@@ -10,6 +10,7 @@ from kb.models import CATEGORIES, CATEGORY_LABELS
 from . import get_kb
 from .api import search_args
 from .auth import requires
+from .supervise import LIST_PER_PAGE, page_arg
 from .views import article_payload
 
 bp = Blueprint("pages", __name__)
@@ -52,8 +53,15 @@ def _readable(kb, article_id: str):
 def article(article_id: str):
     kb = get_kb()
     art = article_payload(kb, _readable(kb, article_id))
+    page = page_arg("rpage")
     return render_template(
-        "article.html", art=art, html=Markup(art["html"]), revisions=kb.store.revisions(article_id)
+        "article.html",
+        art=art,
+        html=Markup(art["html"]),
+        revisions=kb.store.revisions(article_id, LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
+        revision_count=kb.store.revision_count(article_id),
+        rpage=page,
+        per_page=LIST_PER_PAGE,
     )
 
 
@@ -84,8 +92,16 @@ def pins_page():
     preview = None
     if form["query"]:
         preview = kb.search(form["query"], via="pins", log=False, limit=5)
+    page = page_arg()
     return render_template(
-        "pins.html", pins=pins.list_pins(kb.store), form=form, error=error, preview=preview
+        "pins.html",
+        pins=pins.list_pins(kb.store, LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
+        pin_count=pins.pin_count(kb.store),
+        page=page,
+        per_page=LIST_PER_PAGE,
+        form=form,
+        error=error,
+        preview=preview,
     ), status
 
 

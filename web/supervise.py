@@ -30,7 +30,28 @@ MAX_FILES = 20
 UPLOAD_SUFFIXES = tuple(SUFFIXES) + TEXT_SUFFIXES
 API_BODY_MAX = 4 * 1024 * 1024
 MAX_API_CONVERSATIONS = 5000
-PER_PAGE = 200
+# Every list a page shows is read a page at a time in SQL, with its count: a page
+# stays small whatever was uploaded (issue 10).
+PER_PAGE = 100  # conversations of a run
+ERRORS_PER_PAGE = 50  # unreadable records of a run
+AGENTS_PER_PAGE = 50
+TURNS_PER_PAGE = 50  # of one conversation
+LIST_PER_PAGE = 50  # runs, appeals, my conversations and appeals, rule versions
+LOG_PER_PAGE = 100
+API_PER_PAGE = 500
+MAX_PAGE = 10**6
+
+
+def page_arg(name: str = "page") -> int:
+    """A 1-based page number from the query string (bad or huge values are clamped)."""
+    return min(max(1, request.args.get(name, 1, type=int) or 1), MAX_PAGE)
+
+
+@bp.app_template_global()
+def page_url(param: str, number: int, anchor: str = "") -> str:
+    """This page's URL with one page parameter changed (the other arguments kept)."""
+    args = {**(request.view_args or {}), **request.args.to_dict(), param: number}
+    return url_for(request.endpoint, **args) + anchor
 
 
 def audits() -> AuditStore:
@@ -74,10 +95,16 @@ def _is_supervisor() -> bool:
     return current_user.can("coach.audit")
 
 
-def _own_item(item_id: int) -> dict:
+def _own_item(item_id: int, page: int | None = None) -> dict:
     """An audited conversation the current user may read: supervisors any, an agent
-    only their own (the transcript's agent id equals the username); else 404."""
-    item = _wrap(lambda: audits().item(item_id))
+    only their own (the transcript's agent id equals the username); else 404.
+    With `page`: only that page of turns and their findings (`AuditStore.item_page`)."""
+    store = audits()
+    if page is None:
+        item = _wrap(lambda: store.item(item_id))
+    else:
+        offset = (page - 1) * TURNS_PER_PAGE
+        item = _wrap(lambda: store.item_page(item_id, limit=TURNS_PER_PAGE, offset=offset))
     if not _is_supervisor() and item["agent"] != current_user.username:
         raise ApiError("会话不存在", 404)
     return item
@@ -89,9 +116,13 @@ def _own_item(item_id: int) -> dict:
 @bp.get("/audits")
 @requires("coach.audit")
 def runs():
+    store, page = audits(), page_arg()
     return render_template(
         "audits.html",
-        runs=audits().runs(100),
+        runs=store.runs(LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
+        run_count=store.run_count(),
+        page=page,
+        per_page=LIST_PER_PAGE,
         max_files=MAX_FILES,
         suffixes=" ".join(UPLOAD_SUFFIXES),
         max_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
@@ -134,18 +165,23 @@ def run(run_id: int):
     store.mark_interrupted()
     info = _wrap(lambda: store.run(run_id))
     agent = request.args.get("agent")
-    page = min(max(1, request.args.get("page", 1, type=int) or 1), 10**6)
-    items = store.items(run_id, agent=agent, limit=PER_PAGE + 1, offset=(page - 1) * PER_PAGE)
+    page, epage, apage = page_arg(), page_arg("epage"), page_arg("apage")
     return render_template(
         "audit_run.html",
         run=info,
-        agents=store.agents(run_id),
-        items=items[:PER_PAGE],
-        errors=store.errors(run_id),
-        agent=agent,
+        agents=store.agents(run_id, limit=AGENTS_PER_PAGE, offset=(apage - 1) * AGENTS_PER_PAGE),
+        agent_count=store.agent_count(run_id),
+        apage=apage,
+        agents_per_page=AGENTS_PER_PAGE,
+        items=store.items(run_id, agent=agent, limit=PER_PAGE, offset=(page - 1) * PER_PAGE),
+        item_count=store.item_count(run_id, agent=agent),
         page=page,
-        more=len(items) > PER_PAGE,
         per_page=PER_PAGE,
+        errors=store.errors(run_id, limit=ERRORS_PER_PAGE, offset=(epage - 1) * ERRORS_PER_PAGE),
+        error_count=store.error_count(run_id),
+        epage=epage,
+        errors_per_page=ERRORS_PER_PAGE,
+        agent=agent,
     )
 
 
@@ -180,27 +216,32 @@ def _segments(text: str, findings: list[dict]) -> list[tuple[str, int | None]]:
 @bp.get("/audits/items/<int:item_id>")
 @requires("coach.appeal")
 def item(item_id: int):
-    it = _own_item(item_id)
+    finding = request.args.get("finding", "")
+    if "page" not in request.args and finding.isdigit():  # open the page of a finding
+        turn = audits().finding_turn(item_id, int(finding))
+        page = turn // TURNS_PER_PAGE + 1 if turn is not None else 1
+    else:
+        page = page_arg()
+    it = _own_item(item_id, page)
     by_turn: dict[int, list[dict]] = {}
-    for f in it["findings"]:
+    for f in it["page_findings"]:
         by_turn.setdefault(f["turn"], []).append(f)
     turns = [
         {
-            "n": n,
-            "role": t["role"],
-            "speaker": t.get("speaker") or "",
-            "ts": t.get("ts"),
-            "segments": _segments(t["text"], by_turn.get(n, [])),
-            "findings": by_turn.get(n, []),
+            **t,
+            "segments": _segments(t["text"], by_turn.get(t["n"], [])),
+            "findings": by_turn.get(t["n"], []),
         }
-        for n, t in enumerate(it["conversation"]["turns"])
+        for t in it["turn_list"]
     ]
     return render_template(
         "audit_item.html",
         item=it,
         run=_wrap(lambda: audits().run(it["run_id"])),
         turns=turns,
-        general=[f for f in it["findings"] if f["turn"] >= len(turns)],
+        general=it["general"],
+        page=page,
+        per_page=TURNS_PER_PAGE,
         own=it["agent"] == current_user.username,
         supervisor=_is_supervisor(),
     )
@@ -228,8 +269,17 @@ def appeals():
     status = request.args.get("status", "open")
     if status not in APPEAL_LABELS:
         status = "open"
+    store, page = audits(), page_arg()
     return render_template(
-        "appeals.html", appeals=audits().appeals(status=status), status=status, labels=APPEAL_LABELS
+        "appeals.html",
+        appeals=store.appeals(
+            status=status, limit=LIST_PER_PAGE, offset=(page - 1) * LIST_PER_PAGE
+        ),
+        count=store.appeal_count(status=status),
+        page=page,
+        per_page=LIST_PER_PAGE,
+        status=status,
+        labels=APPEAL_LABELS,
     )
 
 
@@ -259,11 +309,17 @@ def decide(appeal_id: int):
 @bp.get("/my/audits")
 @requires("coach.appeal")
 def mine():
-    store = audits()
+    store, me = audits(), current_user.username
+    page, apage = page_arg(), page_arg("apage")
     return render_template(
         "my_audits.html",
-        items=store.items_of_agent(current_user.username),
-        appeals=store.appeals(by=current_user.username),
+        items=store.items_of_agent(me, LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
+        item_count=store.items_of_agent_count(me),
+        page=page,
+        appeals=store.appeals(by=me, limit=LIST_PER_PAGE, offset=(apage - 1) * LIST_PER_PAGE),
+        appeal_count=store.appeal_count(by=me),
+        apage=apage,
+        per_page=LIST_PER_PAGE,
     )
 
 
@@ -296,12 +352,24 @@ def rules():
             current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
             flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
             return redirect(url_for("supervise.rules"))
-    rules_now = checker_for(book.version()).pack.rules
+    try:
+        rules_now = checker_for(book.version()).pack.rules
+    except RuleError as exc:  # a version saved before a check it now fails: show why
+        rules_now = checker_for(0).pack.rules
+        problems = problems or [
+            f"当前版本 v{book.version()} 无法加载，请修改后保存：",
+            *exc.problems,
+        ]
+        problems = [p.replace(str(book.folder) + "/", "") for p in problems]
+    hpage = page_arg("hpage")
     return render_template(
         "rules.html",
         text=text,
         problems=problems,
-        history=book.history(),
+        history=book.history(LIST_PER_PAGE, (hpage - 1) * LIST_PER_PAGE),
+        version_count=book.version_count(),
+        hpage=hpage,
+        per_page=LIST_PER_PAGE,
         current=current,
         rules=rules_now,
     ), status
@@ -313,11 +381,14 @@ def rules():
 @bp.get("/admin/audit-log")
 @requires("admin")
 def audit_log():
-    page = min(max(1, request.args.get("page", 1, type=int) or 1), 10**6)
-    per = 100
-    entries = accounts().audit_entries(per + 1, (page - 1) * per)
+    page = page_arg()
+    acc = accounts()
     return render_template(
-        "audit_log.html", entries=entries[:per], page=page, more=len(entries) > per
+        "audit_log.html",
+        entries=acc.audit_entries(LOG_PER_PAGE, (page - 1) * LOG_PER_PAGE),
+        count=acc.audit_count(),
+        page=page,
+        per_page=LOG_PER_PAGE,
     )
 
 
@@ -360,15 +431,24 @@ def api_create():
 @bp.get("/api/v1/audits/<int:run_id>")
 @requires("coach.audit")
 def api_run(run_id: int):
+    """The run with page `page` (500 each) of its agents, conversations and
+    unreadable records, and how many there are of each."""
     store = audits()
     store.mark_interrupted()
     info = _wrap(lambda: store.run(run_id))
+    page = page_arg()
+    at = dict(limit=API_PER_PAGE, offset=(page - 1) * API_PER_PAGE)
     return {
         "ok": True,
         "run": info,
-        "agents": store.agents(run_id),
-        "items": store.items(run_id),
-        "errors": store.errors(run_id),
+        "page": page,
+        "per_page": API_PER_PAGE,
+        "agents": store.agents(run_id, **at),
+        "agent_count": store.agent_count(run_id),
+        "items": store.items(run_id, **at),
+        "item_count": store.item_count(run_id),
+        "errors": store.errors(run_id, **at),
+        "error_count": store.error_count(run_id),
     }
 
 

@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from kb import safeyaml
 from kb.errors import KbError
 from kb.textproc import get_tokenizer, normalize
 from scripts_lib.models import COACH_CATEGORIES
 
 from .. import textview
 from ..patterns import PatternError
-
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
 
 if TYPE_CHECKING:
     from ..checks import Check
@@ -153,10 +152,14 @@ def _yaml_problem(exc) -> str:
 
 
 def _read_yaml(path: Path) -> dict:
+    """Aliases are counted as expanded, nesting and size bounded (kb.safeyaml); the
+    team pack editor refuses anchors outright before it gets here (coach.rulebook)."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=SAFE_LOADER)
+        data = safeyaml.load(path.read_text(encoding="utf-8-sig"), aliases=True)
     except OSError as exc:
         raise RuleError([f"{path}: 无法读取: {exc.strerror or exc}"]) from None
+    except safeyaml.YamlRefused as exc:
+        raise RuleError([f"{path}: {exc}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -256,13 +259,19 @@ def _example_text(example) -> str:
     return example if isinstance(example, str) else " ".join(example)
 
 
-TOP_LEVEL = frozenset({"version", "settings", "definitions", "rules", "disable", "enable"})
+TOP_LEVEL = ("version", "settings", "definitions", "rules", "disable", "enable")
 
 
 def _top_level(data: dict, path: Path, problems: list[str], allowed: frozenset[str]) -> None:
     unknown = set(data) - allowed
     if unknown:
-        problems.append(f"{path}: 未知的顶层字段 {', '.join(sorted(map(str, unknown)))}")
+        names = ", ".join(sorted(map(str, unknown)))
+        usable = " / ".join(k for k in TOP_LEVEL if k in allowed)
+        problems.append(f"{path}: 未知的键 {names}（可用：{usable}）")
+    if data.get("version", 1) != 1:
+        problems.append(f"{path}: version 应为 1")
+    if not isinstance(data.get("definitions") or {}, dict):  # anchored word lists
+        problems.append(f"{path}: definitions 应为映射")
     if not isinstance(data.get("rules") or [], list):
         problems.append(f"{path}: rules 应为列表")
 
@@ -272,6 +281,12 @@ def _settings(data: dict, path: Path, problems: list[str]) -> dict:
     if not isinstance(settings, dict):
         problems.append(f"{path}: settings 应为映射")
         return {}
+    for key in settings:
+        if key not in DEFAULT_SETTINGS:
+            problems.append(
+                f"{path}: 未知的键 settings.{key}（可用：{' / '.join(DEFAULT_SETTINGS)}）"
+            )
+            return {}
     cap = settings.get("fatal_cap", 0)
     if not isinstance(cap, int | float) or isinstance(cap, bool) or not 0 <= cap <= 100:
         problems.append(f"{path}: settings.fatal_cap 应为 0–100 的数")
@@ -310,13 +325,13 @@ def load_rules(
     problems: list[str] = []
     data = _read_yaml(base_path)
     settings = dict(DEFAULT_SETTINGS)
-    _top_level(data, base_path, problems, TOP_LEVEL - {"disable", "enable"})
+    _top_level(data, base_path, problems, frozenset(TOP_LEVEL) - {"disable", "enable"})
     settings.update(_settings(data, base_path, problems))
     rules = _build(data, str(base_path), problems)
     for path in overlay_paths:
         path = Path(path)
         over = _read_yaml(path)
-        _top_level(over, path, problems, TOP_LEVEL)
+        _top_level(over, path, problems, frozenset(TOP_LEVEL))
         settings.update(_settings(over, path, problems))
         by_id = {r.id: n for n, r in enumerate(rules)}
         raws = over.get("rules") or []
@@ -340,7 +355,7 @@ def load_rules(
                 problems.append(f"{path}: {key} 应为规则 id 的列表")
                 continue
             for rid in ids:
-                if rid not in by_id:
+                if not isinstance(rid, str) or rid not in by_id:
                     problems.append(f"{path}: {key} 中的规则 {rid} 不存在")
                 else:
                     rules[by_id[rid]].enabled = flag
