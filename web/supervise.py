@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from coach.audits import APPEAL_LABELS, AuditError, AuditStore
+from coach.audits import APPEAL_LABELS, AuditStore
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, load_bytes
@@ -62,13 +62,6 @@ def rulebook() -> RuleBook:
     return RuleBook(get_kb().store, current_app.config["INSTANCE"])
 
 
-def _wrap(fn):
-    try:
-        return fn()
-    except AuditError as exc:
-        raise ApiError(str(exc), exc.status) from None
-
-
 def start_check(run_id: int) -> None:
     """Claim the run and check it in a background thread of this process."""
     app = current_app._get_current_object()
@@ -101,10 +94,10 @@ def _own_item(item_id: int, page: int | None = None) -> dict:
     With `page`: only that page of turns and their findings (`AuditStore.item_page`)."""
     store = audits()
     if page is None:
-        item = _wrap(lambda: store.item(item_id))
+        item = store.item(item_id)
     else:
         offset = (page - 1) * TURNS_PER_PAGE
-        item = _wrap(lambda: store.item_page(item_id, limit=TURNS_PER_PAGE, offset=offset))
+        item = store.item_page(item_id, limit=TURNS_PER_PAGE, offset=offset)
     if not _is_supervisor() and item["agent"] != current_user.username:
         raise ApiError("会话不存在", 404)
     return item
@@ -149,11 +142,7 @@ def upload():
         Path(f.filename).name for f in files
     )
     store = audits()
-    run_id = _wrap(
-        lambda: store.create_run(
-            label, convs, errors, by=actor(), rules_version=rulebook().version()
-        )
-    )
+    run_id = store.create_run(label, convs, errors, by=actor(), rules_version=rulebook().version())
     start_check(run_id)
     return redirect(url_for("supervise.run", run_id=run_id))
 
@@ -163,7 +152,7 @@ def upload():
 def run(run_id: int):
     store = audits()
     store.mark_interrupted()
-    info = _wrap(lambda: store.run(run_id))
+    info = store.run(run_id)
     agent = request.args.get("agent")
     page, epage, apage = page_arg(), page_arg("epage"), page_arg("apage")
     return render_template(
@@ -189,7 +178,7 @@ def run(run_id: int):
 @requires("coach.audit")
 def resume(run_id: int):
     store = audits()
-    _wrap(lambda: store.run(run_id))
+    store.run(run_id)
     start_check(run_id)
     store.log(actor(), "audit.resume", str(run_id), {})
     return redirect(url_for("supervise.run", run_id=run_id))
@@ -237,7 +226,7 @@ def item(item_id: int):
     return render_template(
         "audit_item.html",
         item=it,
-        run=_wrap(lambda: audits().run(it["run_id"])),
+        run=audits().run(it["run_id"]),
         turns=turns,
         general=it["general"],
         page=page,
@@ -256,9 +245,7 @@ def appeal(item_id: int):
     finding = request.form.get("finding", "")
     if not finding.isdigit():
         raise ApiError("字段 finding 应为问题序号", 400)
-    _wrap(
-        lambda: audits().appeal(item_id, int(finding), request.form.get("reason", ""), by=actor())
-    )
+    audits().appeal(item_id, int(finding), request.form.get("reason", ""), by=actor())
     flash("申诉已提交，等待主管处理")
     return redirect(url_for("supervise.item", item_id=item_id))
 
@@ -290,15 +277,13 @@ def decide(appeal_id: int):
     if decision not in ("accept", "reject"):
         raise ApiError("字段 decision 应为 accept 或 reject", 400)
     store = audits()
-    version = store.run(_wrap(lambda: store.get_appeal(appeal_id))["run_id"])["rules_version"]
-    item_row = _wrap(
-        lambda: store.decide(
-            appeal_id,
-            decision == "accept",
-            request.form.get("note", ""),
-            by=actor(),
-            pack=checker_for(version).pack,
-        )
+    version = store.run(store.get_appeal(appeal_id)["run_id"])["rules_version"]
+    item_row = store.decide(
+        appeal_id,
+        decision == "accept",
+        request.form.get("note", ""),
+        by=actor(),
+        pack=checker_for(version).pack,
     )
     flash("已采纳申诉，分数已重算" if decision == "accept" else "已驳回申诉")
     if request.form.get("back") == "item":
@@ -419,11 +404,7 @@ def api_create():
         except ValueError as exc:
             errors.append(ImportIssue("<request>", n, str(exc)))
     store = audits()
-    run_id = _wrap(
-        lambda: store.create_run(
-            name, convs, errors, by=actor(), rules_version=rulebook().version()
-        )
-    )
+    run_id = store.create_run(name, convs, errors, by=actor(), rules_version=rulebook().version())
     start_check(run_id)
     return {"ok": True, "run_id": run_id, "errors": [e.to_dict() for e in errors]}, 202
 
@@ -435,7 +416,7 @@ def api_run(run_id: int):
     unreadable records, and how many there are of each."""
     store = audits()
     store.mark_interrupted()
-    info = _wrap(lambda: store.run(run_id))
+    info = store.run(run_id)
     page = page_arg()
     at = dict(limit=API_PER_PAGE, offset=(page - 1) * API_PER_PAGE)
     return {
