@@ -31,6 +31,7 @@ class ConvContext:
         self._views: list[TextView | None] = [None] * len(conv.turns)
         self.agent = [i for i, t in enumerate(conv.turns) if t.role == "agent"]
         self.target: int | None = None  # check only this turn (live reply check)
+        self._nearest: dict[tuple[str, int], list[int | None]] = {}
 
     def view(self, i: int) -> TextView:
         """The (shared, lazily segmented) view of turn i."""
@@ -56,10 +57,22 @@ class ConvContext:
         return turns
 
     def nearest(self, i: int, role: str, step: int) -> int | None:
-        """Index of the nearest turn of `role` before (step -1) or after (+1) turn i."""
+        """Index of the nearest turn of `role` before (step -1) or after (+1) turn i
+        (from arrays built once per role and direction: no scan per call)."""
+        table = self._nearest.get((role, step))
+        if table is None:
+            table = self._nearest[(role, step)] = _nearest_table(self.turns, role, step)
         j = i + step
-        while 0 <= j < len(self.turns):
-            if self.turns[j].role == role:
-                return j
-            j += step
-        return None
+        return table[j] if 0 <= j < len(self.turns) else None
+
+
+def _nearest_table(turns: list, role: str, step: int) -> list[int | None]:
+    """table[j]: the first turn of `role` at j or beyond it in direction `step`."""
+    table: list[int | None] = [None] * len(turns)
+    last = None
+    order = range(len(turns)) if step < 0 else range(len(turns) - 1, -1, -1)
+    for j in order:
+        if turns[j].role == role:
+            last = j
+        table[j] = last
+    return table
