@@ -30,6 +30,7 @@ from functools import partial
 
 from kb.textproc import Token, normalize
 
+from . import limits
 from .textview import SENT_END, TextView, index_at
 
 GAP_MARKS = ("…", "...", "……")
@@ -68,6 +69,15 @@ _TIME_RE = re.compile(
 
 class PatternError(ValueError):
     """A word entry that cannot be compiled."""
+
+
+class PatternTooComplex(PatternError):
+    """A word entry (or list) over the cost limits of coach/limits.py."""
+
+    def __init__(self, reason: str, entry: object = None) -> None:
+        super().__init__(f"过于复杂：{reason}")
+        self.reason = reason
+        self.entry = entry
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,8 @@ def parse_entry(entry: object) -> Pattern:
         if "max_gap" in entry:
             if not isinstance(entry["max_gap"], int) or entry["max_gap"] < 0:
                 raise PatternError("选项 max_gap 应为非负整数")
+            if entry["max_gap"] > limits.MAX_GAP:
+                raise PatternTooComplex(f"max_gap 最大为 {limits.MAX_GAP}")
             opts["max_gap"] = entry["max_gap"]
     else:
         raw = entry
@@ -135,8 +147,20 @@ def parse_entry(entry: object) -> Pattern:
         alts = frozenset(a for a in part.split("/") if a)
         if not alts:
             raise PatternError(f"词条 {raw!r} 含空的备选词")
+        if len(alts) > limits.MAX_ALTERNATIVES:
+            raise PatternTooComplex(
+                f"一个位置有 {len(alts)} 个备选词（最多 {limits.MAX_ALTERNATIVES} 个）"
+            )
+        longest = max(alts, key=len)
+        if len(longest) > limits.MAX_WORD_CHARS:
+            raise PatternTooComplex(
+                f"备选词 {longest[:12]!r}… 有 {len(longest)} 个字"
+                f"（最多 {limits.MAX_WORD_CHARS} 个）"
+            )
         slots.append((alts, pending_gap))
         pending_gap = 0
+        if len(slots) > limits.MAX_SLOTS:
+            raise PatternTooComplex(f"词组最多 {limits.MAX_SLOTS} 个位置（用空格分隔）")
     if pending_gap:
         raise PatternError(f"词条 {raw!r} 不能以 … 结尾")
     return Pattern(raw, tuple(slots), opts)
@@ -144,10 +168,14 @@ def parse_entry(entry: object) -> Pattern:
 
 def compile_entries(entries: list) -> list[Pattern]:
     """Compile a list of entries; the error names the offending entry."""
+    if len(entries or []) > limits.MAX_ENTRIES:
+        raise PatternTooComplex(f"共 {len(entries)} 条（一个列表最多 {limits.MAX_ENTRIES} 条）")
     out = []
     for entry in entries or []:
         try:
             out.append(parse_entry(entry))
+        except PatternTooComplex as exc:
+            raise PatternTooComplex(exc.reason, entry) from None
         except PatternError as exc:
             raise PatternError(f"{entry!r}: {exc}") from None
     return out
@@ -393,10 +421,17 @@ def _marks(norm: str) -> list[int]:
     return [i for i, ch in enumerate(norm) if ch in SENT_END]
 
 
+_prefixes: dict[frozenset[str], tuple[str, ...]] = {}
+
+
 def _tok_is(text: str, alts: frozenset[str]) -> bool:
+    """Is the token one of alts, or does it start with one of two characters or more?"""
     if text in alts:
         return True
-    return any(len(a) >= 2 and text.startswith(a) for a in alts)
+    longs = _prefixes.get(alts)
+    if longs is None:
+        longs = _prefixes[alts] = tuple(a for a in alts if len(a) >= 2)
+    return bool(longs) and text.startswith(longs)
 
 
 def _match_slots(pat: Pattern, toks: list[Token], j: int, b: int) -> tuple[int, int] | None:
