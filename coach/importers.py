@@ -31,7 +31,7 @@ import json
 import re
 from datetime import UTC, datetime
 
-from .transcripts import Conversation, ImportIssue, Turn
+from .transcripts import Conversation, ImportIssue, Turn, over_limit
 
 ROLE_WORDS = {
     "agent": "agent",
@@ -222,7 +222,7 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
         raise ValueError(f"id 或 agent 过长（最多 {MAX_ID_CHARS} 个字符）")
     if not turns:
         raise ValueError("会话没有任何消息（turns 为空）")
-    return Conversation(
+    conv = Conversation(
         id=str(conv_id),
         turns=turns,
         agent=str(agent),
@@ -230,6 +230,10 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
         started_at=started,
         source=source,
     )
+    reason = over_limit(conv)
+    if reason:
+        raise ValueError(reason)
+    return conv
 
 
 # -- CSV ---------------------------------------------------------------------
