@@ -278,3 +278,13 @@ def test_audit_page_shows_rules_cut_by_the_time_limit(kb, users):
     item = body["items"][0]
     page = sup.get(f"/audits/items/{item['id']}").get_data(as_text=True)
     assert "未能检查的规则" in page and "超过时限" in page
+
+
+def test_a_message_of_many_lines_loads_in_seconds(tmp_path):
+    # the two-line chat form appended each message line to the turn's text: quadratic
+    lines = [f"第{i}行：这是一条很长的消息里的一行文字" for i in range(40_000)]
+    path = tmp_path / "long.txt"
+    path.write_text("2016-02-02 10:00:01 客服小王(1)\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    (convs, errors), took = timed(load_path, path)
+    assert errors == [] and took < HANG
+    assert convs[0].turns[0].text == "\n".join(lines)
