@@ -27,6 +27,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate
 
 from kb.textproc import Token, normalize
 
@@ -238,13 +239,13 @@ class _Phrase:
             return []
         chains = []
         for rx in self.rest:
-            occ = [(m.start(), m.end(1)) for m in rx.finditer(norm)]
-            if not occ:
+            found = [m.span(1) for m in rx.finditer(norm, firsts[0] + 1)]
+            if not found:
                 return []
-            best = [_NONE] * (len(occ) + 1)  # best[k]: earliest end among occ[k:]
-            for k in range(len(occ) - 1, -1, -1):
-                best[k] = min(occ[k][1], best[k + 1])
-            chains.append(([a for a, _ in occ], best))
+            # best[k]: the earliest end among the occurrences k, k+1, …
+            best = list(accumulate(reversed([e for _, e in found]), min))[::-1]
+            best.append(_NONE)
+            chains.append(([a for a, _ in found], best))
         n = len(norm)
         out = []
         for s in firsts:
