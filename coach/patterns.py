@@ -512,13 +512,9 @@ def _turn_has_time(view: TextView) -> bool:
 
 
 def _only_padding_outside(view: TextView, lo: int, hi: int) -> bool:
-    """Only padding tokens outside [lo, hi)?  The turn's first and last content tokens
-    are found once per text; a token wholly before lo or after hi is the test."""
-    bounds = view.memo.get("content_bounds")
-    if bounds is None:
-        toks = view.tokens_in(0, len(view.norm))
-        content = [t for t in toks if t.text not in PADDING]
-        bounds = (content[0].end, content[-1].start) if content else (_NONE, -1)
-        view.memo["content_bounds"] = bounds
-    first_end, last_start = bounds
+    """Only padding tokens outside [lo, hi)?  True unless the first content token of
+    the turn ends by lo or the last one starts at hi or later (both found once)."""
+    first_end, last_start = view.content_edges(PADDING)
+    if first_end is None:
+        return True
     return not (lo > 0 and first_end <= lo) and not (hi < len(view.norm) and last_start >= hi)

@@ -138,6 +138,35 @@ class TextView:
             pos = hi
         return out
 
+    def _tiles(self, backward: bool = False):
+        """Start offsets of the segmentation units (blocks, or tiles of huge ones)."""
+        if self._starts is None:
+            self.block_bounds(0)
+        spans = zip(self._starts, self._ends, strict=True)
+        for lo, hi in reversed(list(spans)) if backward else spans:
+            tiles = range(lo, hi, MAX_BLOCK)
+            yield from reversed(tiles) if backward else tiles
+
+    def content_edges(self, skip: frozenset[str]) -> tuple[int | None, int | None]:
+        """End of the first and start of the last token not in `skip` (None: none);
+        only the blocks up to those tokens are segmented."""
+        key = ("content_edges", skip)
+        hit = self.memo.get(key)
+        if hit is None:
+            first = last = None
+            for pos in self._tiles():
+                first = next((t.end for t in self.block_tokens(pos) if t.text not in skip), None)
+                if first is not None:
+                    break
+            if first is not None:
+                for pos in self._tiles(backward=True):
+                    toks = reversed(self.block_tokens(pos))
+                    last = next((t.start for t in toks if t.text not in skip), None)
+                    if last is not None:
+                        break
+            hit = self.memo[key] = (first, last)
+        return hit
+
     def sentence_tokens(self, pos: int) -> SentenceTokens:
         """Tokens of the whole sentence around `pos` (uncapped), built once per sentence:
         every window of it is then a pair of indices found by bisection."""
