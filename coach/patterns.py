@@ -32,7 +32,7 @@ from itertools import accumulate
 from kb.textproc import Token, normalize
 
 from . import limits
-from .textview import SENT_END, TextView, index_at
+from .textview import SENT_END, TextView, index_at, mark_positions
 
 GAP_MARKS = ("…", "...", "……")
 DEFAULT_GAP = 4
@@ -216,7 +216,7 @@ class _Phrase:
     contain one, so such an alternative can never match (and without them the
     earliest end is always the best continuation)."""
 
-    __slots__ = ("pattern", "first", "first_alts", "rest")
+    __slots__ = ("pattern", "first", "first_alts", "rest", "present")
 
     def __init__(self, pattern: Pattern) -> None:
         self.pattern = pattern
@@ -229,10 +229,12 @@ class _Phrase:
                 self.rest = None  # can never match
                 break
             self.rest.append(re.compile(f"(?=({_alts(usable, longest_first=False)}))"))
+        # is every slot in the text at all? (plain alternations: the cheapest scan)
+        self.present = [re.compile(_alts(alts)) for alts, _ in pattern.slots]
 
     def starts(self, norm: str, marks: list[int]) -> list[tuple[int, int, int]]:
         """(start, end of slot 1, end of the chain) for every start where it can match."""
-        if self.rest is None:
+        if self.rest is None or not all(rx.search(norm) for rx in self.present):
             return []
         firsts = [m.start() for m in self.first.finditer(norm)]
         if not firsts:
@@ -419,7 +421,7 @@ class Matcher:
 
 
 def _marks(norm: str) -> list[int]:
-    return [i for i, ch in enumerate(norm) if ch in SENT_END]
+    return mark_positions(norm, SENT_END)
 
 
 _prefixes: dict[frozenset[str], tuple[str, ...]] = {}

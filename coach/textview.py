@@ -22,6 +22,18 @@ SENT_END = frozenset("。！？!?；;\n\r\t ~…")
 _SENT_END = SENT_END
 _CLAUSE_END = _SENT_END | frozenset("，,、：:")
 _QUOTES = {"「": "」", "『": "』", "“": "”", '"': '"', "‘": "’", "《": "》"}
+_OPEN_QUOTE = re.compile("[" + re.escape("".join(_QUOTES)) + "]")
+_mark_res: dict[frozenset[str], re.Pattern] = {}
+
+
+def mark_positions(text: str, ends: frozenset[str]) -> list[int]:
+    """Sorted positions of the characters of `ends` in text (one regex scan)."""
+    rx = _mark_res.get(ends)
+    if rx is None:
+        rx = _mark_res[ends] = re.compile("[" + re.escape("".join(sorted(ends))) + "]")
+    return [m.start() for m in rx.finditer(text)]
+
+
 MAX_BLOCK = 200  # giant blocks are cut into tiles of this size
 MAX_SENTENCE = 240  # and so are sentences
 
@@ -219,7 +231,7 @@ class TextView:
         """Sorted positions of the sentence (or other) end marks, found once per text."""
         marks = self._marks.get(ends)
         if marks is None:
-            marks = self._marks[ends] = [i for i, ch in enumerate(self.norm) if ch in ends]
+            marks = self._marks[ends] = mark_positions(self.norm, ends)
         return marks
 
     def clause(self, pos: int) -> tuple[int, int]:
@@ -253,15 +265,14 @@ class TextView:
             self._quotes = []
             text = self.norm
             i = 0
-            while i < len(text):
-                close = _QUOTES.get(text[i])
-                if close is not None:
-                    j = text.find(close, i + 1)
-                    if j > i:
-                        self._quotes += (i, j)
-                        i = j + 1
-                        continue
-                i += 1
+            while (m := _OPEN_QUOTE.search(text, i)) is not None:
+                i = m.start()
+                j = text.find(_QUOTES[text[i]], i + 1)
+                if j > i:
+                    self._quotes += (i, j)
+                    i = j + 1
+                else:
+                    i += 1
         # spans are disjoint and in order: pos is inside one iff an odd number of
         # bounds lie before it and it is not the closing mark itself
         k = bisect_left(self._quotes, pos)
