@@ -303,11 +303,25 @@ class Matcher:
 
     def matches(self, view: TextView) -> list[Match]:
         """All matches in text order, memoised on the (per-text shared) view."""
+        return list(self.iter_matches(view))
+
+    def iter_matches(self, view: TextView) -> Iterator[Match]:
+        """The matches in text order, found lazily (a caller may stop early) and
+        remembered on the view as far as they were found."""
         key = (self.serial, "all")
-        hit = view.memo.get(key)
-        if hit is None:
-            hit = view.memo[key] = list(self.finditer(view))
-        return hit
+        entry = view.memo.get(key)
+        if entry is None:
+            entry = view.memo[key] = ([], self.finditer(view))
+        done, rest = entry
+        i = 0
+        while True:
+            if i == len(done):
+                m = next(rest, None)
+                if m is None:
+                    return
+                done.append(m)
+            yield done[i]
+            i += 1
 
     def _phrase_starts(self, norm: str, marks: list[int]) -> list:
         out = []

@@ -288,3 +288,13 @@ def test_a_message_of_many_lines_loads_in_seconds(tmp_path):
     (convs, errors), took = timed(load_path, path)
     assert errors == [] and took < HANG
     assert convs[0].turns[0].text == "\n".join(lines)
+
+
+def test_time_limit_stops_inside_one_huge_turn():
+    # every match is quoted (guarded): the rule would visit all of them
+    chk = Checker(seconds=0.05)
+    turns = [Turn("agent", "您好"), Turn("agent", "“可能”" * 400_000)]
+    report, took = timed(chk.check_conversation, Conversation("q", turns))
+    assert took < 30
+    late = {n["rule"]: n["reason"] for n in report.not_checkable if "时限" in n["reason"]}
+    assert late and any("第2句及之后未检查" in r or r.startswith("未检查：") for r in late.values())
