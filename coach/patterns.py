@@ -306,22 +306,19 @@ class Matcher:
         return list(self.iter_matches(view))
 
     def iter_matches(self, view: TextView) -> Iterator[Match]:
-        """The matches in text order, found lazily (a caller may stop early) and
-        remembered on the view as far as they were found."""
+        """The matches in text order, found lazily (a caller may stop early); once
+        all were found they are remembered on the view. (No half-consumed generator
+        is shared: views are shared between threads.)"""
         key = (self.serial, "all")
-        entry = view.memo.get(key)
-        if entry is None:
-            entry = view.memo[key] = ([], self.finditer(view))
-        done, rest = entry
-        i = 0
-        while True:
-            if i == len(done):
-                m = next(rest, None)
-                if m is None:
-                    return
-                done.append(m)
-            yield done[i]
-            i += 1
+        hit = view.memo.get(key)
+        if hit is not None:
+            yield from hit
+            return
+        found = []
+        for m in self.finditer(view):
+            found.append(m)
+            yield m
+        view.memo[key] = found
 
     def _phrase_starts(self, norm: str, marks: list[int]) -> list:
         out = []
