@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from .checks import MAX_PER_RULE_TURN, ConvContext, Hit, NotCheckable
+from .limits import CHECK_SECONDS
 from .rules import LEVELS, Rule, RulePack, load_rules
 from .scoring import score_conversation
 from .transcripts import Conversation, Turn
@@ -83,12 +84,22 @@ def example_conversation(example: str | list[str]) -> Conversation:
 def run_rule(
     pack: RulePack, rule: Rule, conv: Conversation, ctx: ConvContext | None = None
 ) -> tuple[list[Hit], str | None]:
-    """Hits of one rule on one conversation, and the not-checkable reason if any."""
-    ctx = ctx or ConvContext(conv, pack.segmenter)
+    """Hits of one rule on one conversation, and the not-checkable reason if any.
+    Past the context's deadline the rule is skipped, or its hits so far are kept and
+    the reason names the first turn left unchecked (`ctx.stopped_at` is then set)."""
+    ctx = ctx or ConvContext(conv, segmenter=pack.segmenter)
+    ctx.stopped_at = None
+    if ctx.expired():
+        ctx.stopped_at = 0
+        return [], f"未检查：本会话的检查已超过时限（{ctx.seconds:g} 秒）"
     try:
-        return pack.check_for(rule).run(ctx), None
+        hits = pack.check_for(rule).run(ctx)
     except NotCheckable as exc:
         return [], str(exc)
+    if ctx.stopped_at is not None:
+        n = ctx.stopped_at + 1
+        return hits, f"未检查完：超过时限（{ctx.seconds:g} 秒），第{n}句及之后未检查"
+    return hits, None
 
 
 # Where a draft reply stands in the chat → the edge check it gets (greeting for the
@@ -100,8 +111,17 @@ REPLY_POSITIONS = {"opening": "greeting", "middle": None, "closing": "closing"}
 class Checker:
     """Applies a rule pack; build once, reuse for many conversations."""
 
-    def __init__(self, rules: RulePack | None = None, *, scripts: bool = True) -> None:
+    def __init__(
+        self,
+        rules: RulePack | None = None,
+        *,
+        scripts: bool = True,
+        seconds: float | None = CHECK_SECONDS,
+    ) -> None:
+        """`seconds`: CPU-time budget of one conversation (None: unlimited); rules not
+        finished in it are listed under not_checkable with the turn they reached."""
         self.pack = rules if rules is not None else load_rules()
+        self.seconds = seconds
         self.rules = self.pack.enabled()
         self.link_scripts = scripts
         self._links: dict[tuple[str, str], dict | None] = {}
@@ -148,17 +168,22 @@ class Checker:
     def _run(self, conv: Conversation, ctx: ConvContext) -> tuple[list[dict], list[dict]]:
         findings: list[dict] = []
         not_checkable: list[dict] = []
-        for rule in self.rules:
+        found = []
+        for rule in self.rules:  # the checks first: the time limit is theirs alone
             hits, reason = run_rule(self.pack, rule, conv, ctx)
             if reason:
                 not_checkable.append({"rule": rule.id, "category": rule.category, "reason": reason})
+            found.append((rule, hits))
+        for rule, hits in found:
             findings.extend(self._finding(rule, conv, h) for h in _capped(hits))
         findings.sort(key=lambda f: (f["turn"], f["span"][0], LEVELS.index(f["level"])))
         return findings, not_checkable
 
     def check_conversation(self, conv: Conversation) -> ConversationReport:
         """Findings, score and breakdown for one conversation."""
-        findings, not_checkable = self._run(conv, ConvContext(conv, self.pack.segmenter))
+        findings, not_checkable = self._run(
+            conv, ConvContext(conv, self.seconds, self.pack.segmenter)
+        )
         score, breakdown = score_conversation(findings, self.pack)
         return ConversationReport(
             id=conv.id,
@@ -175,7 +200,11 @@ class Checker:
         )
 
     def check_reply(
-        self, text: str, context: list | None = None, position: str = "middle"
+        self,
+        text: str,
+        context: list | None = None,
+        position: str = "middle",
+        unfinished: list | None = None,
     ) -> list[dict]:
         """Findings for a draft agent reply, given the conversation so far (optional).
 
@@ -184,6 +213,8 @@ class Checker:
         after the context. `position` says where the draft stands in the chat:
         "middle" (default: no greeting or closing check), "opening" (greeting rules
         too, when it is the first agent turn) or "closing" (closing rules too).
+        Rules cut short by the time limit are appended to `unfinished` (if given) as
+        {rule, category, reason}.
         """
         if position not in REPLY_POSITIONS:
             raise ValueError("position 应为 opening、middle 或 closing")
@@ -191,14 +222,18 @@ class Checker:
         turns = [_as_turn(t) for t in context or []]
         turns.append(Turn("agent", text))
         conv = Conversation(id="draft", turns=turns)
-        ctx = ConvContext(conv, self.pack.segmenter)
+        ctx = ConvContext(conv, self.seconds, self.pack.segmenter)
         ctx.target = len(turns) - 1
-        findings = []
+        found = []
         for rule in self.rules:
             if rule.check in EDGE_CHECKS and rule.check != edge:
                 continue
-            hits, _ = run_rule(self.pack, rule, conv, ctx)
-            mine = [h for h in hits if h.turn == ctx.target]
+            hits, reason = run_rule(self.pack, rule, conv, ctx)
+            if reason and unfinished is not None and ctx.stopped_at is not None:
+                unfinished.append({"rule": rule.id, "category": rule.category, "reason": reason})
+            found.append((rule, [h for h in hits if h.turn == ctx.target]))
+        findings = []
+        for rule, mine in found:
             findings.extend(self._finding(rule, conv, h) for h in _capped(mine))
         score_conversation(findings, self.pack)
         return findings

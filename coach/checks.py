@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -93,7 +94,10 @@ class TokenCheck(Check):
         for i in ctx.scope(self.rule.scope):
             view = ctx.view(i)
             found = 0
-            for m in self.matcher.matches(view):
+            for n, m in enumerate(self.matcher.iter_matches(view), 1):
+                if n % 64 == 0 and ctx.expired():  # a huge turn full of guarded matches
+                    ctx.stopped_at = i
+                    return hits
                 if self._guarded(ctx, i, view, m):
                     continue
                 hits.append(Hit(i, m.start, m.end))
@@ -119,6 +123,14 @@ class TokenCheck(Check):
 
 def said(view: TextView, word: str) -> bool:
     """Does the text hold `word` as a token unit (not just as a substring)?"""
+    key = ("said", word)
+    hit = view.memo.get(key)
+    if hit is None:
+        hit = view.memo[key] = _said(view, word)
+    return hit
+
+
+def _said(view: TextView, word: str) -> bool:
     pos = view.norm.find(word)
     while pos >= 0:
         if view.unit_at(pos, pos + len(word)) is not None:
@@ -129,18 +141,46 @@ def said(view: TextView, word: str) -> bool:
 
 def is_question(view: TextView, lo: int, hi: int, strict: bool = False) -> bool:
     """Is the sentence a question to the customer? (?, final 吗/么, or a question word
-    with 您 or a final 呢; `strict` keeps only the first two)."""
+    with 您 or a final 呢; `strict` keeps only the first two).  Remembered per window;
+    the token tests are bisections in index sets cached per sentence."""
+    key = ("is_question", lo, hi, strict)
+    hit = view.memo.get(key)
+    if hit is None:
+        hit = view.memo[key] = _is_question(view, lo, hi, strict)
+    return hit
+
+
+def _not_particle(t: str) -> bool:
+    return t not in _FINAL_PARTICLES
+
+
+def _question_word(t: str) -> bool:
+    return t in QUESTION_WORDS
+
+
+def _you(t: str) -> bool:
+    return t in ("您", "你")
+
+
+def _is_question(view: TextView, lo: int, hi: int, strict: bool) -> bool:
     if view.end_mark(hi) == "?":
         return True
-    toks = [t.text for t in view.tokens_in(lo, hi)]
-    final_ne = bool(toks) and toks[-1] == "呢"
-    while toks and toks[-1] in _FINAL_PARTICLES:
-        toks.pop()
-    if toks and toks[-1] in ("吗", "么", "嘛"):
-        return True
-    if strict or not any(t in QUESTION_WORDS for t in toks):
+    st = view.sentence_tokens(lo)
+    a, b = st.window(lo, hi)
+    if b <= a:
         return False
-    return final_ne or any(t in ("您", "你") for t in toks)
+    texts = st.texts
+    final_ne = texts[b - 1] == "呢"
+    idx = st.where("not_particle", _not_particle)
+    k = bisect_left(idx, b) - 1  # the last token that is not a final particle
+    if k < 0 or idx[k] < a:
+        return False
+    last = idx[k]
+    if texts[last] in ("吗", "么", "嘛"):
+        return True
+    if strict or not st.any_in("question_word", _question_word, a, last + 1):
+        return False
+    return final_ne or st.any_in("you", _you, a, last + 1)
 
 
 class BareFillerCheck(Check):

@@ -31,7 +31,7 @@ import json
 import re
 from datetime import UTC, datetime
 
-from .transcripts import Conversation, ImportIssue, Turn
+from .transcripts import Conversation, ImportIssue, Turn, over_limit
 
 ROLE_WORDS = {
     "agent": "agent",
@@ -222,7 +222,7 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
         raise ValueError(f"id 或 agent 过长（最多 {MAX_ID_CHARS} 个字符）")
     if not turns:
         raise ValueError("会话没有任何消息（turns 为空）")
-    return Conversation(
+    conv = Conversation(
         id=str(conv_id),
         turns=turns,
         agent=str(agent),
@@ -230,6 +230,10 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
         started_at=started,
         source=source,
     )
+    reason = over_limit(conv)
+    if reason:
+        raise ValueError(reason)
+    return conv
 
 
 # -- CSV ---------------------------------------------------------------------
@@ -363,6 +367,7 @@ def parse_chatlog(
     issues: list[ImportIssue] = []
     current: Conversation | None = None
     open_turn: Turn | None = None  # a turn still collecting message lines
+    more: dict[int, tuple[Turn, list[str]]] = {}  # message lines of each turn
     blank_run = 0
     next_id: str | None = None
 
@@ -413,5 +418,9 @@ def parse_chatlog(
                 ImportIssue(path, lineno, f"无法识别的行（缺少时间和发送人）: {_short(line)}")
             )
             continue
-        open_turn.text = f"{open_turn.text}\n{line}" if open_turn.text else line
+        # message lines are joined once at the end: appending to the text per line
+        # copied the whole turn each time (quadratic in a long message)
+        more.setdefault(id(open_turn), (open_turn, []))[1].append(line)
+    for turn, lines in more.values():
+        turn.text = "\n".join([turn.text, *lines] if turn.text else lines)
     return [c for c in convs if c.turns], issues

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import itertools
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import accumulate
 
 from kb.errors import KbError
 from kb.textproc import Token, normalize
 
-from .textview import TextView
+from . import limits
+from .textview import SENT_END, TextView, index_at, mark_positions
 
 GAP_MARKS = ("…", "...", "……")
 DEFAULT_GAP = 4
@@ -67,6 +71,15 @@ _TIME_RE = re.compile(
 
 class PatternError(KbError, ValueError):
     """A word entry that cannot be compiled."""
+
+
+class PatternTooComplex(PatternError):
+    """A word entry (or list) over the cost limits of coach/limits.py."""
+
+    def __init__(self, reason: str, entry: object = None) -> None:
+        super().__init__(f"过于复杂：{reason}")
+        self.reason = reason
+        self.entry = entry
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,8 @@ def parse_entry(entry: object) -> Pattern:
         if "max_gap" in entry:
             if not isinstance(entry["max_gap"], int) or entry["max_gap"] < 0:
                 raise PatternError("选项 max_gap 应为非负整数")
+            if entry["max_gap"] > limits.MAX_GAP:
+                raise PatternTooComplex(f"max_gap 最大为 {limits.MAX_GAP}")
             opts["max_gap"] = entry["max_gap"]
     else:
         raw = entry
@@ -134,8 +149,20 @@ def parse_entry(entry: object) -> Pattern:
         alts = frozenset(a for a in part.split("/") if a)
         if not alts:
             raise PatternError(f"词条 {raw!r} 含空的备选词")
+        if len(alts) > limits.MAX_ALTERNATIVES:
+            raise PatternTooComplex(
+                f"一个位置有 {len(alts)} 个备选词（最多 {limits.MAX_ALTERNATIVES} 个）"
+            )
+        longest = max(alts, key=len)
+        if len(longest) > limits.MAX_WORD_CHARS:
+            raise PatternTooComplex(
+                f"备选词 {longest[:12]!r}… 有 {len(longest)} 个字"
+                f"（最多 {limits.MAX_WORD_CHARS} 个）"
+            )
         slots.append((alts, pending_gap))
         pending_gap = 0
+        if len(slots) > limits.MAX_SLOTS:
+            raise PatternTooComplex(f"词组最多 {limits.MAX_SLOTS} 个位置（用空格分隔）")
     if pending_gap:
         raise PatternError(f"词条 {raw!r} 不能以 … 结尾")
     return Pattern(raw, tuple(slots), opts)
@@ -143,10 +170,14 @@ def parse_entry(entry: object) -> Pattern:
 
 def compile_entries(entries: list) -> list[Pattern]:
     """Compile a list of entries; the error names the offending entry."""
+    if len(entries or []) > limits.MAX_ENTRIES:
+        raise PatternTooComplex(f"共 {len(entries)} 条（一个列表最多 {limits.MAX_ENTRIES} 条）")
     out = []
     for entry in entries or []:
         try:
             out.append(parse_entry(entry))
+        except PatternTooComplex as exc:
+            raise PatternTooComplex(exc.reason, entry) from None
         except PatternError as exc:
             raise PatternError(f"{entry!r}: {exc}") from None
     return out
@@ -164,19 +195,85 @@ _SENTENCE_OPTIONS = frozenset(
 )
 _BEFORE_OPTIONS = frozenset({"unless_before", "unless_sentence", "whole_turn"})
 _AFTER_OPTIONS = frozenset({"unless_after", "unless_sentence", "whole_turn", "unless_time"})
-# Characters a match never spans (sentence ends, see textview).
-_GAP = r"[^。！？!?；;\n\r\t ~…]*?"
+_NONE = 1 << 62  # "no occurrence" in the chaining arrays
 
 
-def _alts(alts: frozenset[str]) -> str:
-    return "|".join(map(re.escape, sorted(alts, key=len, reverse=True)))
+def _alts(alts, longest_first: bool = True) -> str:
+    ordered = sorted(sorted(alts), key=len, reverse=longest_first)
+    return "|".join(map(re.escape, ordered))
+
+
+class _Phrase:
+    """The character-level prefilter of one multi-slot pattern, linear in the text.
+
+    A phrase can only match as tokens where, within one sentence, slot 1 is followed
+    by slot 2, then slot 3 …, as substrings.  Each slot's occurrences are found once
+    (one regex scan per slot); then from every slot-1 occurrence the chain takes, for
+    each further slot, the occurrence with the earliest end after the previous end
+    (a suffix minimum over the occurrences, found by bisection) and checks it ends
+    before the next sentence mark. Cost: O(n + occurrences × slots × log n).
+
+    Alternatives holding a sentence mark are left out of slots 2..n: tokens never
+    contain one, so such an alternative can never match (and without them the
+    earliest end is always the best continuation)."""
+
+    __slots__ = ("pattern", "first", "first_alts", "rest", "present")
+
+    def __init__(self, pattern: Pattern) -> None:
+        self.pattern = pattern
+        self.first = re.compile(f"(?=({_alts(pattern.first)}))")
+        self.first_alts = sorted(sorted(pattern.first), key=len, reverse=True)
+        self.rest: list[re.Pattern] | None = []
+        for alts, _gap in pattern.slots[1:]:
+            usable = [a for a in alts if not SENT_END.intersection(a)]
+            if not usable:
+                self.rest = None  # can never match
+                break
+            self.rest.append(re.compile(f"(?=({_alts(usable, longest_first=False)}))"))
+        # is every slot in the text at all? (plain alternations: the cheapest scan)
+        self.present = [re.compile(_alts(alts)) for alts, _ in pattern.slots]
+
+    def starts(self, norm: str, marks: list[int]) -> list[tuple[int, int, int]]:
+        """(start, end of slot 1, end of the chain) for every start where it can match."""
+        if self.rest is None or not all(rx.search(norm) for rx in self.present):
+            return []
+        firsts = [m.start() for m in self.first.finditer(norm)]
+        if not firsts:
+            return []
+        chains = []
+        for rx in self.rest:
+            found = [m.span(1) for m in rx.finditer(norm, firsts[0] + 1)]
+            if not found:
+                return []
+            # best[k]: the earliest end among the occurrences k, k+1, …
+            best = list(accumulate(reversed([e for _, e in found]), min))[::-1]
+            best.append(_NONE)
+            chains.append(([a for a, _ in found], best))
+        n = len(norm)
+        out = []
+        for s in firsts:
+            for alt in self.first_alts:
+                if not norm.startswith(alt, s):
+                    continue
+                pos = s + len(alt)
+                for occ_starts, best in chains:
+                    k = bisect_left(marks, pos)
+                    stop = marks[k] if k < len(marks) else n  # next sentence mark
+                    end = best[bisect_left(occ_starts, pos)]
+                    if end > stop:
+                        break
+                    pos = end
+                else:
+                    out.append((s, s + len(alt), pos))
+                    break  # the longest slot-1 alternative that can lead to a match
+        return out
 
 
 class Matcher:
     """Finds token-aligned pattern matches in a TextView.
 
     The prefilter is character-level: single words form one regex alternation; a
-    phrase becomes a regex requiring every slot, in order, within one sentence. Only
+    phrase must have every slot, in order, within one sentence (see `_Phrase`). Only
     text that passes it is segmented, and only around the candidate."""
 
     def __init__(self, patterns: list[Pattern], exceptions: list[str] | None = None) -> None:
@@ -184,49 +281,63 @@ class Matcher:
         self.serial = next(_serials)  # memo key: unique for the process lifetime
         self.exceptions = frozenset(normalize(e) for e in exceptions or [])
         self.by_word: dict[str, list[Pattern]] = {}
-        self.phrases: list[tuple[Pattern, re.Pattern]] = []
-        parts = []
+        self.phrases: list[_Phrase] = []
         for p in patterns:
             if len(p.slots) == 1:
                 for alt in p.first:
                     self.by_word.setdefault(alt, []).append(p)
             else:
-                src = f"({_alts(p.first)})" + "".join(
-                    _GAP + f"(?:{_alts(alts)})" for alts, _ in p.slots[1:]
-                )
-                self.phrases.append((p, re.compile(src)))
-                parts.append(src.replace("(", "(?:", 1))
+                self.phrases.append(_Phrase(p))
         words = sorted(self.by_word, key=len, reverse=True)
         self.words = re.compile("|".join(map(re.escape, words))) if words else None
-        if self.words is not None:
-            parts.insert(0, self.words.pattern)
-        self.regex = re.compile("|".join(parts)) if parts else None
+        # any character of a first slot: the cheapest "not here at all" test
+        firsts = {alt for p in patterns for alt in p.first}
+        self.regex = re.compile("|".join(map(re.escape, sorted(firsts)))) if firsts else None
 
     def candidates(self, norm: str) -> bool:
         """Cheap character-level test: could this text contain a match at all?"""
-        return self.regex is not None and self.regex.search(norm) is not None
+        if self.regex is None or self.regex.search(norm) is None:
+            return False
+        if self.words is not None and self.words.search(norm) is not None:
+            return True
+        return bool(self._phrase_starts(norm, _marks(norm)))
 
     def matches(self, view: TextView) -> list[Match]:
         """All matches in text order, memoised on the (per-text shared) view."""
+        return list(self.iter_matches(view))
+
+    def iter_matches(self, view: TextView) -> Iterator[Match]:
+        """The matches in text order, found lazily (a caller may stop early); once
+        all were found they are remembered on the view. (No half-consumed generator
+        is shared: views are shared between threads.)"""
         key = (self.serial, "all")
         hit = view.memo.get(key)
-        if hit is None:
-            hit = view.memo[key] = list(self.finditer(view))
-        return hit
+        if hit is not None:
+            yield from hit
+            return
+        found = []
+        for m in self.finditer(view):
+            found.append(m)
+            yield m
+        view.memo[key] = found
 
-    def _starts(self, norm: str) -> list[tuple[int, int, list[Pattern], int]]:
+    def _phrase_starts(self, norm: str, marks: list[int]) -> list:
+        out = []
+        for ph in self.phrases:
+            out += [(s, e, [ph.pattern], reach) for s, e, reach in ph.starts(norm, marks)]
+        return out
+
+    def _starts(self, view: TextView) -> list[tuple[int, int, list[Pattern], int]]:
         """Candidates: (start, end of first slot, patterns, end of the character match)."""
+        norm = view.norm
         out = []
         if self.words is not None:
             out += [
                 (m.start(), m.end(), self.by_word[m.group()], m.end())
                 for m in self.words.finditer(norm)
             ]
-        for pat, rx in self.phrases:
-            pos = 0
-            while (m := rx.search(norm, pos)) is not None:
-                out.append((m.start(1), m.end(1), [pat], m.end()))
-                pos = m.start() + 1
+        if self.phrases:
+            out += self._phrase_starts(norm, view.marks())
         out.sort(key=lambda c: (c[0], -c[1]))
         return out
 
@@ -234,7 +345,7 @@ class Matcher:
         """Yield non-overlapping matches in text order (or single words first)."""
         if self.regex is None or not self.regex.search(view.norm):
             return
-        starts = self._starts(view.norm)
+        starts = self._starts(view)
         if singles_first:
             starts.sort(key=lambda c: len(c[2][0].slots) > 1)
         last_end = -1
@@ -255,13 +366,16 @@ class Matcher:
         keys = pat.opts.keys()
         if len(pat.slots) == 1 and not (_SENTENCE_OPTIONS & keys):
             # a single word needs only its own block: the adjacent tokens live there
+            st = None
             toks = view.block_tokens(s)
+            a, b = 0, len(toks)
             i, j = unit.first, unit.last
             lo_hi = (-1, -1)
-            found = _match_slots(pat, toks, j)
+            found = _match_slots(pat, toks, j, b)
         else:
-            # segment only as far as needed: the blocks the character match reached, the
-            # clause for `then_only`, the whole sentence for the other context options
+            # The tokens of the window the old code segmented (the blocks the character
+            # match reached, the clause for `then_only`, the sentence for the other
+            # context options), as index ranges of the sentence's cached token list.
             lo_hi = view.sentence(s)
             lo = lo_hi[0] if _BEFORE_OPTIONS & keys else view.block_bounds(s)[0]
             if _AFTER_OPTIONS & keys:
@@ -270,33 +384,36 @@ class Matcher:
                 hi = max(view.clause(reach - 1)[1], view.block_bounds(reach - 1)[1])
             else:
                 hi = max(view.block_bounds(reach - 1)[1], reach)
+            st = view.sentence_tokens(s)
+            toks = st.toks
             found = None
             for stop in dict.fromkeys((min(hi, lo_hi[1]), lo_hi[1])):
-                toks = view.tokens_in(lo, stop)
-                i = _index_at(toks, s)
+                a, b = st.window(lo, stop)
+                i = index_at(toks, s, a, b)
                 if i is None:
                     return None
                 j = i
-                while j + 1 < len(toks) and toks[j].end < e:
+                while j + 1 < b and toks[j].end < e:
                     j += 1
-                found = _match_slots(pat, toks, j)
+                found = _match_slots(pat, toks, j, b)
                 if found is not None:
                     break
         if found is None:
             return None
         k, end = found
-        prev = toks[i - 1].text if i > 0 and toks[i - 1].end == toks[i].start else None
-        nxt = toks[k + 1].text if k + 1 < len(toks) and toks[k + 1].start == end else None
+        prev = toks[i - 1].text if i > a and toks[i - 1].end == toks[i].start else None
+        nxt = toks[k + 1].text if k + 1 < b and toks[k + 1].start == end else None
         if toks[i].start < s:  # word at the end of a compound token: its head
             prev = toks[i].text[: s - toks[i].start]
         if k == j and toks[k].end > e:  # word at the start of a compound: its tail
             end = e
             nxt = toks[k].text[e - toks[k].start :]
         if lo_hi == (-1, -1):
-            if pat.opts and not _options_ok(pat.opts, view, toks, i, k, s, prev, nxt, -1, -1):
+            if pat.opts and not _options_ok(pat.opts, view, None, i, k, s, prev, nxt, -1, -1):
                 return None
             return Match(s, end, pat, prev, nxt, view.sentence(s))
-        if not _options_ok(pat.opts, view, toks, i, k, s, prev, nxt, *lo_hi):
+        win = (st, a, b)
+        if not _options_ok(pat.opts, view, win, i, k, s, prev, nxt, *lo_hi):
             return None
         return Match(s, end, pat, prev, nxt, lo_hi)
 
@@ -315,26 +432,30 @@ class Matcher:
         return view.memo[key]
 
 
-def _index_at(toks: list[Token], pos: int) -> int | None:
-    for i, t in enumerate(toks):
-        if t.start <= pos < t.end:
-            return i
-    return None
+def _marks(norm: str) -> list[int]:
+    return mark_positions(norm, SENT_END)
+
+
+_prefixes: dict[frozenset[str], tuple[str, ...]] = {}
 
 
 def _tok_is(text: str, alts: frozenset[str]) -> bool:
+    """Is the token one of alts, or does it start with one of two characters or more?"""
     if text in alts:
         return True
-    return any(len(a) >= 2 and text.startswith(a) for a in alts)
+    longs = _prefixes.get(alts)
+    if longs is None:
+        longs = _prefixes[alts] = tuple(a for a in alts if len(a) >= 2)
+    return bool(longs) and text.startswith(longs)
 
 
-def _match_slots(pat: Pattern, toks: list[Token], j: int) -> tuple[int, int] | None:
-    """Match slots 2..n after token j; return (last token index, end offset)."""
+def _match_slots(pat: Pattern, toks: list[Token], j: int, b: int) -> tuple[int, int] | None:
+    """Match slots 2..n after token j (tokens before b); return (last index, end offset)."""
     k = j
     for alts, gap in pat.slots[1:]:
         for step in range(1, gap + 2):
             idx = k + step
-            if idx >= len(toks):
+            if idx >= b:
                 return None
             if step == 1 and gap == 0 and toks[idx].start != toks[k].end:
                 return None  # adjacent slots must be in the same block
@@ -351,7 +472,10 @@ def has_time(view: TextView, lo: int, hi: int) -> bool:
     return _TIME_RE.search(view.norm, lo, hi) is not None
 
 
-def _options_ok(o, view, toks, i, k, s, prev, nxt, lo, hi) -> bool:
+def _options_ok(o, view, win, i, k, s, prev, nxt, lo, hi) -> bool:
+    """The options of a match at tokens i..k; `win` = (sentence tokens, a, b): the
+    token window [a, b) the match was found in (None for a word in its own block).
+    Each test is a bisection in index sets cached per sentence, not a scan."""
     if not o:
         return True
     if "next" in o and (nxt is None or nxt not in o["next"]):
@@ -366,29 +490,45 @@ def _options_ok(o, view, toks, i, k, s, prev, nxt, lo, hi) -> bool:
         return False
     if o.get("after_number") and not _NUM_BEFORE.search(view.norm[max(0, s - 14) : s]):
         return False
-    before = [t.text for t in toks[:i]]
-    after = [t.text for t in toks[k + 1 :]]
-    if "unless_before" in o and any(_tok_is(t, o["unless_before"]) for t in before):
-        return False
-    if "unless_after" in o and any(_tok_is(t, o["unless_after"]) for t in after):
-        return False
-    if "unless_sentence" in o and any(_tok_is(t, o["unless_sentence"]) for t in before + after):
-        return False
-    if o.get("unless_time") and has_time(view, 0, len(view.norm)):
+    if win is not None:
+        st, a, b = win
+        for key, ranges in (
+            ("unless_before", ((a, i),)),
+            ("unless_after", ((k + 1, b),)),
+            ("unless_sentence", ((a, i), (k + 1, b))),
+        ):
+            if key in o:
+                words = o[key]
+                pred = partial(_tok_is, alts=words)
+                if any(st.any_in(("is", words), pred, x, y) for x, y in ranges):
+                    return False
+    if o.get("unless_time") and _turn_has_time(view):
         return False
     if o.get("whole_turn") and not _only_padding_outside(view, lo, hi):
         return False
-    if "then_only" in o:
+    if "then_only" in o and win is not None:
+        st, a, b = win
+        toks = st.toks
         end = toks[k].end
         _, clause_end = view.clause(max(end - 1, 0))
         allowed = o["then_only"]
-        if any(t.text not in allowed for t in toks[k + 1 :] if t.end <= clause_end):
+        other = st.first_in(("not", allowed), lambda t: t not in allowed, k + 1, b)
+        if other is not None and toks[other].end <= clause_end:
             return False
     return True
+
+
+def _turn_has_time(view: TextView) -> bool:
+    hit = view.memo.get("has_time")
+    if hit is None:
+        hit = view.memo["has_time"] = has_time(view, 0, len(view.norm))
+    return hit
 
 
 def _only_padding_outside(view: TextView, lo: int, hi: int) -> bool:
-    for a, b in ((0, lo), (hi, len(view.norm))):
-        if b > a and any(t.text not in PADDING for t in view.tokens_in(a, b)):
-            return False
-    return True
+    """Only padding tokens outside [lo, hi)?  True unless the first content token of
+    the turn ends by lo or the last one starts at hi or later (both found once)."""
+    first_end, last_start = view.content_edges(PADDING)
+    if first_end is None:
+        return True
+    return not (lo > 0 and first_end <= lo) and not (hi < len(view.norm) and last_start >= hi)

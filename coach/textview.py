@@ -22,9 +22,22 @@ from kb.textproc import Token, normalize, tokenizer_with
 # jieba's own block character class (jieba.re_han_default).
 _BLOCK_RE = re.compile(r"[\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+")
 # Sentence ends; whitespace also separates the messages that chat exports merge.
-_SENT_END = frozenset("。！？!?；;\n\r\t ~…")
+SENT_END = frozenset("。！？!?；;\n\r\t ~…")
+_SENT_END = SENT_END
 _CLAUSE_END = _SENT_END | frozenset("，,、：:")
 _QUOTES = {"「": "」", "『": "』", "“": "”", '"': '"', "‘": "’", "《": "》"}
+_OPEN_QUOTE = re.compile("[" + re.escape("".join(_QUOTES)) + "]")
+_mark_res: dict[frozenset[str], re.Pattern] = {}
+
+
+def mark_positions(text: str, ends: frozenset[str]) -> list[int]:
+    """Sorted positions of the characters of `ends` in text (one regex scan)."""
+    rx = _mark_res.get(ends)
+    if rx is None:
+        rx = _mark_res[ends] = re.compile("[" + re.escape("".join(sorted(ends))) + "]")
+    return [m.start() for m in rx.finditer(text)]
+
+
 MAX_BLOCK = 200  # giant blocks are cut into tiles of this size
 MAX_SENTENCE = 240  # and so are sentences
 
@@ -127,6 +140,7 @@ class TextView:
         "_starts",
         "_ends",
         "_marks",
+        "_sents",
     )
 
     def __init__(self, text: str, norm: str | None = None, seg: Segmenter | None = None) -> None:
@@ -136,7 +150,8 @@ class TextView:
         self._marks: dict = {}  # sorted positions of sentence / clause end marks
         self.norm = normalize(text) if norm is None else norm
         self._blocks: dict[tuple[int, int], list[Token]] = {}
-        self._quotes: list[tuple[int, int]] | None = None
+        self._sents: dict[int, SentenceTokens] = {}  # keyed by the sentence's start
+        self._quotes: list[int] | None = None  # flat sorted [open, close, open, close…]
         self._starts: list[int] | None = None
         self._ends: list[int] = []
 
@@ -186,12 +201,53 @@ class TextView:
             pos = hi
         return out
 
+    def _tiles(self, backward: bool = False):
+        """Start offsets of the segmentation units (blocks, or tiles of huge ones)."""
+        if self._starts is None:
+            self.block_bounds(0)
+        spans = zip(self._starts, self._ends, strict=True)
+        for lo, hi in reversed(list(spans)) if backward else spans:
+            tiles = range(lo, hi, MAX_BLOCK)
+            yield from reversed(tiles) if backward else tiles
+
+    def content_edges(self, skip: frozenset[str]) -> tuple[int | None, int | None]:
+        """End of the first and start of the last token not in `skip` (None: none);
+        only the blocks up to those tokens are segmented."""
+        key = ("content_edges", skip)
+        hit = self.memo.get(key)
+        if hit is None:
+            first = last = None
+            for pos in self._tiles():
+                first = next((t.end for t in self.block_tokens(pos) if t.text not in skip), None)
+                if first is not None:
+                    break
+            if first is not None:
+                for pos in self._tiles(backward=True):
+                    toks = reversed(self.block_tokens(pos))
+                    last = next((t.start for t in toks if t.text not in skip), None)
+                    if last is not None:
+                        break
+            hit = self.memo[key] = (first, last)
+        return hit
+
+    def sentence_tokens(self, pos: int) -> SentenceTokens:
+        """Tokens of the whole sentence around `pos` (uncapped), built once per sentence:
+        every window of it is then a pair of indices found by bisection."""
+        marks = self.marks()
+        k = bisect_left(marks, pos)
+        lo = marks[k - 1] + 1 if k else 0
+        st = self._sents.get(lo)
+        if st is None:
+            hi = marks[k] if k < len(marks) else len(self.norm)
+            st = self._sents[lo] = SentenceTokens(self.tokens_in(lo, hi))
+        return st
+
     def unit_at(
         self, start: int, end: int, exceptions: frozenset[str] = frozenset()
     ) -> Unit | None:
         """Is norm[start:end] made of whole tokens (or the edge of a compound token)?"""
         toks = self.block_tokens(start)
-        i = _index_at(toks, start)
+        i = index_at(toks, start)
         if i is None:
             return None
         tok = toks[i]
@@ -216,13 +272,18 @@ class TextView:
         """Bounds of the sentence (or clause, with other `ends`) around `pos`, at most
         MAX_SENTENCE characters either side.  The end marks' positions are found once
         per text, so a long text with many matches is not rescanned per match."""
-        marks = self._marks.get(ends)
-        if marks is None:
-            marks = self._marks[ends] = [i for i, ch in enumerate(self.norm) if ch in ends]
+        marks = self.marks(ends)
         k = bisect_left(marks, pos)  # marks[:k] lie before pos
         lo = marks[k - 1] + 1 if k else 0
         hi = marks[k] if k < len(marks) else len(self.norm)
         return max(lo, pos - MAX_SENTENCE), min(hi, pos + MAX_SENTENCE)
+
+    def marks(self, ends: frozenset[str] = _SENT_END) -> list[int]:
+        """Sorted positions of the sentence (or other) end marks, found once per text."""
+        marks = self._marks.get(ends)
+        if marks is None:
+            marks = self._marks[ends] = mark_positions(self.norm, ends)
+        return marks
 
     def clause(self, pos: int) -> tuple[int, int]:
         """Bounds of the comma-delimited clause around `pos`."""
@@ -255,16 +316,56 @@ class TextView:
             self._quotes = []
             text = self.norm
             i = 0
-            while i < len(text):
-                close = _QUOTES.get(text[i])
-                if close is not None:
-                    j = text.find(close, i + 1)
-                    if j > i:
-                        self._quotes.append((i, j))
-                        i = j + 1
-                        continue
-                i += 1
-        return any(lo < pos < hi for lo, hi in self._quotes)
+            while (m := _OPEN_QUOTE.search(text, i)) is not None:
+                i = m.start()
+                j = text.find(_QUOTES[text[i]], i + 1)
+                if j > i:
+                    self._quotes += (i, j)
+                    i = j + 1
+                else:
+                    i += 1
+        # spans are disjoint and in order: pos is inside one iff an odd number of
+        # bounds lie before it and it is not the closing mark itself
+        k = bisect_left(self._quotes, pos)
+        return k % 2 == 1 and self._quotes[k] != pos
+
+
+class SentenceTokens:
+    """A sentence's tokens with their offsets, and cached index sets for range queries."""
+
+    __slots__ = ("toks", "starts", "ends", "texts", "_where")
+
+    def __init__(self, toks: list[Token]) -> None:
+        self.toks = toks
+        self.starts = [t.start for t in toks]
+        self.ends = [t.end for t in toks]
+        self.texts = [t.text for t in toks]
+        self._where: dict = {}
+
+    def window(self, lo: int, hi: int) -> tuple[int, int]:
+        """Indices [a, b) of the tokens lying wholly inside [lo, hi) (= tokens_in)."""
+        a = bisect_left(self.starts, lo)
+        b = bisect_right(self.ends, hi, a)
+        return a, b
+
+    def where(self, key, pred) -> list[int]:
+        """Sorted indices of the tokens whose text satisfies pred (cached under key)."""
+        hit = self._where.get(key)
+        if hit is None:
+            hit = self._where[key] = [n for n, t in enumerate(self.texts) if pred(t)]
+        return hit
+
+    def any_in(self, key, pred, a: int, b: int) -> bool:
+        """Is there a token in [a, b) whose text satisfies pred?"""
+        idx = self.where(key, pred)
+        k = bisect_left(idx, a)
+        return k < len(idx) and idx[k] < b
+
+    def first_in(self, key, pred, a: int, b: int) -> int | None:
+        """Index of the first token in [a, b) whose text satisfies pred."""
+        idx = self.where(key, pred)
+        k = bisect_left(idx, a)
+        return idx[k] if k < len(idx) and idx[k] < b else None
 
 
 def _cjk_edges(norm: str, start: int, end: int) -> bool:
@@ -272,11 +373,17 @@ def _cjk_edges(norm: str, start: int, end: int) -> bool:
     return not (norm[start].isascii() or norm[end - 1].isascii())
 
 
-def _index_at(toks: list[Token], pos: int) -> int | None:
-    for i, t in enumerate(toks):
-        if t.start <= pos < t.end:
-            return i
+def index_at(toks: list[Token], pos: int, lo: int = 0, hi: int | None = None) -> int | None:
+    """Index (in toks[lo:hi], sorted and non-overlapping) of the token holding `pos`."""
+    hi = len(toks) if hi is None else hi
+    k = bisect_right(toks, pos, lo, hi, key=_start) - 1
+    if k >= lo and toks[k].start <= pos < toks[k].end:
+        return k
     return None
+
+
+def _start(t: Token) -> int:
+    return t.start
 
 
 def view_for(text: str) -> TextView:

@@ -15,6 +15,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .limits import MAX_TURN_CHARS, MAX_TURNS
+
 ROLES = ("agent", "customer", "system")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 TEXT_SUFFIXES = (".txt", ".log", ".text")
@@ -57,6 +59,38 @@ class ImportIssue:
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
         return {"path": self.path, "line": self.line, "reason": self.reason}
+
+
+def over_limit(conv: Conversation) -> str | None:
+    """Why the conversation is too large to check (Chinese), or None: an over-limit
+    conversation is an unreadable record, never silently cut."""
+    if len(conv.turns) > MAX_TURNS:
+        return (
+            f"会话共 {len(conv.turns)} 句，超过上限（每个会话最多 {MAX_TURNS} 句），请拆分后再导入"
+        )
+    for n, t in enumerate(conv.turns, 1):
+        if len(t.text) > MAX_TURN_CHARS:
+            return f"第{n}句有 {len(t.text)} 个字符，超过上限（每句最多 {MAX_TURN_CHARS} 个字符）"
+    return None
+
+
+def _within_limits(
+    convs: list[Conversation], issues: list[ImportIssue], path: str
+) -> tuple[list[Conversation], list[ImportIssue]]:
+    """Over-limit conversations become issues at the line (or record) they start at."""
+    kept = []
+    for conv in convs:
+        reason = over_limit(conv)
+        if reason is None:
+            kept.append(conv)
+            continue
+        where = conv.source.rpartition(":")[2] if ":" in conv.source else ""
+        if not where.isdigit():
+            where = conv.source.rpartition("#")[2]
+        line = int(where) if where.isdigit() else 0
+        issues.append(ImportIssue(path, line, f"会话 {conv.id}: {reason}"))
+    issues.sort(key=lambda e: e.line)
+    return kept, issues
 
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
@@ -136,17 +170,19 @@ def load_text(
 
     fmt = fmt or sniff_format(text, path)
     if fmt == "jsonl":
-        return importers.parse_jsonl(text, path)
+        return importers.parse_jsonl(text, path)  # limits checked per record
     if fmt == "csv":
-        return importers.parse_csv(text, path, columns=options.get("columns"))
-    if fmt == "chatlog":
-        return importers.parse_chatlog(
+        convs, issues = importers.parse_csv(text, path, columns=options.get("columns"))
+    elif fmt == "chatlog":
+        convs, issues = importers.parse_chatlog(
             text,
             path,
             agent_prefixes=options.get("agent_prefixes"),
             agent_names=options.get("agent_names"),
         )
-    raise ValueError(f"未知的格式: {fmt}")
+    else:
+        raise ValueError(f"未知的格式: {fmt}")
+    return _within_limits(convs, issues, path)
 
 
 def load_bytes(

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, request
 
+from coach.limits import CHECK_SECONDS, MAX_REPLY_CHARS
+
 from .auth import requires
 from .errors import ApiError, json_request
 
 bp = Blueprint("coach", __name__, url_prefix="/api/v1/coach")
 MAX_BATCH = 1000
-MAX_REPLY_CHARS = 5000
 BODY_MAX = 4 * 1024 * 1024
 _lock = threading.Lock()
 RULES_RECHECK = 1.0  # seconds between looks at the team rule-pack version
@@ -33,7 +34,8 @@ def checker_for(version: int):
                 from . import get_kb
 
                 pack = RuleBook(get_kb().store, current_app.config["INSTANCE"]).pack(version)
-                chk = cache[version] = Checker(pack)
+                seconds = current_app.config.get("COACH_CHECK_SECONDS", CHECK_SECONDS)
+                chk = cache[version] = Checker(pack, seconds=seconds)
     return chk
 
 
@@ -107,11 +109,17 @@ def check_reply():
     position = body.get("position") or "middle"
     if not isinstance(position, str) or position not in REPLY_POSITIONS:
         raise ApiError("字段 position 应为 opening、middle 或 closing", 400)
+    context = context[-50:]
+    for n, t in enumerate(context, 1):
+        if len(t.get("text") or "") > MAX_REPLY_CHARS:
+            raise ApiError(f"context 第{n}句过长（每句最多 {MAX_REPLY_CHARS} 个字符）", 413)
     started = time.perf_counter()
-    findings = checker().check_reply(text, context[-50:], position)
+    unfinished: list[dict] = []
+    findings = checker().check_reply(text, context, position, unfinished)
     return {
         "ok": True,
         "findings": findings,
-        "clean": not findings,
+        "clean": not findings and not unfinished,
+        "unfinished": unfinished,
         "took_ms": round((time.perf_counter() - started) * 1000, 3),
     }

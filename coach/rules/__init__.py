@@ -37,7 +37,7 @@ from kb.textproc import get_tokenizer, normalize
 from scripts_lib.models import COACH_CATEGORIES
 
 from .. import textview
-from ..patterns import PatternError
+from ..patterns import PatternError, PatternTooComplex
 
 if TYPE_CHECKING:
     from ..checks import Check
@@ -382,6 +382,12 @@ def _compile(pack: RulePack, problems: list[str]) -> None:
             continue
         try:
             words |= pack.check_for(rule).vocabulary()
+        except PatternTooComplex as exc:
+            entry = exc.entry
+            if isinstance(entry, dict):
+                entry = entry.get("word", entry.get("phrase", entry))
+            what = f"词条「{entry}」" if entry is not None else "词条列表"
+            problems.append(f"{rule.source}: 规则 {rule.id} 的{what}{exc}")
         except PatternError as exc:
             problems.append(f"{rule.source}: 规则 {rule.id}: 字段 words/params 词条错误: {exc}")
         except (ValueError, TypeError) as exc:

@@ -1,0 +1,37 @@
+"""Every size and time limit of the checker, in one place.
+
+Input limits (an over-limit conversation is an unreadable record naming the limit,
+never silently truncated; the live reply check answers 413):
+
+- `MAX_TURNS`: turns in one conversation (files and the /check API)
+- `MAX_TURN_CHARS`: characters in one turn of a conversation (large: a pasted
+  document in one message is still checked, within the time limit)
+- `MAX_REPLY_CHARS`: characters of a draft reply and of each context turn
+  (POST /api/v1/coach/check-reply)
+
+Rule word entries (checked when a pack loads or a team overlay is saved; the error
+names the rule and the entry):
+
+- `MAX_SLOTS`: slots of a phrase (`你 找 售后 … 去` has 4)
+- `MAX_ALTERNATIVES`: alternatives of one slot (`售后/商家/快递` has 3)
+- `MAX_GAP`: the largest `max_gap`
+- `MAX_WORD_CHARS`: characters of one alternative
+- `MAX_ENTRIES`: entries in one word list (a rule's `words`, or one list in `params`)
+
+Time: `CHECK_SECONDS` bounds the work on one conversation; rules not finished by
+then are reported as not checkable (with the turn reached) instead of running on.
+"""
+
+from __future__ import annotations
+
+MAX_TURNS = 2000
+MAX_TURN_CHARS = 2_000_000
+MAX_REPLY_CHARS = 5000
+
+MAX_SLOTS = 5
+MAX_ALTERNATIVES = 40
+MAX_GAP = 10
+MAX_WORD_CHARS = 30
+MAX_ENTRIES = 300
+
+CHECK_SECONDS = 2.0
