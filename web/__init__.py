@@ -15,6 +15,7 @@ SETTINGS = (
     ("SEARCH_MAX_LIMIT", 100, "单次搜索最多返回条数（与 CLI 的 --limit 上限一致）"),
     ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
     ("SCRIPTS_DIRS", (), "共享话术之外再加载的话术目录（团队或个人覆盖层）"),
+    ("INDEX_SYNC_SECONDS", 1.0, "检查数据库变更并补入搜索索引的间隔（秒）；0 为不检查"),
 )
 
 
@@ -59,6 +60,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(coach.bp)
     app.register_blueprint(supervise.bp)
     scripts.init_app(app)
+    if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
+        # changes this process did not index itself (other processes, a crash)
+        kb.start_sync(float(app.config["INDEX_SYNC_SECONDS"]))
 
     @app.get("/favicon.ico")
     @auth.requires(auth.PUBLIC)
