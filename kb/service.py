@@ -90,12 +90,14 @@ def instance_paths(instance: str | Path) -> dict[str, Path]:
 class KnowledgeBase:
     """Facade over one instance folder. Store connections are per thread."""
 
-    def __init__(self, instance: str | Path):
+    def __init__(self, instance: str | Path, *, index_dir: str | Path | None = None):
+        """`index_dir`: this node's own index (default `<instance>/index`); several
+        nodes on one database each follow the change sequence into their own."""
         paths = instance_paths(instance)
         self.root = paths["root"]
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = paths["db"]
-        self.indexes = IndexManager(paths["index"])
+        self.indexes = IndexManager(index_dir if index_dir is not None else paths["index"])
         self.engine = SearchEngine(self.indexes)
         self.search_log = SearchLog(self.db_path)
         self._local = threading.local()
