@@ -12,7 +12,9 @@ swaps CURRENT, so a crash at any point leaves the old generation serving.
 Single-article changes are written incrementally into the current generation.
 
 ``APPLIED.json`` says how far this generation follows the database's change
-sequence (kb/store.py): ``{"seq": 155, "sources": {"scripts": "<fingerprint>"}}``.
+sequence (kb/store.py): ``{"epoch": "<database's>", "seq": 155, "sources":
+{"scripts": "<fingerprint>"}}``; a different epoch means another (or a restored)
+database, whose numbers say nothing about this index.
 It is replaced atomically after each index commit, so it never claims more than
 the index holds; a generation without it (older code) is rebuilt.
 """
@@ -215,16 +217,17 @@ class IndexManager:
     # -- how far the serving generation follows the change sequence ----------
 
     def applied(self) -> dict:
-        """The serving generation's APPLIED.json: {"seq": int | None, "sources": {}};
-        seq None when unknown (no index, or one written by older code)."""
+        """The serving generation's APPLIED.json: {"epoch", "seq", "sources"}; seq
+        None when unknown (no index, or one written by older code)."""
         path = self.current_dir()
         try:
             data = json.loads((path / APPLIED_FILE).read_text(encoding="utf-8"))
             seq = int(data["seq"])
+            epoch = str(data["epoch"])
             sources = {str(k): str(v) for k, v in dict(data.get("sources") or {}).items()}
         except (TypeError, OSError, ValueError, KeyError):
-            return {"seq": None, "sources": {}}
-        return {"seq": seq, "sources": sources}
+            return {"epoch": "", "seq": None, "sources": {}}
+        return {"epoch": epoch, "seq": seq, "sources": sources}
 
     def set_applied(self, applied: dict) -> None:
         """Move the serving generation's position without writing documents (changes

@@ -102,7 +102,8 @@ class KnowledgeBase:
         self.search_log = SearchLog(self.db_path)
         self._local = threading.local()
         self.sources: dict[str, DocumentSource] = {}
-        self._applied_seq: int | None = None  # last position this object saw applied
+        # (applied position, generation) this object last saw: the sync timer's check
+        self._seen: tuple[int | None, str | None] = (None, None)
         self._sync: IndexSync | None = None
 
     @property
@@ -340,8 +341,10 @@ class KnowledgeBase:
         return stats if stats is not None else self.rebuild_index()
 
     def poll_changes(self) -> dict | None:
-        """The sync timer's step: one `SELECT max(seq)`; apply only when it moved."""
-        if self.store.last_change() == self._applied_seq:
+        """The sync timer's step: one `SELECT max(seq)` (and a look at CURRENT, for a
+        generation swapped in by another process); apply only when either moved."""
+        seen = (self.store.last_change(), self.indexes.current_name())
+        if seen == self._seen:
             return None
         return self.apply_changes()
 
@@ -349,18 +352,18 @@ class KnowledgeBase:
         """Apply with the index lock held; None when a rebuild is the way to catch up."""
         applied = self.indexes.applied()
         seq, last = applied["seq"], self.store.last_change()
-        if seq is None or seq > last:  # unknown position, or a database restored behind it
-            return None
-        if seq == last:
-            self._applied_seq = seq
-            return {"mode": "none", "documents": 0}
-        if self.store.first_change() > seq + 1:  # the changes it needs were pruned
+        if (
+            seq is None  # unknown position (no index, or one from older code)
+            or applied["epoch"] != self.store.change_epoch()  # another or a restored database
+            or seq > last
+            or (seq < last and self.store.first_change() > seq + 1)  # needed changes pruned
+        ):
             return None
         limit = max(REBUILD_MIN, int(REBUILD_FRACTION * self.store.count()))
         article_ids: dict[str, None] = {}  # in order, once each
         source_names: set[str] = set()
         position = seq
-        while page := self.store.changes_after(position, CHANGES_PAGE):
+        while position < last and (page := self.store.changes_after(position, CHANGES_PAGE)):
             for _seq, kind, doc_id, _op in page:
                 if kind == "article":
                     article_ids[doc_id] = None
@@ -369,6 +372,10 @@ class KnowledgeBase:
             position = page[-1][0]
             if len(article_ids) > limit:
                 return None
+        generation = self.indexes.current_name()
+        if self._seen[1] not in (None, generation):
+            # swapped in by another process, maybe one without this process's sources
+            source_names.update(self.sources)
         # rows read after the changes: at least as new as every change applied
         current = self.store.get_many(article_ids)
         docs = [document(current[i]) for i in article_ids if i in current]
@@ -386,19 +393,21 @@ class KnowledgeBase:
             deletes.extend(sorted(self._indexed_ids(source.doctype) - fresh))
             docs.extend(source_docs)
             sources[name] = fingerprint
-        new_position = {"seq": position, "sources": sources}
         n = 0
-        if docs or deletes:
-            n = self.indexes.update(docs, delete_ids=deletes, applied=new_position)
-        else:
-            self.indexes.set_applied(new_position)
-        self._applied_seq = position
+        if position != seq or sources != applied["sources"]:
+            new_position = {"epoch": applied["epoch"], "seq": position, "sources": sources}
+            if docs or deletes:
+                n = self.indexes.update(docs, delete_ids=deletes, applied=new_position)
+            else:
+                self.indexes.set_applied(new_position)
+        self._seen = (position, generation)
         return {"mode": "incremental" if n else "none", "documents": n}
 
     def rebuild_index(self, *, on_progress=None) -> dict:
         """Full rebuild into a fresh generation; changes made meanwhile are applied
         after the swap (the position is read before the documents)."""
         applied = {
+            "epoch": self.store.change_epoch(),
             "seq": self.store.last_change(),
             "sources": {name: s.fingerprint() for name, s in self.sources.items()},
         }

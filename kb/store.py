@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ ARTICLE_COLUMNS = {
     "updated_at": str,
     "updated_by": str,
 }
+EPOCH_KEY = "changes.epoch"
 CHANGE_FIELDS = ("title", "category", "body", "tags", "similar", "owner", "review_by", "status")
 
 
@@ -304,6 +306,19 @@ class Store:
         """The oldest sequence number still kept (0 when the table is empty)."""
         return self.db.execute("SELECT min(seq) FROM changes").fetchone()[0] or 0
 
+    def change_epoch(self) -> str:
+        """Names this database's sequence: a restore gives it a new one, so indexes
+        positioned in the old numbering rebuild instead of trusting their numbers."""
+        epoch = self.get_setting(EPOCH_KEY)
+        if not epoch:
+            with self.db.conn:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                    [EPOCH_KEY, secrets.token_hex(8)],
+                )
+            epoch = self.get_setting(EPOCH_KEY)
+        return epoch
+
     def changes_after(self, seq: int, limit: int) -> list[tuple[int, str, str, str]]:
         """Up to `limit` changes numbered above `seq`, oldest first: (seq, kind, doc_id, op)."""
         return [
@@ -379,6 +394,11 @@ def restore(backup_path: str | Path, db_path: str | Path) -> None:
     dst = sqlite3.connect(db_path, timeout=30)
     try:
         src.backup(dst)
+        with dst:  # a new numbering: every index positioned in the old one rebuilds
+            dst.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [EPOCH_KEY, secrets.token_hex(8)],
+            )
     finally:
         src.close()
         dst.close()

@@ -240,3 +240,33 @@ def test_the_sync_thread_stops_cleanly(kb):
     time.sleep(0.2)
     kb.stop_sync()
     assert not sync.is_alive()
+
+
+def test_a_restored_database_makes_every_index_rebuild(kb, tmp_path):
+    """A restore starts a new numbering (epoch): an index positioned in the old one
+    cannot tell which of the restored database's changes it has, so it rebuilds."""
+    from kb.store import backup, restore
+
+    saved = backup(kb.db_path, tmp_path / "before.db")
+    kb.save(Article(id="product-after", title="备份之后新增的文章", category="product"))
+    kb.close()
+    restore(saved, kb.db_path)
+    stats = kb.ensure_index()
+    assert stats is not None and stats["mode"] == "rebuild"
+    assert hit_ids(kb, "备份之后新增") == []
+    assert kb.indexes.applied()["epoch"] == kb.store.change_epoch()
+
+
+def test_a_generation_swapped_in_without_the_scripts_gets_them_back_on_a_tick(kb):
+    from scripts_lib.usage import register_source
+
+    register_source(kb)
+    kb.sync_source("scripts")
+    assert "script:hold-apology-1" in hit_ids(kb, "稍等")
+    kb.poll_changes()
+    other = KnowledgeBase(kb.root)  # a process that does not know about scripts
+    other.rebuild_index()
+    other.close()
+    assert "script:hold-apology-1" not in hit_ids(kb, "稍等")
+    kb.poll_changes()  # what the sync thread does every second
+    assert "script:hold-apology-1" in hit_ids(kb, "稍等")
