@@ -3,21 +3,33 @@
 Layout of the index root (``<instance>/index``)::
 
     CURRENT        name of the generation folder that serves (replaced atomically)
-    gen-<stamp>/   a complete whoosh index
+    LOCK           flock()ed while a process applies changes or swaps a generation
+    gen-<stamp>/   a complete whoosh index, with APPLIED.json beside its files
     build-<stamp>/ a rebuild in progress (ignored by readers; removed when stale)
 
 A rebuild writes a fresh ``build-*`` folder, renames it to ``gen-*`` and only then
 swaps CURRENT, so a crash at any point leaves the old generation serving.
 Single-article changes are written incrementally into the current generation.
+
+``APPLIED.json`` says how far this generation follows the database's change
+sequence (kb/store.py): ``{"epoch": "<database's>", "seq": 155, "sources":
+{"scripts": "<fingerprint>"}}``; a different epoch means another (or a restored)
+database, whose numbers say nothing about this index.
+It is replaced atomically after each index commit, so it never claims more than
+the index holds; a generation without it (older code) is rebuilt.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import shutil
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -112,6 +124,8 @@ ANALYSIS_VERSION = 3
 # an edit copied the whole index (28 MB at 7k articles).  Separate files open lazily.
 COMPOUND = False
 ANALYSIS_FILE = "ANALYSIS"
+APPLIED_FILE = "APPLIED.json"
+LOCK_FILE = "LOCK"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -171,6 +185,62 @@ class IndexManager:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._lock = threading.RLock()
+        self._lock_depth = 0
+        self._lock_fd: int | None = None
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive across threads and processes on this index root; re-entrant in
+        the holding thread.  Held while changes are applied and while a generation
+        is swapped in, so an applied position always describes the index it is in."""
+        with self._lock:
+            if self._lock_depth == 0:
+                self.root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._lock_fd = fd
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if self._lock_depth == 0 and self._lock_fd is not None:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    # -- how far the serving generation follows the change sequence ----------
+
+    def applied(self) -> dict:
+        """The serving generation's APPLIED.json: {"epoch", "seq", "sources"}; seq
+        None when unknown (no index, or one written by older code)."""
+        path = self.current_dir()
+        try:
+            data = json.loads((path / APPLIED_FILE).read_text(encoding="utf-8"))
+            seq = int(data["seq"])
+            epoch = str(data["epoch"])
+            sources = {str(k): str(v) for k, v in dict(data.get("sources") or {}).items()}
+        except (TypeError, OSError, ValueError, KeyError):
+            return {"epoch": "", "seq": None, "sources": {}}
+        return {"epoch": epoch, "seq": seq, "sources": sources}
+
+    def set_applied(self, applied: dict) -> None:
+        """Move the serving generation's position without writing documents (changes
+        that did not touch this index).  Call with lock() held."""
+        path = self.current_dir()
+        if path is not None:
+            self._write_applied(path, applied)
+
+    @staticmethod
+    def _write_applied(folder: Path, applied: dict) -> None:
+        tmp = folder / f"{APPLIED_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_text(json.dumps(applied, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, folder / APPLIED_FILE)
 
     # -- which generation serves ---------------------------------------------
 
@@ -229,8 +299,13 @@ class IndexManager:
 
     # -- writes ---------------------------------------------------------------
 
-    def rebuild(self, documents: Iterable[dict], *, on_progress=None) -> dict:
-        """Build a complete index in a fresh folder, then swap it in atomically."""
+    def rebuild(
+        self, documents: Iterable[dict], *, on_progress=None, applied: dict | None = None
+    ) -> dict:
+        """Build a complete index in a fresh folder, then swap it in atomically.
+
+        `applied` ({"seq", "sources"}) is what the documents include: the position
+        in the change sequence read before they were read."""
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         build = self.root / f"build-{stamp}"
@@ -251,10 +326,13 @@ class IndexManager:
             raise
         ix.close()
         (build / ANALYSIS_FILE).write_text(analysis_stamp() + "\n", encoding="ascii")
+        if applied is not None:
+            self._write_applied(build, applied)
         final = self.root / f"gen-{stamp}"
         os.rename(build, final)
-        self._swap_current(final.name)
-        self.cleanup(keep={final.name})
+        with self.lock():  # not while changes are being written into the old generation
+            self._swap_current(final.name)
+            self.cleanup(keep={final.name})
         return {
             "documents": count,
             "seconds": time.perf_counter() - started,
@@ -275,8 +353,15 @@ class IndexManager:
                 # their open files stay readable after unlink.
                 shutil.rmtree(child, ignore_errors=True)
 
-    def update(self, documents: Iterable[dict], delete_ids: Iterable[str] = ()) -> int:
-        """Incremental add/replace/delete in the serving generation, one writer."""
+    def update(
+        self,
+        documents: Iterable[dict],
+        delete_ids: Iterable[str] = (),
+        *,
+        applied: dict | None = None,
+    ) -> int:
+        """Incremental add/replace/delete in the serving generation, one writer; then
+        `applied` becomes that generation's position in the change sequence."""
         ix = self.open()
         writer = ix.writer(timeout=30.0, compound=COMPOUND)
         n = 0
@@ -293,6 +378,8 @@ class IndexManager:
             raise
         finally:
             ix.close()
+        if applied is not None:
+            self._write_applied(Path(ix.storage.folder), applied)
         return n
 
 

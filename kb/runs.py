@@ -1,5 +1,6 @@
 """Long-running jobs (imports, rebuilds) recorded so a killed one is found and
-marked interrupted at the next start, and the index it left behind repaired."""
+marked interrupted at the next start.  The index it left behind needs no flag: its
+committed batches carry their changes, which the next catch-up applies."""
 
 from __future__ import annotations
 

@@ -1,10 +1,22 @@
-"""The knowledge base as one object: store + index + search, for the web and CLI."""
+"""The knowledge base as one object: store + index + search, for the web and CLI.
+
+Index updates flow one way: every write of something the index holds appends to
+the database's change sequence in the same transaction (kb/store.py), and an index
+catches up by applying the changes numbered above its applied position
+(kb/index.py APPLIED.json), reading the current rows.  The writing process applies
+at once; every process serving an index also polls the sequence (IndexSync), so a
+write whose index update was lost (a crash after the commit, another node) becomes
+searchable within about a second, and at the latest at the next ensure_index().
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,8 +33,12 @@ from .store import PRIVATE_DIR, Store, make_private, now_iso
 
 JSONL_BATCH = 2000
 MAX_JSONL_LINE = 2_000_000
-INDEX_DIRTY = "index.dirty"
 REBUILD_FRACTION = 0.2  # above this share of changed articles, rebuild instead of updating
+REBUILD_MIN = 500  # ... and above this many
+CHANGES_PAGE = 5000  # change rows read per query while catching up
+SYNC_INTERVAL = 1.0  # seconds between two looks at the change sequence (IndexSync)
+
+log = logging.getLogger("kbcoach.index")
 
 
 @dataclass
@@ -55,18 +71,15 @@ class DocumentSource:
     """Documents indexed beside the articles (e.g. the standard scripts), of one doctype.
 
     `documents` yields whoosh documents of the kb schema; `fingerprint` changes whenever
-    they would change, so the index is refreshed only when needed.  Both are called
-    lazily: registering a source costs nothing until the index is built or synced.
+    they would change, so the index is refreshed only when needed (each generation
+    records the fingerprint it holds in APPLIED.json).  Both are called lazily:
+    registering a source costs nothing until the index is built or synced.
     """
 
     name: str
     doctype: str
     documents: Callable[[], Iterable[dict]]
     fingerprint: Callable[[], str]
-
-    @property
-    def setting_key(self) -> str:
-        return f"index.source.{self.name}"
 
 
 def instance_paths(instance: str | Path) -> dict[str, Path]:
@@ -77,17 +90,22 @@ def instance_paths(instance: str | Path) -> dict[str, Path]:
 class KnowledgeBase:
     """Facade over one instance folder. Store connections are per thread."""
 
-    def __init__(self, instance: str | Path):
+    def __init__(self, instance: str | Path, *, index_dir: str | Path | None = None):
+        """`index_dir`: this node's own index (default `<instance>/index`); several
+        nodes on one database each follow the change sequence into their own."""
         paths = instance_paths(instance)
         self.root = paths["root"]
         self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         make_private(self.root, PRIVATE_DIR)  # also for instances made before this rule
         self.db_path = paths["db"]
-        self.indexes = IndexManager(paths["index"])
+        self.indexes = IndexManager(index_dir if index_dir is not None else paths["index"])
         self.engine = SearchEngine(self.indexes)
         self.search_log = SearchLog(self.db_path)
         self._local = threading.local()
         self.sources: dict[str, DocumentSource] = {}
+        # (applied position, generation) this object last saw: the sync timer's check
+        self._seen: tuple[int | None, str | None] = (None, None)
+        self._sync: IndexSync | None = None
 
     @property
     def store(self) -> Store:
@@ -139,16 +157,25 @@ class KnowledgeBase:
     # -- writing ---------------------------------------------------------------
 
     def save(self, article: Article, *, by: str = "system") -> str:
-        """Validate, store with a revision, and update the index incrementally."""
+        """Validate, store with a revision and a change (one transaction), then bring
+        the index up to date, so this process finds its own write at once."""
         articles_mod.validate(article)
         outcome = self.store.save(article, by=by)
         if outcome != "unchanged":
-            self.indexes.update([document(article)])
+            self._catch_up()
         return outcome
 
     def delete(self, article_id: str, *, by: str = "system") -> None:
         self.store.delete(article_id, by=by)
-        self.indexes.update([], delete_ids=[article_id])
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Apply pending changes after a write.  The write is committed and recorded:
+        if the index cannot be written now, the sync timer or the next start applies it."""
+        try:
+            self.apply_changes()
+        except Exception:
+            log.exception("index update failed; the change stays pending and is retried")
 
     @property
     def runs(self) -> Runs:
@@ -156,18 +183,15 @@ class KnowledgeBase:
 
     @contextmanager
     def _run(self, kind: str, source: str, report: ImportReport | None = None):
-        """Record a job; the index is marked dirty until it is brought up to date, so
-        a job killed halfway is repaired (rebuilt) at the next ensure_index()."""
+        """Record a job, so a killed one shows as interrupted.  Its committed batches
+        carry their changes: the next catch-up indexes them."""
         runs = self.runs
-        self._local.repair = self._index_left_behind()  # then this job rebuilds it
         run_id = runs.start(kind, source)
-        self.store.set_setting(INDEX_DIRTY, "1")
         try:
             yield run_id
         except BaseException:
             runs.finish(run_id, "failed", report.to_dict() if report else None)
             raise
-        self.store.set_setting(INDEX_DIRTY, "")
         runs.finish(run_id, "done", report.to_dict() if report else None)
 
     def import_dir(self, path: str | Path, *, by: str = "import") -> ImportReport:
@@ -191,17 +215,16 @@ class KnowledgeBase:
         report = ImportReport()
         with self._run("import-jsonl", str(path), report):
             batch: list[Article] = []
-            pending: list[Article] = []
             seen: set[str] = set()
             for art in self._read_jsonl(Path(path), report, seen):
                 batch.append(art)
                 if len(batch) >= JSONL_BATCH:
-                    pending.extend(self._store_batch(batch, report, by))
+                    self._store_batch(batch, report, by)
                     batch = []
                     if on_progress:
                         on_progress(report)
-            pending.extend(self._store_batch(batch, report, by))
-            report.index = self._index_changes(pending)
+            self._store_batch(batch, report, by)
+            report.index = self.apply_changes()
         return report
 
     def _read_jsonl(self, path: Path, report: ImportReport, seen: set[str]) -> Iterator[Article]:
@@ -245,32 +268,14 @@ class KnowledgeBase:
         if len(report.errors) < 1000:
             report.errors.append(f"{path}:{line}: {reason}")
 
-    def _store_batch(self, batch: list[Article], report: ImportReport, by: str) -> list[Article]:
-        outcomes = self.store.save_many(batch, by=by)
-        changed = []
-        for art, outcome in zip(batch, outcomes, strict=True):
+    def _store_batch(self, batch: list[Article], report: ImportReport, by: str) -> None:
+        for outcome in self.store.save_many(batch, by=by):
             setattr(report, outcome, getattr(report, outcome) + 1)
-            if outcome != "unchanged":
-                changed.append(art)
-        return changed
 
     def _save_and_index(self, found: list[Article], report: ImportReport, by: str) -> None:
-        pending: list[Article] = []
         for start in range(0, len(found), JSONL_BATCH):
-            pending.extend(self._store_batch(found[start : start + JSONL_BATCH], report, by))
-        report.index = self._index_changes(pending)
-
-    def _index_changes(self, changed: list[Article]) -> dict:
-        """Incremental for small changes; one fresh build when much changed."""
-        if not self.indexes.exists() or getattr(self._local, "repair", False):
-            self._local.repair = False
-            return self.rebuild_index()
-        if not changed:
-            return {"mode": "none", "documents": 0}
-        if len(changed) > max(500, REBUILD_FRACTION * self.store.count()):
-            return self.rebuild_index()
-        n = self.indexes.update(document(a) for a in changed)
-        return {"mode": "incremental", "documents": n}
+            self._store_batch(found[start : start + JSONL_BATCH], report, by)
+        report.index = self.apply_changes()
 
     # -- other document sources ------------------------------------------------
 
@@ -287,26 +292,17 @@ class KnowledgeBase:
         self.sources[name] = source
         return source
 
-    def _source_stamp(self, source: DocumentSource) -> str:
-        """Index generation + content fingerprint: a rebuild elsewhere invalidates it."""
-        return f"{self.indexes.current_name() or ''}:{source.fingerprint()}"
-
-    def sync_source(self, name: str, *, force: bool = False) -> dict:
-        """Re-index one source incrementally when its content or the index changed."""
+    def sync_source(self, name: str) -> dict:
+        """Re-index one source when its content differs from what the index holds: a
+        change in the sequence, applied like any other (by every node that has it)."""
         source = self.sources[name]
         rebuilt = self.ensure_index()  # missing or old schema: the rebuild takes every source
         if rebuilt is not None:
             return rebuilt
-        # Stamped with the generation seen *before* writing: a rebuild swapped in
-        # meanwhile (by a process without this source) makes the next sync run again.
-        stamp = self._source_stamp(source)
-        if not force and self.store.get_setting(source.setting_key) == stamp:
+        if self.indexes.applied()["sources"].get(name) == source.fingerprint():
             return {"mode": "none", "documents": 0}
-        docs = list(source.documents())
-        stale = self._indexed_ids(source.doctype) - {d["id"] for d in docs}
-        n = self.indexes.update(docs, delete_ids=sorted(stale))
-        self.store.set_setting(source.setting_key, stamp)
-        return {"mode": "incremental", "documents": n}
+        self.store.record_change("source", name, "sync")
+        return self.apply_changes()
 
     def _indexed_ids(self, doctype: str) -> set[str]:
         ix = self.indexes.open()
@@ -324,42 +320,117 @@ class KnowledgeBase:
         for source in self.sources.values():
             yield from source.documents()
 
-    def _index_left_behind(self) -> bool:
-        """Dirty flag set and no job still running: an earlier job was killed between
-        its database commits and its index update."""
-        if not self.store.get_setting(INDEX_DIRTY):
-            return False
-        runs = self.runs
-        runs.mark_interrupted()
-        return not runs.any_running()
+    # -- following the change sequence -------------------------------------------
 
     def ensure_index(self) -> dict | None:
-        """Rebuild when the index is missing, was built with an older schema, or was
-        left behind by a job killed before it brought the index up to date."""
-        stale = not self.indexes.is_current() or self._index_left_behind()
-        if not stale:
+        """At start: rebuild when the index is missing or was built with an older
+        schema, else apply the changes it has not seen (rebuilding when far behind).
+        Returns the rebuild's stats, or None when no rebuild was needed."""
+        if not self.indexes.is_current():
+            return self.rebuild_index()
+        stats = self.apply_changes()
+        return stats if stats["mode"] == "rebuild" else None
+
+    def apply_changes(self) -> dict:
+        """Bring this node's index up to the change sequence: every change numbered
+        above its applied position, in one incremental write; a fresh generation
+        (the old one serving meanwhile) when the position is unknown or far behind."""
+        if not self.indexes.exists():
+            return self.rebuild_index()
+        with self.indexes.lock():
+            stats = self._apply_pending()
+        return stats if stats is not None else self.rebuild_index()
+
+    def poll_changes(self) -> dict | None:
+        """The sync timer's step: one `SELECT max(seq)` (and a look at CURRENT, for a
+        generation swapped in by another process); apply only when either moved."""
+        seen = (self.store.last_change(), self.indexes.current_name())
+        if seen == self._seen:
             return None
-        stats = self.rebuild_index()
-        self.store.set_setting(INDEX_DIRTY, "")
-        return stats
+        return self.apply_changes()
+
+    def _apply_pending(self) -> dict | None:
+        """Apply with the index lock held; None when a rebuild is the way to catch up."""
+        applied = self.indexes.applied()
+        seq, last = applied["seq"], self.store.last_change()
+        if (
+            seq is None  # unknown position (no index, or one from older code)
+            or applied["epoch"] != self.store.change_epoch()  # another or a restored database
+            or seq > last
+            or (seq < last and self.store.first_change() > seq + 1)  # needed changes pruned
+        ):
+            return None
+        limit = max(REBUILD_MIN, int(REBUILD_FRACTION * self.store.count()))
+        article_ids: dict[str, None] = {}  # in order, once each
+        source_names: set[str] = set()
+        position = seq
+        while position < last and (page := self.store.changes_after(position, CHANGES_PAGE)):
+            for _seq, kind, doc_id, _op in page:
+                if kind == "article":
+                    article_ids[doc_id] = None
+                elif kind == "source":
+                    source_names.add(doc_id)
+            position = page[-1][0]
+            if len(article_ids) > limit:
+                return None
+        generation = self.indexes.current_name()
+        if self._seen[1] not in (None, generation):
+            # swapped in by another process, maybe one without this process's sources
+            source_names.update(self.sources)
+        # rows read after the changes: at least as new as every change applied
+        current = self.store.get_many(article_ids)
+        docs = [document(current[i]) for i in article_ids if i in current]
+        deletes = [i for i in article_ids if i not in current]
+        sources = dict(applied["sources"])
+        for name in sorted(source_names):
+            source = self.sources.get(name)
+            if source is None:  # a source this process does not serve
+                continue
+            fingerprint = source.fingerprint()
+            if sources.get(name) == fingerprint:
+                continue
+            source_docs = list(source.documents())
+            fresh = {d["id"] for d in source_docs}
+            deletes.extend(sorted(self._indexed_ids(source.doctype) - fresh))
+            docs.extend(source_docs)
+            sources[name] = fingerprint
+        n = 0
+        if position != seq or sources != applied["sources"]:
+            new_position = {"epoch": applied["epoch"], "seq": position, "sources": sources}
+            if docs or deletes:
+                n = self.indexes.update(docs, delete_ids=deletes, applied=new_position)
+            else:
+                self.indexes.set_applied(new_position)
+        self._seen = (position, generation)
+        return {"mode": "incremental" if n else "none", "documents": n}
 
     def rebuild_index(self, *, on_progress=None) -> dict:
-        """Full rebuild into a fresh generation; edits made meanwhile are re-applied."""
-        started = now_iso()
-        stats = self.indexes.rebuild(self._all_documents(), on_progress=on_progress)
-        for source in self.sources.values():
-            self.store.set_setting(source.setting_key, self._source_stamp(source))
-        late = list(self.store.iter_articles(since=started))
-        deleted = [
-            r[0]
-            for r in self.store.db.execute(
-                "SELECT article_id FROM revisions WHERE action = 'delete' AND at >= ?", [started]
-            )
-        ]
-        if late or deleted:
-            self.indexes.update((document(a) for a in late), delete_ids=deleted)
+        """Full rebuild into a fresh generation; changes made meanwhile are applied
+        after the swap (the position is read before the documents)."""
+        applied = {
+            "epoch": self.store.change_epoch(),
+            "seq": self.store.last_change(),
+            "sources": {name: s.fingerprint() for name, s in self.sources.items()},
+        }
+        stats = self.indexes.rebuild(
+            self._all_documents(), on_progress=on_progress, applied=applied
+        )
+        with self.indexes.lock():
+            self._apply_pending()
         stats["mode"] = "rebuild"
         return stats
+
+    def start_sync(self, interval: float = SYNC_INTERVAL) -> IndexSync:
+        """Poll the change sequence in a daemon thread (idempotent)."""
+        if self._sync is None or not self._sync.is_alive():
+            self._sync = IndexSync(self, interval)
+            self._sync.start()
+        return self._sync
+
+    def stop_sync(self) -> None:
+        if self._sync is not None:
+            self._sync.stop()
+            self._sync = None
 
     def export_dir(self, dest: str | Path) -> int:
         """Write every article back as `<category>/<slug>.md`."""
@@ -373,6 +444,40 @@ class KnowledgeBase:
             os.replace(tmp, target)
             n += 1
         return n
+
+
+class IndexSync(threading.Thread):
+    """Applies the changes other processes (or a crashed one) recorded, about once a
+    second.  Holds its knowledge base weakly: it ends when the knowledge base is
+    gone, when stop() is called, or at interpreter exit."""
+
+    def __init__(self, kb: KnowledgeBase, interval: float = SYNC_INTERVAL):
+        super().__init__(name="kbcoach-index-sync", daemon=True)
+        self._kb = weakref.ref(kb)
+        self.interval = interval
+        self._stopping = threading.Event()
+        atexit.register(self.stop)
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.wait(self.interval):
+                kb = self._kb()
+                if kb is None:
+                    return
+                try:
+                    kb.poll_changes()
+                except Exception:
+                    log.exception("index sync failed; retrying")
+                del kb
+        finally:
+            kb = self._kb()
+            if kb is not None:
+                kb.close()  # this thread's database connection
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=30)
 
 
 def _article_from_record(rec) -> Article:

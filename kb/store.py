@@ -1,10 +1,18 @@
-"""SQLite store (sqlite-utils, WAL): articles, every revision, the search log."""
+"""SQLite store (sqlite-utils, WAL): articles, every revision, the search log, and the
+change sequence that feeds every node's search index.
+
+The ``changes`` table gets one row per write of something the index holds, in the
+same transaction as the write; ``seq`` is AUTOINCREMENT, so it only grows and is
+never reused.  SQLite serialises writers, so rows become visible in ``seq`` order:
+a node that has applied everything up to N never misses a change numbered <= N.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import secrets
 import sqlite3
 import stat
 from collections.abc import Iterable, Iterator
@@ -30,6 +38,7 @@ ARTICLE_COLUMNS = {
     "updated_at": str,
     "updated_by": str,
 }
+EPOCH_KEY = "changes.epoch"
 CHANGE_FIELDS = ("title", "category", "body", "tags", "similar", "owner", "review_by", "status")
 
 
@@ -114,6 +123,7 @@ class Store:
     def _ensure_schema(self) -> None:
         db = self.db
         if "articles" in db.table_names():
+            self._ensure_changes()  # instances created before the change sequence
             return
         with db.conn:
             db["articles"].create(ARTICLE_COLUMNS, pk="id", if_not_exists=True)
@@ -149,6 +159,16 @@ class Store:
                 if_not_exists=True,
             )
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        self._ensure_changes()
+
+    def _ensure_changes(self) -> None:
+        if "changes" in self.db.table_names():
+            return
+        with self.db.conn:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "kind TEXT NOT NULL, doc_id TEXT NOT NULL, op TEXT NOT NULL, at TEXT NOT NULL)"
+            )
 
     # -- articles -----------------------------------------------------------
 
@@ -256,6 +276,7 @@ class Store:
             with self.db.conn:
                 self.db["articles"].insert_all(upserts, pk="id", replace=True, batch_size=500)
                 self.db["revisions"].insert_all(revisions, batch_size=500)
+                self._append_changes("article", [r["id"] for r in upserts], "save", stamp)
         return outcomes
 
     def delete(self, article_id: str, *, by: str = "system") -> None:
@@ -275,6 +296,7 @@ class Store:
                 }
             )
             self.db.execute("DELETE FROM articles WHERE id = ?", [article_id])
+            self._append_changes("article", [article_id], "delete", now_iso())
 
     def revisions(self, article_id: str, limit: int = -1, offset: int = 0) -> list[dict]:
         """History of one article, newest first (`limit` -1: all of it)."""
@@ -291,6 +313,69 @@ class Store:
             "SELECT count(*) FROM revisions WHERE article_id = ?", [article_id]
         ).fetchone()
         return int(row[0])
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, Article]:
+        """The articles among `ids` that exist, by id."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Article] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                f"SELECT * FROM articles WHERE id IN ({marks})",  # noqa: S608 - placeholders only
+                chunk,
+            ):
+                found[row["id"]] = article_from_row(row)
+        return found
+
+    # -- change sequence ----------------------------------------------------
+
+    def _append_changes(self, kind: str, doc_ids: list[str], op: str, at: str) -> None:
+        """Inside the caller's transaction: one change row per document."""
+        self.db.conn.executemany(
+            "INSERT INTO changes (kind, doc_id, op, at) VALUES (?, ?, ?, ?)",
+            [(kind, doc_id, op, at) for doc_id in doc_ids],
+        )
+
+    def record_change(self, kind: str, doc_id: str, op: str) -> int:
+        """Append one change in its own transaction; returns its sequence number."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "INSERT INTO changes (kind, doc_id, op, at) VALUES (?, ?, ?, ?)",
+                [kind, doc_id, op, now_iso()],
+            )
+            return cur.lastrowid
+
+    def last_change(self) -> int:
+        """The newest sequence number (0 when nothing was ever recorded)."""
+        return self.db.execute("SELECT max(seq) FROM changes").fetchone()[0] or 0
+
+    def first_change(self) -> int:
+        """The oldest sequence number still kept (0 when the table is empty)."""
+        return self.db.execute("SELECT min(seq) FROM changes").fetchone()[0] or 0
+
+    def change_epoch(self) -> str:
+        """Names this database's sequence: a restore gives it a new one, so indexes
+        positioned in the old numbering rebuild instead of trusting their numbers."""
+        epoch = self.get_setting(EPOCH_KEY)
+        if not epoch:
+            with self.db.conn:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                    [EPOCH_KEY, secrets.token_hex(8)],
+                )
+            epoch = self.get_setting(EPOCH_KEY)
+        return epoch
+
+    def changes_after(self, seq: int, limit: int) -> list[tuple[int, str, str, str]]:
+        """Up to `limit` changes numbered above `seq`, oldest first: (seq, kind, doc_id, op)."""
+        return [
+            tuple(r)
+            for r in self.db.execute(
+                "SELECT seq, kind, doc_id, op FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                [seq, limit],
+            )
+        ]
 
     # -- search log and meta ------------------------------------------------
 
@@ -360,6 +445,11 @@ def restore(backup_path: str | Path, db_path: str | Path) -> None:
     dst = sqlite3.connect(db_path, timeout=30)
     try:
         src.backup(dst)
+        with dst:  # a new numbering: every index positioned in the old one rebuilds
+            dst.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [EPOCH_KEY, secrets.token_hex(8)],
+            )
     finally:
         src.close()
         dst.close()

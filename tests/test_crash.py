@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 
 from .conftest import FIXTURES, KBCOACH, REPO, run_cli
 
@@ -59,16 +60,19 @@ def test_killed_import_is_marked_interrupted_and_resumes(tmp_path):
 
 def test_index_left_behind_by_a_killed_job_is_repaired(kb):
     from kb.models import Article
-    from kb.service import INDEX_DIRTY
 
-    # what a job killed between the database commit and the index update leaves behind
+    # what a job killed between the database commit and the index update leaves behind:
+    # the row and its change are committed (one transaction), the index never saw them
     kb.store.save(Article(id="product-orphan", title="孤儿文章在索引外", category="product"))
-    kb.store.set_setting(INDEX_DIRTY, "1")
     run_id = kb.runs.start("import", "x")
     kb.store.db.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", [run_id])
     kb.store.db.conn.commit()
-    assert kb.ensure_index() is not None
+    assert kb.search("孤儿文章").hits == []
+    assert kb.ensure_index() is None  # caught up incrementally, no rebuild
+    assert kb.indexes.applied()["seq"] == kb.store.last_change()
+    time.sleep(0.6)  # search views refresh at most every 0.5 s
     assert [h.id for h in kb.search("孤儿文章").hits] == ["product-orphan"]
+    kb.runs.mark_interrupted()
     assert kb.runs.recent(1)[0]["status"] == "interrupted"
 
 

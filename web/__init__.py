@@ -28,6 +28,7 @@ SETTINGS = (
         "登录 Cookie 只经 https 发送；为 false 时，请求本身是 https（含可信代理转来的）也会加上",
     ),
     ("SESSION_LIFETIME_HOURS", 12, "登录会话的有效期（小时），到期须重新登录"),
+    ("INDEX_SYNC_SECONDS", 1.0, "检查数据库变更并补入搜索索引的间隔（秒）；0 为不检查"),
 )
 
 
@@ -75,6 +76,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(coach.bp)
     app.register_blueprint(supervise.bp)
     scripts.init_app(app)
+    if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
+        # changes this process did not index itself (other processes, a crash)
+        kb.start_sync(float(app.config["INDEX_SYNC_SECONDS"]))
 
     @app.get("/favicon.ico")
     @auth.requires(auth.PUBLIC)
