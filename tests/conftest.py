@@ -126,11 +126,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_http(
+    url: str, proc: subprocess.Popen, timeout: float = 60, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+            out = log.read_text(errors="replace") if log else ""
+            if proc.stdout:
+                out += proc.stdout.read()
+            raise RuntimeError(f"server exited: {out}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -168,6 +173,9 @@ def live_server(tmp_path_factory):
         cwd=REPO,
         capture_output=True,
     )
+    # the request log goes to a file: a pipe nobody reads fills up (64 KB) and then
+    # blocks the server mid-request
+    log = inst.parent / "server.log"
     proc = subprocess.Popen(
         [
             *KBCOACH,
@@ -180,14 +188,14 @@ def live_server(tmp_path_factory):
             str(FIXTURES / "articles"),
         ],
         cwd=REPO,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(base + "/healthz", proc)
+        wait_http(base + "/healthz", proc, log=log)
         yield LiveServer(base, inst)
     finally:
         proc.terminate()
