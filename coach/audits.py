@@ -37,7 +37,7 @@ RUN_LABELS = {
 APPEAL_LABELS = {"open": "待处理", "accepted": "已采纳", "rejected": "已驳回"}
 MAX_REASON = 1000
 MAX_ERROR_TEXT = 200  # stored excerpt of an input error's path and reason
-MAX_TURN_CHARS = 2000  # of one turn's text on a conversation page
+PAGE_TURN_CHARS = 2000  # of one turn's text on a conversation page
 MAX_PAGE_FINDINGS = 1000  # findings read for one page of turns (a rule gives 3 a turn)
 
 
@@ -405,7 +405,7 @@ class AuditStore:
     def item_page(self, item_id: int, *, limit: int = 50, offset: int = 0) -> dict:
         """A conversation as its page shows it, read in SQL a page of turns at a time:
         the item's columns, `turns` (n, role, speaker, ts, text clipped to
-        MAX_TURN_CHARS, clipped), the findings of those turns and the whole-
+        PAGE_TURN_CHARS, clipped), the findings of those turns and the whole-
         conversation ones (`general`), each with its index and appeals."""
         rows = list(
             self.db.query(
@@ -427,7 +427,7 @@ class AuditStore:
                 "speaker": t["speaker"] or "",
                 "ts": t["ts"],
                 "text": t["text"] or "",
-                "clipped": t["size"] - MAX_TURN_CHARS if t["size"] > MAX_TURN_CHARS else 0,
+                "clipped": t["size"] - PAGE_TURN_CHARS if t["size"] > PAGE_TURN_CHARS else 0,
             }
             for t in self.db.query(
                 "SELECT j.key AS n, json_extract(j.value, '$.role') AS role, "
@@ -437,7 +437,7 @@ class AuditStore:
                 "length(json_extract(j.value, '$.text')) AS size "
                 "FROM qa_items, json_each(qa_items.conversation, '$.turns') AS j "
                 "WHERE qa_items.id = ? ORDER BY j.key LIMIT ? OFFSET ?",
-                [MAX_TURN_CHARS, item_id, limit, offset],
+                [PAGE_TURN_CHARS, item_id, limit, offset],
             )
         ]
         first, last = offset, offset + max(len(row["turn_list"]), 1) - 1

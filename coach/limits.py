@@ -4,8 +4,8 @@ Input limits (an over-limit conversation is an unreadable record naming the limi
 never silently truncated; the live reply check answers 413):
 
 - `MAX_TURNS`: turns in one conversation (files and the /check API)
-- `MAX_TURN_CHARS`: characters in one turn of a conversation (large: a pasted
-  document in one message is still checked, within the time limit)
+- `MAX_TURN_CHARS`: characters in one turn of a conversation (a pasted document of
+  some 20 pages in one message is still checked, within the time limit)
 - `MAX_REPLY_CHARS`: characters of a draft reply and of each context turn
   (POST /api/v1/coach/check-reply)
 
@@ -25,7 +25,7 @@ then are reported as not checkable (with the turn reached) instead of running on
 from __future__ import annotations
 
 MAX_TURNS = 2000
-MAX_TURN_CHARS = 2_000_000
+MAX_TURN_CHARS = 50_000
 MAX_REPLY_CHARS = 5000
 
 MAX_SLOTS = 5

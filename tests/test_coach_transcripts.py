@@ -196,12 +196,18 @@ def test_broken_jsonl_record_names_file_and_line_and_the_rest_is_checked(tmp_pat
 
 
 def test_huge_line_and_nul_bytes_do_not_crash(tmp_path):
+    from coach.limits import MAX_TURN_CHARS
+
+    long = "差不多" + "好" * (MAX_TURN_CHARS - 3)
     huge = "差不多" + "好" * 1_000_000
     path = tmp_path / "huge.jsonl"
-    rec = {"id": "huge", "turns": [{"role": "agent", "text": huge}]}
-    path.write_text(json.dumps(rec, ensure_ascii=False) + "\n\x00\x00{bad\n", encoding="utf-8")
+    lines = [{"id": "long", "turns": [{"role": "agent", "text": long}]}]
+    lines.append({"id": "huge", "turns": [{"role": "agent", "text": huge}]})
+    text = "\n".join(json.dumps(rec, ensure_ascii=False) for rec in lines)
+    path.write_text(text + "\n\x00\x00{bad\n", encoding="utf-8")
     convs, errors = load_path(path)
-    assert len(convs) == 1 and len(errors) == 1 and errors[0].line == 2
+    assert [c.id for c in convs] == ["long"] and [e.line for e in errors] == [2, 3]
+    assert f"每句最多 {MAX_TURN_CHARS} 个字符" in errors[0].reason  # named, not cut short
     report = Checker().check_conversation(convs[0])
     assert any(f["match"] == "差不多" for f in report.findings)
     nul = tmp_path / "nul.txt"

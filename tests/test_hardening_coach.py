@@ -286,8 +286,17 @@ def test_a_message_of_many_lines_loads_in_seconds(tmp_path):
     path = tmp_path / "long.txt"
     path.write_text("2016-02-02 10:00:01 客服小王(1)\n" + "\n".join(lines) + "\n", encoding="utf-8")
     (convs, errors), took = timed(load_path, path)
-    assert errors == [] and took < HANG
-    assert convs[0].turns[0].text == "\n".join(lines)
+    assert took < HANG
+    # 900,000 characters in one message: refused with the limit named, not cut short
+    assert convs == [] and "每句最多" in errors[0].reason
+    (convs, errors), _ = timed(load_path, _two_line_log(tmp_path, lines[:2000]))
+    assert errors == [] and convs[0].turns[0].text == "\n".join(lines[:2000])
+
+
+def _two_line_log(tmp_path, lines: list[str]):
+    path = tmp_path / "shorter.txt"
+    path.write_text("2016-02-02 10:00:01 客服小王(1)\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def test_time_limit_stops_inside_one_huge_turn():
