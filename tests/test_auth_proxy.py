@@ -92,3 +92,18 @@ def test_security_headers_on_every_response(app, path):
     assert resp.headers["X-Frame-Options"] == "DENY"
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_post_with_a_bad_token_or_no_login_is_401_not_a_csrf_error(app, users):
+    """A walkthrough got 'CSRF 校验失败' for a POST with a wrong or revoked token."""
+    anon = app.test_client()
+    body = {"text": "好的"}
+    resp = anon.post(
+        "/api/v1/coach/check-reply", json=body, headers={"Authorization": "Bearer wrong"}
+    )
+    assert resp.status_code == 401 and "令牌" in resp.get_json()["error"]
+    resp = anon.post("/api/v1/coach/check-reply", json=body)
+    assert resp.status_code == 401 and resp.get_json()["error"] == "请先登录"
+    # the login form itself still needs its token
+    resp = anon.post("/login", data={"username": "agent1", "password": "x"})
+    assert resp.status_code == 400

@@ -182,6 +182,8 @@ def init_app(app: Flask) -> None:
             return
         if getattr(current_user, "via", "") == "token":
             return  # no cookie involved: a cross-site page cannot forge this request
+        if not current_user.is_authenticated and request.endpoint not in _CSRF_WHEN_ANONYMOUS:
+            return  # nobody to forge a request for: the view answers 401 (bad token, no login)
         csrf.protect()
 
     @app.after_request
@@ -197,6 +199,11 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _inject():
         return {"current_user": current_user, "ROLE_LABELS": ROLE_LABELS}
+
+
+# anonymous posts that still need a CSRF token (login CSRF; logout of a live session
+# is checked above as an authenticated post)
+_CSRF_WHEN_ANONYMOUS = frozenset({"auth.login", "auth.logout"})
 
 
 @login_manager.user_loader
