@@ -247,6 +247,8 @@ def test_time_limit_reports_every_rule_not_checked():
     unfinished = []
     assert chk.check_reply("可能吧", unfinished=unfinished) == []
     assert unfinished and all("时限" in n["reason"] for n in unfinished)
+    # a draft without times has nothing for the timing rules: they are never unfinished
+    assert not {"slow-greeting", "slow-reply"} & {n["rule"] for n in unfinished}
 
 
 def test_time_limit_mid_conversation_names_the_turn_and_keeps_earlier_findings():

@@ -53,7 +53,7 @@
         if (inflight === ctl) inflight = null;
         if (mine !== seq || draft.value !== text) return; // stale: a newer check is coming
         if (!data.ok) { render(null); statusEl.textContent = data.error || "检查失败，请重试"; return; }
-        render({ text: text, findings: data.findings });
+        render({ text: text, findings: data.findings, unfinished: data.unfinished || [] });
       })
       .catch(function (e) {
         if (inflight === ctl) inflight = null;
@@ -135,9 +135,18 @@
       li.dataset.index = String(i);
       list.appendChild(li);
     });
-    statusEl.textContent = findings.length
-      ? "发现 " + findings.length + " 个问题 · Tab 到建议，Enter 采用"
-      : "未发现问题，可以发送（Ctrl+Enter 复制）";
+    var unfinished = (result && result.unfinished) || [];
+    var prompts = draft.value.match(/【[^】]*】/g) || [];
+    if (findings.length) {
+      statusEl.textContent = "发现 " + findings.length + " 个问题 · Tab 到建议，Enter 采用";
+    } else if (unfinished.length) {
+      // the check ran out of time: say so, never "可以发送"
+      statusEl.textContent = "检查未完成（" + unfinished.length + " 条规则超时未检查），请缩短后重试";
+    } else if (prompts.length) {
+      statusEl.textContent = "请先填写：" + prompts.join("、");
+    } else {
+      statusEl.textContent = "未发现问题，可以发送（Ctrl+Enter 复制）";
+    }
   }
 
   // Where a finding is in the draft as it is now (the agent may have typed since).
