@@ -422,7 +422,10 @@ def user_roles(obj: Context, username: str, roles: tuple[str, ...]) -> None:
 def user_disable(obj: Context, username: str, enable: bool) -> None:
     """停用账号（同时吊销其全部令牌、结束其全部登录会话）；--enable 重新启用。"""
     _accounts(obj).set_disabled(username, not enable, actor="cli")
-    click.echo(f"已{'启用' if enable else '停用'} {username}")
+    if enable:
+        click.echo(f"已启用 {username}（停用时吊销的 API 令牌不会恢复，请用 token create 新建）")
+    else:
+        click.echo(f"已停用 {username}：其 API 令牌已全部吊销，登录会话已全部结束")
 
 
 @user.command(name="logout-all")

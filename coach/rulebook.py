@@ -21,7 +21,7 @@ import yaml
 from kb import safeyaml
 from kb.store import Store, now_iso
 
-from .rules import TOP_LEVEL, RuleError, RulePack, load_rules
+from .rules import TOP_LEVEL, RuleError, RulePack, default_pack_path, load_rules
 
 MAX_YAML_BYTES = 256 * 1024
 TEAM_KEYS = frozenset(TOP_LEVEL) - {"definitions"}  # no anchors, so nothing to define
@@ -141,7 +141,11 @@ class RuleBook:
                 fh.write(text)
             return load_rules([tmp])
         except RuleError as exc:  # name the overlay as the editor knows it
-            raise RuleError([p.replace(tmp, "团队规则") for p in exc.problems]) from None
+            # people see which pack, never the server's file paths
+            base = str(default_pack_path())
+            raise RuleError(
+                [p.replace(tmp, "团队规则").replace(base, "默认规则包") for p in exc.problems]
+            ) from None
         finally:
             os.unlink(tmp)
 

@@ -123,6 +123,9 @@ def test_rule_pack_versions_are_validated_and_kept(kb, instance):
     with pytest.raises(RuleError) as bad:
         book.save("rules:\n  - id: filler-bare\n    weight: lots\n", by="super1")
     assert any("团队规则" in p for p in bad.value.problems)
+    with pytest.raises(RuleError) as examples:
+        book.save("rules: [{id: vague-hedge, add_examples: {must_not: [差不多吧]}}]", by="s")
+    assert examples.value.problems[0].startswith("默认规则包 + 团队规则: 规则 vague-hedge")
     with pytest.raises(RuleError) as syntax:
         book.save("disable: [\n", by="super1")
     assert "团队规则:" in syntax.value.problems[0]  # names the line too
@@ -236,7 +239,14 @@ def test_upload_limits_and_types(app, users):
     assert resp.status_code == 302  # only the base name is used, never a path
     body = wait_done(sup, 1)
     assert {i["source"] for i in body["items"]} == {"passwd.jsonl:1", "passwd.jsonl:2"}
-    assert upload(sup, tok, [("empty.jsonl", b"")]).status_code == 400
+    resp = upload(sup, tok, [("empty.jsonl", b"")])
+    assert resp.status_code == 400 and "empty.jsonl" in resp.get_data(as_text=True)
+    # beside another file, an empty one is an unreadable record, not dropped silently
+    resp = upload(sup, tok, [("a.jsonl", jsonl(CONVS).encode()), ("empty.jsonl", b"\n \n")])
+    body = wait_done(sup, int(resp.headers["Location"].rsplit("/", 1)[-1]))
+    assert [(e["path"], e["reason"]) for e in body["errors"]] == [
+        ("empty.jsonl", "文件中没有会话（为空或只有空行）")
+    ]
 
 
 def test_api_run_and_bad_bodies(app, users, kb):

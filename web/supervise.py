@@ -18,7 +18,7 @@ from flask_login import current_user
 from coach.audits import APPEAL_LABELS, AuditStore
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
-from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, load_bytes
+from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
 
 from . import get_kb
 from .auth import accounts, actor, requires
@@ -130,14 +130,20 @@ def upload():
         raise ApiError("请选择要质检的会话记录文件", 400)
     if len(files) > MAX_FILES:
         raise ApiError(f"一次最多上传 {MAX_FILES} 个文件", 413)
-    convs, errors = [], []
+    convs, errors, empty = [], [], []
     for f in files:
         name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise ApiError(f"文件「{name}」类型不支持，可用: {' '.join(UPLOAD_SUFFIXES)}", 415)
         c, e = load_bytes(f.read(), name)
+        if not c and not e:
+            empty.append(name)
         convs.extend(c)
         errors.extend(e)
+    if empty and not convs and not errors:
+        raise ApiError(f"文件「{'」「'.join(empty)}」中没有会话（为空或只有空行）", 400)
+    # an empty file beside others is named on the run page, not dropped silently
+    errors += [ImportIssue(name, 0, "文件中没有会话（为空或只有空行）") for name in empty]
     label = (request.form.get("name") or "").strip() or ", ".join(
         Path(f.filename).name for f in files
     )
@@ -386,7 +392,6 @@ def api_create():
     """{"name"?, "conversations": [...]} → 202 {"run_id"}; checking continues in the
     background (poll GET /api/v1/audits/<id>)."""
     from coach.importers import conversation_from_dict
-    from coach.transcripts import ImportIssue
 
     body = json_request(API_BODY_MAX)
     if not isinstance(body, dict) or not isinstance(body.get("conversations"), list):
@@ -456,6 +461,7 @@ ACTION_NAMES = {
     "user.roles": "修改角色",
     "user.disable": "停用账号",
     "user.enable": "启用账号",
+    "user.logout_all": "全部设备退出",
     "token.create": "创建 API 令牌",
     "token.revoke": "吊销 API 令牌",
     "pin.add": "置顶答案",
