@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 from collections.abc import Callable
-from types import SimpleNamespace
 
 from kb.errors import KbError
 from kb.runs import process_alive
 from kb.store import Store, now_iso
 
 from .checker import Checker
-from .scoring import UNKNOWN_AGENT, aggregate_agents, score_conversation
+from .scoring import UNKNOWN_AGENT, score_conversation
 from .transcripts import Conversation, ImportIssue, Turn
 
 BATCH = 100
@@ -65,6 +65,32 @@ def _conversation(data: dict) -> Conversation:
     )
 
 
+TOP_HABITS = 5
+FINDING_INSERT = (
+    "INSERT INTO qa_findings (run_id, item_id, agent, idx, rule, category, match, waived) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _finding_rows(run_id: int, item_id: int, agent: str, findings) -> list[tuple]:
+    """Rows of the findings table for one checked conversation (JSON text or a list)."""
+    if isinstance(findings, str):
+        findings = json.loads(findings or "[]")
+    return [
+        (
+            run_id,
+            item_id,
+            agent or "",
+            n,
+            f["rule"],
+            f["category"],
+            (f.get("match") or "")[:100],
+            int(bool(f.get("waived"))),
+        )
+        for n, f in enumerate(findings)
+    ]
+
+
 class AuditStore:
     """Runs, their conversations and findings, input errors and appeals."""
 
@@ -79,6 +105,38 @@ class AuditStore:
                 self.db["qa_errors"].create_index(
                     ["run_id", "id"], index_name="qa_errors_run", if_not_exists=True
                 )
+        if "qa_findings" not in self.db.table_names():
+            self._create_findings()
+
+    def _create_findings(self) -> None:
+        """One row per finding (item, rule, category, matched words, waived), so a run's
+        per-agent figures are SQL aggregates: a run page no longer parses every finding
+        of every conversation of the agents it shows (one agent with 58,000
+        conversations made each view 5 s). Instances made before are filled in once."""
+        db = self.db
+        with db.conn:
+            db["qa_findings"].create(
+                {
+                    "id": int,
+                    "run_id": int,
+                    "item_id": int,
+                    "agent": str,
+                    "idx": int,
+                    "rule": str,
+                    "category": str,
+                    "match": str,
+                    "waived": int,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["qa_findings"].create_index(["run_id", "agent", "rule"], if_not_exists=True)
+            db["qa_findings"].create_index(["item_id", "idx"], if_not_exists=True)
+            rows = db.execute(
+                "SELECT id, run_id, agent, findings FROM qa_items WHERE status = 'done'"
+            )
+            for item_id, run_id, agent, findings in rows:
+                db.conn.executemany(FINDING_INSERT, _finding_rows(run_id, item_id, agent, findings))
 
     def _create(self) -> None:
         db = self.db
@@ -259,14 +317,14 @@ class AuditStore:
             while True:
                 rows = list(
                     self.db.query(
-                        "SELECT id, conversation FROM qa_items "
+                        "SELECT id, agent, conversation FROM qa_items "
                         "WHERE run_id = ? AND status = 'pending' ORDER BY seq LIMIT ?",
                         [run_id, batch],
                     )
                 )
                 if not rows:
                     break
-                done = []
+                done, found = [], []
                 for row in rows:
                     report = checker.check_conversation(
                         _conversation(json.loads(row["conversation"]))
@@ -279,12 +337,14 @@ class AuditStore:
                             row["id"],
                         )
                     )
+                    found += _finding_rows(run_id, row["id"], row["agent"], report.findings)
                 with self.db.conn:
                     self.db.conn.executemany(
                         "UPDATE qa_items SET status = 'done', score = ?, findings = ?, "
                         "unchecked = ? WHERE id = ?",
                         done,
                     )
+                    self.db.conn.executemany(FINDING_INSERT, found)
                     self.db.execute(
                         "UPDATE qa_runs SET checked = checked + ? WHERE id = ?",
                         [len(done), run_id],
@@ -496,37 +556,62 @@ class AuditStore:
 
     def agents(self, run_id: int, *, limit: int | None = None, offset: int = 0) -> list[dict]:
         """Per-agent aggregates of a run (waived findings no longer count), lowest mean
-        score first; `limit` pages the agents in SQL (None: all of them)."""
-        sql = (
-            "SELECT agent, score, agent_turns, findings FROM qa_items "
-            "WHERE run_id = ? AND status = 'done'"
-        )
-        params: list = [run_id]
-        if limit is not None:
-            names = [
-                r[0]
-                for r in self.db.execute(
-                    "SELECT agent FROM qa_items WHERE run_id = ? AND status = 'done' "
-                    "GROUP BY agent ORDER BY round(avg(score), 1), agent LIMIT ? OFFSET ?",
-                    [run_id, limit, offset],
-                )
-            ]
-            if not names:
-                return []
-            sql += " AND agent IN (" + ", ".join("?" * len(names)) + ")"
-            params += names
-        reports = []
-        for row in self.db.query(sql, params):
-            findings = [f for f in json.loads(row["findings"]) if not f.get("waived")]
-            reports.append(
-                SimpleNamespace(
-                    agent=row["agent"] or UNKNOWN_AGENT,
-                    score=row["score"],
-                    agent_turns=row["agent_turns"],
-                    findings=findings,
-                )
+        score first; `limit` pages the agents in SQL (None: all of them). Aggregated in
+        SQL over conversations and the findings table: the cost follows the agents
+        shown, not how many conversations they had."""
+        page = " LIMIT ? OFFSET ?" if limit is not None else ""
+        params: list = [run_id] + ([limit, offset] if limit is not None else [])
+        rows = self.db.execute(
+            "SELECT agent, count(*), round(avg(score), 1), sum(agent_turns) FROM qa_items "  # noqa: S608 - constant text
+            "WHERE run_id = ? AND status = 'done' GROUP BY agent "
+            "ORDER BY round(avg(score), 1), agent" + page,
+            params,
+        ).fetchall()
+        if not rows:
+            return []
+        names = [r[0] for r in rows]
+        marks = ", ".join("?" * len(names))
+        by_rule: dict[str, list] = defaultdict(list)
+        for agent, rule, category, n in self.db.execute(
+            "SELECT agent, rule, category, count(*) FROM qa_findings "  # noqa: S608 - marks only
+            f"WHERE run_id = ? AND waived = 0 AND agent IN ({marks}) "
+            "GROUP BY agent, rule ORDER BY agent, count(*) DESC, min(id)",
+            [run_id, *names],
+        ):
+            by_rule[agent].append((rule, category, n))
+        matches: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for agent, rule, match in self.db.execute(
+            "SELECT agent, rule, match FROM qa_findings "  # noqa: S608 - marks only
+            f"WHERE run_id = ? AND waived = 0 AND match != '' AND agent IN ({marks}) "
+            "GROUP BY agent, rule, match ORDER BY agent, rule, count(*) DESC, min(id)",
+            [run_id, *names],
+        ):
+            if len(matches[(agent, rule)]) < 3:
+                matches[(agent, rule)].append(match)
+        out = []
+        for agent, n, mean, turns in rows:
+            rules = by_rule.get(agent, [])
+            nfind = sum(c for _, _, c in rules)
+            out.append(
+                {
+                    "agent": agent or UNKNOWN_AGENT,
+                    "conversations": n,
+                    "agent_turns": turns,
+                    "mean_score": mean,
+                    "findings": nfind,
+                    "findings_per_100_turns": round(100.0 * nfind / turns, 1) if turns else 0.0,
+                    "top_habits": [
+                        {
+                            "rule": rule,
+                            "category": category,
+                            "count": c,
+                            "matches": matches.get((agent, rule), []),
+                        }
+                        for rule, category, c in rules[:TOP_HABITS]
+                    ],
+                }
             )
-        return aggregate_agents(reports)
+        return out
 
     # -- appeals -----------------------------------------------------------------
 
@@ -603,6 +688,10 @@ class AuditStore:
                 self.db.execute(
                     "UPDATE qa_items SET findings = ?, score = ? WHERE id = ?",
                     [json.dumps(findings, ensure_ascii=False), score, item["id"]],
+                )
+                self.db.execute(
+                    "UPDATE qa_findings SET waived = 1 WHERE item_id = ? AND idx = ?",
+                    [item["id"], appeal["finding"]],
                 )
         self.log(
             by,

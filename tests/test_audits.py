@@ -445,3 +445,46 @@ def test_second_walkthrough_fixes(app, users, kb):
         "/pins", data={"csrf_token": ttok, "query": "草稿", "article_id": "phrasing-draft"}
     )
     assert resp.status_code == 400 and "尚未发布" in resp.get_data(as_text=True)
+
+
+def _python_agents(audits, run_id):
+    """The per-agent figures computed the old way: every finding parsed in Python."""
+    from types import SimpleNamespace
+
+    from coach.scoring import aggregate_agents
+
+    reports = [
+        SimpleNamespace(
+            agent=i["agent"],
+            score=i["score"],
+            agent_turns=i["agent_turns"],
+            findings=[f for f in json.loads(i["findings"]) if not f.get("waived")],
+        )
+        for i in audits.db.query("SELECT * FROM qa_items WHERE run_id = ?", [run_id])
+    ]
+    return aggregate_agents(reports)
+
+
+def test_agent_figures_are_sql_aggregates_equal_to_parsing_every_finding(kb, audits, chat_sample):
+    """The run page's agents come from the findings table (its cost follows the agents
+    shown, not their conversations); the figures equal the old per-finding parse, after
+    a waiver too, and an instance made before the table is filled in on open."""
+    convs, errors = load_path(chat_sample)
+    run_id = audits.create_run("gen", convs, errors, by="t")
+    audits.claim(run_id)
+    audits.check(run_id, Checker())
+    item = next(i for i in audits.items(run_id, limit=500) if i["nfindings"])
+    appeal = audits.appeal(item["id"], 0, "不是模糊用语", by=item["agent"])
+    audits.decide(appeal, True, "同意", by="super1", pack=Checker().pack)
+
+    def same(got, want):
+        key = lambda a: a["agent"]  # noqa: E731
+        assert sorted(got, key=key) == sorted(want, key=key)
+
+    same(audits.agents(run_id), _python_agents(audits, run_id))
+    paged = audits.agents(run_id, limit=2, offset=2)
+    assert [a["agent"] for a in paged] == [a["agent"] for a in audits.agents(run_id)][2:4]
+    with audits.db.conn:
+        audits.db.execute("DROP TABLE qa_findings")
+    again = AuditStore(kb.store)
+    same(again.agents(run_id), _python_agents(audits, run_id))
