@@ -246,6 +246,40 @@ def main() -> None:
             lambda: site.upload_and_wait("many.jsonl", many_chats(len(long_log))),
         )
     )
+    from coach.limits import MAX_TURNS
+
+    hedges = chat_log(MAX_TURNS, "这个差不多吧，大概可能明天到，我也不清楚哦")
+    plain = chat_log(
+        MAX_TURNS, ORDINARY_LINES[1][: len("这个差不多吧，大概可能明天到，我也不清楚哦")]
+    )
+    rows.append(
+        (
+            f"upload+audit: one chat of {MAX_TURNS} turns (the limit), hedges",
+            f"{len(hedges) / 1e6:.2f} MB",
+            lambda: site.upload_and_wait("hedges.jsonl", hedges),
+            lambda: site.upload_and_wait("plain.jsonl", plain),
+        )
+    )
+    from kb.render import render_markdown
+
+    prose = ordinary_text(50_000)
+    rows.append(
+        (
+            "article Markdown: 50,000 unclosed [ (uncached)",
+            "50000 chars",
+            lambda: render_markdown("[" * 50_000 + " "),
+            lambda: render_markdown(prose + " "),
+        )
+    )
+    dense = "**a** " * 160_000
+    rows.append(
+        (
+            "article Markdown: 1 MB of **a** vs 1 MB of prose",
+            f"{len(dense)} chars",
+            lambda: render_markdown(dense + " "),
+            lambda: render_markdown(ordinary_text(len(dense)) + " "),
+        )
+    )
     lines = 40000 if args.quick else 400000
     broken = b"{broken\n" * lines
     # the pages are timed on runs made once, here, outside the timed part

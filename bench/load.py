@@ -73,6 +73,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def request(conn, port: int, timeout: float, method: str, path: str, **kw):
+    """One request; (status, connection): status 0 and a new connection when it broke."""
+    try:
+        conn.request(method, path, **kw)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, conn
+    except OSError:
+        conn.close()
+        return 0, http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+
 def client(port: int, token: str, deadline: float, seed: int, out: mp.Queue) -> None:
     """One client process: alternates search (3/4) and check-reply (1/4) calls."""
     rng = random.Random(seed)
@@ -82,25 +94,15 @@ def client(port: int, token: str, deadline: float, seed: int, out: mp.Queue) -> 
     while time.monotonic() < deadline:
         kind = "search" if rng.random() < 0.75 else "check-reply"
         t0 = time.perf_counter()
-        try:
-            if kind == "search":
-                q = urllib.parse.quote(rng.choice(KEYWORDS))
-                conn.request("GET", f"/api/v1/search?q={q}&limit=10", headers=auth)
-            else:
-                body = json.dumps({"text": rng.choice(REPLIES)}, ensure_ascii=False)
-                conn.request(
-                    "POST",
-                    "/api/v1/coach/check-reply",
-                    body=body.encode(),
-                    headers={**auth, "Content-Type": "application/json"},
-                )
-            resp = conn.getresponse()
-            resp.read()
-            status = resp.status
-        except OSError:
-            status = 0
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        if kind == "search":
+            q = urllib.parse.quote(rng.choice(KEYWORDS))
+            status, conn = request(conn, port, 10, "GET", f"/api/v1/search?q={q}&limit=10",
+                                   headers=auth)  # fmt: skip
+        else:
+            body = json.dumps({"text": rng.choice(REPLIES)}, ensure_ascii=False).encode()
+            headers = {**auth, "Content-Type": "application/json"}
+            status, conn = request(conn, port, 10, "POST", "/api/v1/coach/check-reply",
+                                   body=body, headers=headers)  # fmt: skip
         rows.append((kind, (time.perf_counter() - t0) * 1000, status))
     out.put(rows)
 
@@ -116,15 +118,8 @@ def hostile_client(port: int, token: str, deadline: float, out: mp.Queue) -> Non
     rows: list[tuple[str, float, int]] = []
     while time.monotonic() < deadline:
         t0 = time.perf_counter()
-        try:
-            conn.request("POST", "/api/v1/coach/check-reply", body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            status = resp.status
-        except OSError:
-            status = 0
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        status, conn = request(conn, port, 30, "POST", "/api/v1/coach/check-reply",
+                               body=body, headers=headers)  # fmt: skip
         rows.append(("hostile", (time.perf_counter() - t0) * 1000, status))
     out.put(rows)
 
