@@ -40,11 +40,8 @@ ORDINARY_LINES = [
 
 def ordinary_text(chars: int) -> str:
     """Ordinary agent replies, cut to exactly `chars` characters."""
-    out, i = [], 0
-    while sum(map(len, out)) < chars:
-        out.append(ORDINARY_LINES[i % len(ORDINARY_LINES)])
-        i += 1
-    return "".join(out)[:chars]
+    block = "".join(ORDINARY_LINES)
+    return (block * (chars // len(block) + 1))[:chars]
 
 
 _AFTER_FORK: list[Callable[[], None]] = []
@@ -238,12 +235,13 @@ def main() -> None:
 
     turns = 4000 if args.quick else 40000
     long_log = chat_log(turns, "大概吧")
+    many_long = many_chats(len(long_log))
     rows.append(
         (
             f"upload+audit: one chat of {turns} turns",
             f"{len(long_log) / 1e6:.1f} MB",
             lambda: site.upload_and_wait("long.jsonl", long_log),
-            lambda: site.upload_and_wait("many.jsonl", many_chats(len(long_log))),
+            lambda: site.upload_and_wait("many.jsonl", many_long),
         )
     )
     from coach.limits import MAX_TURNS
@@ -272,16 +270,18 @@ def main() -> None:
         )
     )
     dense = "**a** " * 160_000
+    prose_1mb = ordinary_text(len(dense))
     rows.append(
         (
             "article Markdown: 1 MB of **a** vs 1 MB of prose",
             f"{len(dense)} chars",
             lambda: render_markdown(dense + " "),
-            lambda: render_markdown(ordinary_text(len(dense)) + " "),
+            lambda: render_markdown(prose_1mb + " "),
         )
     )
     lines = 40000 if args.quick else 400000
     broken = b"{broken\n" * lines
+    many_broken = many_chats(len(broken))
     # the pages are timed on runs made once, here, outside the timed part
     bad_run = site.upload_and_wait("broken.jsonl", broken)
     good_run = site.upload_and_wait("many.jsonl", many_chats(len(broken)))
@@ -290,7 +290,7 @@ def main() -> None:
             f"upload: {lines} broken JSONL lines",
             f"{len(broken) / 1e6:.1f} MB",
             lambda: site.upload_and_wait("broken.jsonl", broken),
-            lambda: site.upload_and_wait("many.jsonl", many_chats(len(broken))),
+            lambda: site.upload_and_wait("many.jsonl", many_broken),
         )
     )
     rows.append(
