@@ -224,16 +224,7 @@ class Store:
         batch = list(articles)
         if not batch:
             return []
-        ids = [a.id for a in batch]
-        existing: dict[str, dict] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.query(
-                f"SELECT * FROM articles WHERE id IN ({marks})",  # noqa: S608 - placeholders only
-                chunk,
-            ):
-                existing[row["id"]] = row
+        existing = {row["id"]: row for row in self._rows_by_id(a.id for a in batch)}
         stamp = now_iso()
         outcomes: list[str] = []
         upserts: list[dict] = []
@@ -316,17 +307,18 @@ class Store:
 
     def get_many(self, ids: Iterable[str]) -> dict[str, Article]:
         """The articles among `ids` that exist, by id."""
+        return {row["id"]: article_from_row(row) for row in self._rows_by_id(ids)}
+
+    def _rows_by_id(self, ids: Iterable[str]) -> Iterator[dict]:
+        """The article rows among `ids`, read 500 ids a query (SQLite's variable limit)."""
         wanted = list(dict.fromkeys(ids))
-        found: dict[str, Article] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(
+            yield from self.db.query(
                 f"SELECT * FROM articles WHERE id IN ({marks})",  # noqa: S608 - placeholders only
                 chunk,
-            ):
-                found[row["id"]] = article_from_row(row)
-        return found
+            )
 
     # -- change sequence ----------------------------------------------------
 
