@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,40 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 KBCOACH = [sys.executable, str(REPO / "cli.py")]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL server (tests/pg.py) for the whole session, started on first use."""
+    from .pg import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    name = pg_server.new_database()  # t_<counter>_<pid>
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """The store backend: sqlite unless parametrised with parametrize(..., indirect=True)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def database_url(request, backend) -> str | None:
+    """None for sqlite (the instance's own file); a fresh PostgreSQL database's URL otherwise."""
+    if backend == "sqlite":
+        return None
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_url")  # lazily: sqlite-only runs start no server
+    raise ValueError(f"unknown backend {backend!r}")
 
 
 @pytest.fixture(scope="session")
