@@ -12,15 +12,14 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from pathlib import Path
 
 FLUSH_EVERY = 1.0
 MAX_BUFFER = 10_000  # beyond this (a stuck database) the oldest entries are dropped
 
 
 class SearchLog:
-    def __init__(self, db_path: str | Path):
-        self.db_path = Path(db_path)
+    def __init__(self, database):
+        self.database = database
         self._entries: list[dict] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -45,7 +44,7 @@ class SearchLog:
             return 0
         from .store import Store
 
-        store = Store(self.db_path)
+        store = Store(self.database)
         try:
             store.log_searches(entries)
         finally:

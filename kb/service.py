@@ -90,17 +90,28 @@ def instance_paths(instance: str | Path) -> dict[str, Path]:
 class KnowledgeBase:
     """Facade over one instance folder. Store connections are per thread."""
 
-    def __init__(self, instance: str | Path, *, index_dir: str | Path | None = None):
+    def __init__(
+        self,
+        instance: str | Path,
+        *,
+        index_dir: str | Path | None = None,
+        database_url: str | None = None,
+    ):
         """`index_dir`: this node's own index (default `<instance>/index`); several
-        nodes on one database each follow the change sequence into their own."""
+        nodes on one database each follow the change sequence into their own.
+        `database_url`: a shared database (PostgreSQL) instead of the instance's
+        SQLite file."""
+        from storage import Database
+
         paths = instance_paths(instance)
         self.root = paths["root"]
         self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         make_private(self.root, PRIVATE_DIR)  # also for instances made before this rule
         self.db_path = paths["db"]
+        self.database = Database.for_instance(self.root, database_url)
         self.indexes = IndexManager(index_dir if index_dir is not None else paths["index"])
         self.engine = SearchEngine(self.indexes)
-        self.search_log = SearchLog(self.db_path)
+        self.search_log = SearchLog(self.database)
         self._local = threading.local()
         self.sources: dict[str, DocumentSource] = {}
         # (applied position, generation) this object last saw: the sync timer's check
@@ -111,7 +122,7 @@ class KnowledgeBase:
     def store(self) -> Store:
         st = getattr(self._local, "store", None)
         if st is None:
-            st = self._local.store = Store(self.db_path)
+            st = self._local.store = Store(self.database)
         return st
 
     def close(self) -> None:

@@ -17,11 +17,15 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from .errors import NotFound
 from .models import Article
+
+if TYPE_CHECKING:
+    from storage import Database
 
 ARTICLE_COLUMNS = {
     "id": str,
@@ -105,20 +109,23 @@ def article_from_row(row: dict) -> Article:
 class Store:
     """The one database of an instance; open one per thread or request."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        # created owner-only; SQLite gives -wal/-shm the database's mode
-        create_private(self.path)
-        make_database_private(self.path)
-        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        self.db = sqlite_utils.Database(conn)
-        self._ensure_schema()
+    def __init__(self, target: str | Path | Database):
+        """`target`: the instance's Database, or (for tools) an SQLite file's path."""
+        from storage import Database
+
+        if not isinstance(target, Database):
+            target = Database.open(f"sqlite:///{Path(target).resolve()}")
+        self.database = target
+        self.path = target.path
+        self.db = None  # sqlite-utils, for the modules not yet moved into storage/
+        if target.dialect == "sqlite":
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            self.db = sqlite_utils.Database(conn)
 
     def close(self) -> None:
-        self.db.conn.close()
+        if self.db is not None:
+            self.db.conn.close()
 
     def _ensure_schema(self) -> None:
         db = self.db

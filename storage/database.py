@@ -1,0 +1,238 @@
+"""The database of an instance: one SQLAlchemy engine per URL per process.
+
+SQLite (a file in the instance folder, WAL mode) is the embedded default; a
+``postgresql://`` URL makes several nodes share one store.  The schema is brought to
+the newest migration when a process first opens a database (``kbcoach migrate`` does
+it on demand); concurrent starters wait for each other.
+
+Transactions are ambient per thread: ``with db.begin() as conn`` starts a write
+transaction (``BEGIN IMMEDIATE`` on SQLite, so a read-then-write never fails half way
+with "database is locked"), and any ``db.begin()`` or ``db.read()`` inside it, in the
+same thread, joins it.  ``db.read()`` alone is a short read-only snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from kb.errors import KbError
+
+from . import schema
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DB_FILE = "kbcoach.db"
+# any constant: every migrating process of one PostgreSQL database takes this lock
+MIGRATION_LOCK = 7_215_001
+PRIVATE_FILE = 0o600
+
+_open: dict[str, Database] = {}
+_open_lock = threading.Lock()
+
+
+class DatabaseError(KbError):
+    """The database cannot be opened or upgraded."""
+
+    status = 503
+
+
+def sqlite_url(instance: str | Path) -> str:
+    return f"sqlite:///{Path(instance).resolve() / DB_FILE}"
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` (what people write) means psycopg 3, the driver installed."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _private_file(path: str) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, PRIVATE_FILE)
+        except FileNotFoundError:
+            pass
+
+
+class Database:
+    """An engine, its dialect, and the ambient transaction of each thread."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = normalize_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise DatabaseError(
+                f"不支持的数据库：{parsed.drivername}（仅支持 sqlite 与 postgresql）"
+            )
+        self.path: Path | None = None
+        if self.dialect == "sqlite":
+            self.path = Path(parsed.database or "")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(str(self.path))  # the database holds password hashes
+            self.engine = sa.create_engine(
+                self.url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=8,
+                max_overflow=32,
+            )
+            _sqlite_transactions(self.engine)
+        else:
+            self.engine = sa.create_engine(
+                self.url, pool_size=8, max_overflow=32, pool_pre_ping=True
+            )
+        self._local = threading.local()
+        if migrate:
+            self.migrate()
+
+    # -- opening ---------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        """The process's one Database for this URL (engines pool connections)."""
+        key = normalize_url(url)
+        with _open_lock:
+            db = _open.get(key)
+            if db is None:
+                db = _open[key] = cls(key)
+            return db
+
+    @classmethod
+    def for_instance(cls, instance: str | Path, url: str | None = None) -> Database:
+        """The instance's database: `url` if given, else the SQLite file in the folder."""
+        return cls.open(url or sqlite_url(instance))
+
+    def dispose(self) -> None:
+        """Close every pooled connection (after a fork, or when done)."""
+        with _open_lock:
+            if _open.get(self.url) is self:
+                del _open[self.url]
+        self.engine.dispose()
+
+    @property
+    def display_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    # -- transactions ------------------------------------------------------------
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction, or the thread's current one."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                self._local.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._local.conn = None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read snapshot, or the thread's current transaction."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    def lock_changes(self, conn: Connection) -> None:
+        """Serialise writers of the change sequence until commit.
+
+        SQLite's writers are serial already.  On PostgreSQL, sequence numbers are
+        handed out at insert but become visible at commit, possibly out of order; a
+        node that read up to N could then miss a late N-1.  Holding this lock from
+        before the insert until commit makes numbers visible in order."""
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7215002)"))
+
+    # -- schema ------------------------------------------------------------------
+
+    def _alembic_config(self):
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return cfg
+
+    def head(self) -> str:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def current(self) -> str | None:
+        """The revision this database is at (None before the first migration)."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+    def migrate(self, target: str = "head") -> tuple[str | None, str]:
+        """Upgrade the schema; returns (before, after).  Safe to run concurrently."""
+        from alembic import command
+
+        head = self.head() if target == "head" else target
+        before = self.current()
+        if before == head:
+            return before, head
+        cfg = self._alembic_config()
+        with self.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, target)
+        return before, self.current() or head
+
+    def table_names(self) -> list[str]:
+        with self.read() as conn:
+            return sorted(sa.inspect(conn).get_table_names())
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table of the schema (what copy-instance and the upgrade test compare)."""
+        with self.read() as conn:
+            return {
+                name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                for name, table in schema.metadata.tables.items()
+            }
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """pysqlite's own transaction handling begins late and never IMMEDIATE: take it over
+    (the recipe in SQLAlchemy's SQLite dialect documentation)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # no implicit BEGIN from the driver
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,303 @@
+"""The one schema of an instance, for SQLite and PostgreSQL alike.
+
+This module describes the tables as the newest migration leaves them; the repositories
+build their queries from it.  Migrations (``storage/migrations/versions``) never import
+it: each keeps the shape of its own time.  ``tests/test_storage.py`` checks that a
+database migrated to head matches this description on both backends.
+
+Types: ids are 64-bit (``Id``: SQLite's INTEGER PRIMARY KEY rowid alias, BIGINT with an
+identity on PostgreSQL); times are ISO-8601 text in UTC, except the session and
+throttling clocks, which are epoch seconds (``Float``).  JSON documents are text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Table, Text
+
+# SQLite only aliases the rowid (and so numbers rows itself) for "INTEGER PRIMARY KEY"
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+
+def _id() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("title", Text),
+    Column("category", Text),
+    Column("body", Text),
+    Column("tags", Text),
+    Column("similar", Text),
+    Column("owner", Text),
+    Column("review_by", Text),
+    Column("status", Text),
+    Column("version", Integer),
+    Column("created_at", Text),
+    Column("updated_at", Text),
+    Column("updated_by", Text),
+    Index("idx_articles_category", "category"),
+    Index("idx_articles_updated_at", "updated_at"),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    _id(),
+    Column("article_id", Text),
+    Column("version", Integer),
+    Column("action", Text),
+    Column("at", Text),
+    Column("by", Text),
+    Column("changed", Text),
+    Column("title", Text),
+    Column("category", Text),
+    Column("body", Text),
+    Column("tags", Text),
+    Column("similar", Text),
+    Column("owner", Text),
+    Column("review_by", Text),
+    Column("status", Text),
+    Index("idx_revisions_article_id_version", "article_id", "version"),
+)
+
+search_log = Table(
+    "search_log",
+    metadata,
+    _id(),
+    Column("at", Text),
+    Column("q", Text),
+    Column("category", Text),
+    Column("tag", Text),
+    Column("hits", Integer),
+    Column("took_ms", Float),
+    Column("via", Text),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text),
+)
+
+# the change sequence every node's search index follows (see storage/articles.py)
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("doc_id", Text, nullable=False),
+    Column("op", Text, nullable=False),
+    Column("at", Text, nullable=False),
+    sqlite_autoincrement=True,  # never reuse a number, even after the newest row is gone
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    _id(),
+    Column("kind", Text),
+    Column("source", Text),
+    Column("pid", Integer),
+    Column("started_at", Text),
+    Column("finished_at", Text),
+    Column("status", Text),
+    Column("detail", Text),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("username", Text),
+    Column("password_hash", Text),
+    Column("roles", Text),
+    Column("disabled", Integer),
+    Column("created_at", Text),
+    Index("idx_users_username", "username", unique=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    _id(),
+    Column("sid_hash", Text),
+    Column("user_id", Id),
+    Column("created_at", Float),
+    Column("last_seen", Float),
+    Column("expires_at", Float),
+    Index("idx_sessions_sid_hash", "sid_hash", unique=True),
+    Index("idx_sessions_user_id", "user_id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    _id(),
+    Column("user_id", Id),
+    Column("token_hash", Text),
+    Column("name", Text),
+    Column("created_at", Text),
+    Column("revoked_at", Text),
+    Column("last_used_at", Text),
+    Index("idx_tokens_token_hash", "token_hash", unique=True),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    _id(),
+    Column("key", Text),
+    Column("at", Float),
+    Index("idx_login_failures_key_at", "key", "at"),
+)
+
+# append-only: a trigger refuses UPDATE and DELETE on both backends
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    Column("at", Text),
+    Column("actor", Text),
+    Column("action", Text),
+    Column("target", Text),
+    Column("detail", Text),
+)
+
+pins = Table(
+    "pins",
+    metadata,
+    _id(),
+    Column("query", Text),
+    Column("match_key", Text),
+    Column("article_id", Text),
+    Column("created_at", Text),
+    Column("created_by", Text),
+    Index("idx_pins_match_key", "match_key"),
+)
+
+script_usage = Table(
+    "script_usage",
+    metadata,
+    _id(),
+    Column("at", Text),
+    Column("script_id", Text),
+    Column("user_id", Id),
+    Column("username", Text),
+    Column("channel", Text),
+    Column("via", Text),
+    Index("idx_script_usage_at", "at"),
+    Index("idx_script_usage_script_id", "script_id"),
+)
+
+personal_scripts = Table(
+    "personal_scripts",
+    metadata,
+    _id(),
+    Column("user_id", Id),
+    Column("title", Text),
+    Column("text", Text),
+    Column("shortcut", Text),
+    Column("tags", Text),
+    Column("channels", Text),
+    Column("created_at", Text),
+    Column("updated_at", Text),
+    Index("idx_personal_scripts_user_id_updated_at", "user_id", "updated_at"),
+)
+
+qa_runs = Table(
+    "qa_runs",
+    metadata,
+    _id(),
+    Column("name", Text),
+    Column("created_by", Text),
+    Column("created_at", Text),
+    Column("finished_at", Text),
+    Column("status", Text),
+    Column("pid", Integer),
+    Column("total", Integer),
+    Column("checked", Integer),
+    Column("errors", Integer),
+    Column("rules_version", Integer),
+    Column("message", Text),
+)
+
+qa_items = Table(
+    "qa_items",
+    metadata,
+    _id(),
+    Column("run_id", Id),
+    Column("seq", Integer),
+    Column("conv_id", Text),
+    Column("agent", Text),
+    Column("source", Text),
+    Column("status", Text),
+    Column("score", Float),
+    Column("turns", Integer),
+    Column("agent_turns", Integer),
+    Column("findings", Text),
+    Column("unchecked", Text),
+    Column("conversation", Text),
+    Index("idx_qa_items_run_id_status_seq", "run_id", "status", "seq"),
+    Index("idx_qa_items_agent", "agent"),
+)
+
+qa_errors = Table(
+    "qa_errors",
+    metadata,
+    _id(),
+    Column("run_id", Id),
+    Column("path", Text),
+    Column("line", Integer),
+    Column("reason", Text),
+    Index("qa_errors_run", "run_id", "id"),
+)
+
+qa_appeals = Table(
+    "qa_appeals",
+    metadata,
+    _id(),
+    Column("item_id", Id),
+    Column("finding", Integer),
+    Column("rule", Text),
+    Column("by", Text),
+    Column("reason", Text),
+    Column("at", Text),
+    Column("status", Text),
+    Column("decided_by", Text),
+    Column("decided_at", Text),
+    Column("note", Text),
+    Index("idx_qa_appeals_item_id", "item_id"),
+    Index("idx_qa_appeals_status", "status"),
+)
+
+qa_findings = Table(
+    "qa_findings",
+    metadata,
+    _id(),
+    Column("run_id", Id),
+    Column("item_id", Id),
+    Column("agent", Text),
+    Column("idx", Integer),
+    Column("rule", Text),
+    Column("category", Text),
+    Column("match", Text),
+    Column("waived", Integer),
+    Index("idx_qa_findings_run_id_agent_rule", "run_id", "agent", "rule"),
+    Index("idx_qa_findings_item_id_idx", "item_id", "idx"),
+)
+
+rule_packs = Table(
+    "rule_packs",
+    metadata,
+    _id(),
+    Column("yaml", Text),
+    Column("by", Text),
+    Column("at", Text),
+    Column("note", Text),
+)

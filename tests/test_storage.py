@@ -1,0 +1,142 @@
+"""The storage layer: one schema and one migration history on SQLite and PostgreSQL,
+and an instance made by release 0.1 upgraded in place without losing a row."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from storage import Database, schema
+from storage.database import sqlite_url
+
+from .conftest import FIXTURES
+
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+LEGACY = FIXTURES / "legacy" / "release-0.1.sql"
+# rows per table in the release-0.1 fixture (tests/fixtures/legacy/README.md)
+LEGACY_COUNTS = {
+    "articles": 4,
+    "revisions": 4,
+    "search_log": 2,
+    "meta": 2,
+    "changes": 5,
+    "runs": 2,
+    "users": 4,
+    "sessions": 3,
+    "tokens": 1,
+    "login_failures": 1,
+    "audit_log": 9,
+    "pins": 1,
+    "script_usage": 1,
+    "personal_scripts": 1,
+    "qa_runs": 1,
+    "qa_items": 2,
+    "qa_errors": 1,
+    "qa_appeals": 1,
+    "qa_findings": 8,
+    "rule_packs": 1,
+}
+
+
+@pytest.fixture
+def database(tmp_path, database_url):
+    db = Database(database_url or sqlite_url(tmp_path))
+    yield db
+    db.dispose()
+
+
+def schema_diff(db: Database) -> list:
+    with db.engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), schema.metadata)
+
+
+@BOTH
+def test_a_new_database_is_migrated_to_head_and_matches_the_schema(database):
+    assert database.current() == database.head()
+    assert set(schema.metadata.tables) <= set(database.table_names())
+    assert schema_diff(database) == []
+    assert database.migrate() == (database.head(), database.head())  # nothing to do twice
+
+
+@BOTH
+def test_the_audit_log_is_append_only(database):
+    with database.begin() as conn:
+        conn.execute(sa.insert(schema.audit_log).values(actor="a", action="x"))
+    for stmt in (sa.update(schema.audit_log).values(actor="b"), sa.delete(schema.audit_log)):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with database.begin() as conn:
+                conn.execute(stmt)
+    assert database.counts()["audit_log"] == 1
+
+
+@BOTH
+def test_an_inner_transaction_joins_the_outer_one(database):
+    with pytest.raises(RuntimeError):
+        with database.begin() as outer:
+            outer.execute(sa.insert(schema.meta).values(key="a", value="1"))
+            with database.begin() as inner:
+                assert inner is outer
+                inner.execute(sa.insert(schema.meta).values(key="b", value="2"))
+            raise RuntimeError("roll back both")
+    assert database.counts()["meta"] == 0
+
+
+def test_concurrent_starters_migrate_once(tmp_path):
+    url = sqlite_url(tmp_path)
+    errors: list[BaseException] = []
+
+    def start():
+        try:
+            Database(url).dispose()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = Database(url)
+    assert db.current() == db.head()
+
+
+def legacy_instance(tmp_path):
+    """An instance folder whose database was made by release 0.1's code."""
+    root = tmp_path / "legacy"
+    root.mkdir()
+    conn = sqlite3.connect(root / "kbcoach.db")
+    conn.executescript(LEGACY.read_text(encoding="utf-8"))
+    conn.close()
+    return root
+
+
+def test_a_release_0_1_instance_upgrades_in_place(tmp_path):
+    root = legacy_instance(tmp_path)
+    db = Database(sqlite_url(root))
+    assert db.current() == db.head()
+    assert {k: v for k, v in db.counts().items() if k in LEGACY_COUNTS} == LEGACY_COUNTS
+    # same tables, columns and indexes as a new database (SQLite reports its legacy
+    # non-INTEGER primary keys as nullable and REAL for Float: nothing to migrate)
+    for table in schema.metadata.sorted_tables:
+        with db.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            assert [c["name"] for c in inspector.get_columns(table.name)] == [
+                c.name for c in table.columns
+            ]
+            assert {ix["name"] for ix in inspector.get_indexes(table.name)} == {
+                ix.name for ix in table.indexes
+            }
+    # new rows continue the old numbering, and changes never reuse a number
+    with db.begin() as conn:
+        seq = conn.execute(
+            sa.insert(schema.changes)
+            .values(kind="article", doc_id="x", op="save", at="2026-01-01")
+            .returning(schema.changes.c.seq)
+        ).scalar_one()
+    assert seq == LEGACY_COUNTS["changes"] + 1
