@@ -108,6 +108,7 @@ class KnowledgeBase:
         self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         make_private(self.root, PRIVATE_DIR)  # also for instances made before this rule
         self.db_path = paths["db"]
+        self.database_url = database_url
         self.database = Database.for_instance(self.root, database_url)
         self.indexes = IndexManager(index_dir if index_dir is not None else paths["index"])
         self.engine = SearchEngine(self.indexes)

@@ -219,6 +219,15 @@ class Database:
             }
 
 
+def close_all(url: str | None = None) -> None:
+    """Dispose the process's open databases (only `url`'s, if given)."""
+    with _open_lock:
+        keys = [normalize_url(url)] if url else list(_open)
+        dbs = [_open.pop(k) for k in keys if k in _open]
+    for db in dbs:
+        db.engine.dispose()
+
+
 def _sqlite_transactions(engine: Engine) -> None:
     """pysqlite's own transaction handling begins late and never IMMEDIATE: take it over
     (the recipe in SQLAlchemy's SQLite dialect documentation)."""

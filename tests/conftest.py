@@ -36,7 +36,11 @@ def pg_server():
 def pg_url(pg_server) -> Iterator[str]:
     """The SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the test."""
     name = pg_server.new_database()  # t_<counter>_<pid>
-    yield pg_server.url(name)
+    url = pg_server.url(name)
+    yield url
+    from storage.database import close_all
+
+    close_all(url)  # this process's pooled connections to it
     pg_server.drop_database(name)
 
 
@@ -84,11 +88,11 @@ def instance(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def kb(instance: Path):
+def kb(instance: Path, database_url):
     """A knowledge base with the small fixture articles imported and indexed."""
     from kb.service import KnowledgeBase
 
-    base = KnowledgeBase(instance)
+    base = KnowledgeBase(instance, database_url=database_url)
     report = base.import_dir(FIXTURES / "articles")
     assert report.failed == 0, report.errors
     yield base
@@ -114,7 +118,9 @@ def users(kb):
 def app(kb, users):
     from web import create_app
 
-    return create_app({"INSTANCE": str(kb.root), "TESTING": True})
+    return create_app(
+        {"INSTANCE": str(kb.root), "TESTING": True, "DATABASE_URL": kb.database_url or ""}
+    )
 
 
 def csrf_token(client, path: str = "/login") -> str:

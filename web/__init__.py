@@ -12,6 +12,12 @@ from werkzeug.routing import IntegerConverter
 SETTINGS = (
     # (name, default, help)
     ("INSTANCE", "instance", "实例目录：数据库与索引"),
+    (
+        "DATABASE_URL",
+        "",
+        "共享数据库（多节点时用 PostgreSQL，如 postgresql://kbcoach@db/kbcoach）；"
+        "留空则用实例目录中的 SQLite 文件",
+    ),
     ("MAX_CONTENT_LENGTH", 5 * 1024 * 1024, "请求体上限（字节）"),
     ("SEARCH_MAX_LIMIT", 100, "单次搜索最多返回条数（与 CLI 的 --limit 上限一致）"),
     ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
@@ -63,7 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from kb.service import KnowledgeBase
 
-    kb = KnowledgeBase(app.config["INSTANCE"])
+    kb = KnowledgeBase(app.config["INSTANCE"], database_url=app.config["DATABASE_URL"] or None)
     app.extensions["kb"] = kb
 
     from . import api, auth, coach, errors, pages, scripts, serving, supervise
