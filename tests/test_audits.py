@@ -1,5 +1,6 @@
-"""Supervisor workspace: audit runs kept in SQLite, conversation pages, appeals,
-the team rule pack, article publishing in the audit log, upload limits."""
+"""Supervisor workspace: audit runs kept in the database (SQLite and PostgreSQL),
+conversation pages, appeals, the team rule pack, article publishing in the audit log,
+upload limits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from coach.audits import AuditError, AuditStore
 from coach.checker import Checker
@@ -15,8 +17,14 @@ from coach.rulebook import RuleBook
 from coach.rules import RuleError
 from coach.transcripts import load_path, load_text
 from kb.accounts import Accounts
+from kb.store import Store
+from storage import Database, schema
+from storage.database import close_all, sqlite_url
 
 from .conftest import run_cli, signed_in
+
+# library and app-level tests run on both backends; the CLI ones on SQLite
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 CONVS = [
     {
@@ -49,16 +57,23 @@ def jsonl(records, broken: str | None = None) -> str:
 
 
 @pytest.fixture
-def audits(kb):
-    acc = Accounts(kb.store)
-    return AuditStore(kb.store, log=acc.audit)
+def audits(tmp_path, database_url):
+    """An AuditStore on a bare database (no articles, no index) whose log is a list."""
+    url = database_url or sqlite_url(tmp_path / "instance")
+    logged: list[str] = []
+    store = AuditStore(Store(Database.open(url)), log=lambda *entry: logged.append(entry[1]))
+    store.logged = logged
+    yield store
+    store.store.close()
+    close_all(url)
 
 
 def actions(kb) -> list[str]:
     return [e["action"] for e in Accounts(kb.store).audit_entries(500)][::-1]
 
 
-def test_run_is_stored_checked_and_aggregated(kb, audits):
+@BOTH
+def test_run_is_stored_checked_and_aggregated(audits):
     convs, errors = load_text(jsonl(CONVS, broken="{not json"), "upload.jsonl")
     assert [e.line for e in errors] == [2]
     run_id = audits.create_run("第一批", convs, errors, by="super1")
@@ -77,15 +92,17 @@ def test_run_is_stored_checked_and_aggregated(kb, audits):
     assert mine["score"] < items["c-other"]["score"]
     agents = {a["agent"]: a for a in audits.agents(run_id)}
     assert agents["agent1"]["mean_score"] == mine["score"]
-    assert "audit.run" in actions(kb)
+    assert audits.logged == ["audit.run"]
 
 
+@BOTH
 def test_empty_upload_is_refused(audits):
     with pytest.raises(AuditError):
         audits.create_run("空", [], [], by="x")
 
 
-def test_appeal_accepted_waives_the_finding_and_rescores(kb, audits):
+@BOTH
+def test_appeal_accepted_waives_the_finding_and_rescores(audits):
     convs, _ = load_text(jsonl(CONVS), "a.jsonl")
     run_id = audits.create_run("申诉", convs, [], by="super1")
     audits.claim(run_id)
@@ -114,9 +131,15 @@ def test_appeal_accepted_waives_the_finding_and_rescores(kb, audits):
     second = audits.appeal(item["id"], m, "只是估计", by="agent1")
     again = audits.decide(second, False, "含糊用语需要改", by="super1", pack=Checker().pack)
     assert again["score"] == after["score"] and not again["findings"][m].get("waived")
-    assert actions(kb)[-4:] == ["appeal.create", "appeal.accept", "appeal.create", "appeal.reject"]
+    assert audits.logged[-4:] == [
+        "appeal.create",
+        "appeal.accept",
+        "appeal.create",
+        "appeal.reject",
+    ]
 
 
+@BOTH
 def test_rule_pack_versions_are_validated_and_kept(kb, instance):
     book = RuleBook(kb.store, instance)
     assert book.version() == 0
@@ -188,6 +211,7 @@ def upload(client, token, files, name=""):
     return client.post("/audits", data=data, content_type="multipart/form-data")
 
 
+@BOTH
 def test_upload_check_read_and_appeal_through_the_pages(app, kb, users):
     sup, stok = logged_in(app, users["supervisor"])
     resp = upload(sup, stok, [("chats.jsonl", jsonl(CONVS, broken="{oops").encode("utf-8"))])
@@ -227,6 +251,7 @@ def test_upload_check_read_and_appeal_through_the_pages(app, kb, users):
     assert actions(kb)[-3:] == ["audit.run", "appeal.create", "appeal.accept"]
 
 
+@BOTH
 def test_upload_limits_and_types(app, users):
     sup, tok = logged_in(app, users["supervisor"])
     resp = upload(sup, tok, [("virus.exe", b"MZ")])
@@ -249,6 +274,7 @@ def test_upload_limits_and_types(app, users):
     ]
 
 
+@BOTH
 def test_api_run_and_bad_bodies(app, users, kb):
     token = Accounts(kb.store).create_token(users["supervisor"])
     c = app.test_client()
@@ -264,6 +290,7 @@ def test_api_run_and_bad_bodies(app, users, kb):
     assert c.get("/api/v1/audits/999", headers=h).status_code == 404
 
 
+@BOTH
 def test_rules_page_saves_versions_and_check_reply_follows(app, users, kb):
     sup, tok = logged_in(app, users["supervisor"])
     reply = sup.post("/api/v1/coach/check-reply", json={"text": "哦"}, headers={"X-CSRFToken": tok})
@@ -280,6 +307,7 @@ def test_rules_page_saves_versions_and_check_reply_follows(app, users, kb):
     assert agent.post("/rules", data={"csrf_token": atok, "yaml": ""}).status_code == 403
 
 
+@BOTH
 def test_article_publishing_is_audited_and_admins_read_the_log(app, users, kb):
     trainer, tok = logged_in(app, users["trainer"])
     h = {"X-CSRFToken": tok}
@@ -313,7 +341,8 @@ def test_article_publishing_is_audited_and_admins_read_the_log(app, users, kb):
     assert trainer.get("/admin/audit-log").status_code == 403
 
 
-def test_whole_sample_runs_whole(kb, audits, chat_sample):
+@BOTH
+def test_whole_sample_runs_whole(audits, chat_sample):
     convs, errors = load_path(chat_sample)
     run_id = audits.create_run("JD", convs, errors, by="t")
     audits.claim(run_id)
@@ -322,6 +351,7 @@ def test_whole_sample_runs_whole(kb, audits, chat_sample):
     assert sum(i["nfindings"] for i in audits.items(run_id, limit=1000)) > 100
 
 
+@BOTH
 def test_ids_are_unique_without_regard_to_case_on_every_surface(app, users, kb):
     """PUT /api/v1/articles/Product-Invoice beside product-invoice was a second
     article; the rule lives in the core (kb.authoring), so the API and the editor
@@ -340,6 +370,7 @@ def test_ids_are_unique_without_regard_to_case_on_every_surface(app, users, kb):
     assert ok.status_code == 200 and ok.get_json()["outcome"] == "changed"
 
 
+@BOTH
 def test_editor_form_errors_name_the_field_and_keep_the_draft(app, users):
     trainer, tok = logged_in(app, users["trainer"])
     form = {"csrf_token": tok, "title": "标题", "category": "product", "body": "正文"}
@@ -362,6 +393,7 @@ def test_editor_form_errors_name_the_field_and_keep_the_draft(app, users):
     assert agent.get("/editor/product-x").status_code == 403
 
 
+@BOTH
 def test_walkthrough_fixes(app, users, kb, instance):
     """Found by a new-user walkthrough: each of these once misbehaved."""
     sup, tok = logged_in(app, users["supervisor"])
@@ -415,6 +447,7 @@ def test_cli_search_puts_pins_first_and_suggests(kb, instance):
     assert miss.returncode == 1 and "您是不是要找「如何开具发票」" in miss.stdout
 
 
+@BOTH
 def test_second_walkthrough_fixes(app, users, kb):
     """Found by a second walkthrough: each of these once misbehaved."""
     # one huge turn: a few findings, not tens of thousands
@@ -447,6 +480,16 @@ def test_second_walkthrough_fixes(app, users, kb):
     assert resp.status_code == 400 and "尚未发布" in resp.get_data(as_text=True)
 
 
+def _rows(audits, where) -> list[dict]:
+    with audits.database.read() as conn:
+        return [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(schema.qa_items).where(where).order_by(schema.qa_items.c.id)
+            )
+        ]
+
+
 def _python_agents(audits, run_id):
     """The per-agent figures computed the old way: every finding parsed in Python."""
     from types import SimpleNamespace
@@ -460,15 +503,16 @@ def _python_agents(audits, run_id):
             agent_turns=i["agent_turns"],
             findings=[f for f in json.loads(i["findings"]) if not f.get("waived")],
         )
-        for i in audits.db.query("SELECT * FROM qa_items WHERE run_id = ?", [run_id])
+        for i in _rows(audits, schema.qa_items.c.run_id == run_id)
     ]
     return aggregate_agents(reports)
 
 
-def test_agent_figures_are_sql_aggregates_equal_to_parsing_every_finding(kb, audits, chat_sample):
+@BOTH
+def test_agent_figures_are_sql_aggregates_equal_to_parsing_every_finding(audits, chat_sample):
     """The run page's agents come from the findings table (its cost follows the agents
     shown, not their conversations); the figures equal the old per-finding parse, after
-    a waiver too, and an instance made before the table is filled in on open."""
+    a waiver too."""
     convs, errors = load_path(chat_sample)
     run_id = audits.create_run("gen", convs, errors, by="t")
     audits.claim(run_id)
@@ -484,7 +528,51 @@ def test_agent_figures_are_sql_aggregates_equal_to_parsing_every_finding(kb, aud
     same(audits.agents(run_id), _python_agents(audits, run_id))
     paged = audits.agents(run_id, limit=2, offset=2)
     assert [a["agent"] for a in paged] == [a["agent"] for a in audits.agents(run_id)][2:4]
-    with audits.db.conn:
-        audits.db.execute("DROP TABLE qa_findings")
-    again = AuditStore(kb.store)
-    same(again.agents(run_id), _python_agents(audits, run_id))
+    # the conversations' finding counts follow the table too
+    listed = {i["id"]: i["nfindings"] for i in audits.items(run_id, limit=1000)}
+    for row in _rows(audits, schema.qa_items.c.run_id == run_id):
+        want = sum(1 for f in json.loads(row["findings"]) if not f.get("waived"))
+        assert listed[row["id"]] == want
+
+
+@BOTH
+def test_a_conversation_page_reads_its_turns_and_findings_in_sql(audits):
+    """item_page reads one page of turns and the findings of those turns (JSON paged in
+    SQL: JSON1 on SQLite, json_array_elements on PostgreSQL); it equals the same page
+    cut out of the whole item."""
+    turns = []
+    for n in range(60):
+        turns += [
+            {"role": "customer", "text": f"第{n}个问题", "ts": 1_700_000_000 + 60 * n},
+            {"role": "agent", "text": "哦" if n % 2 else "好" * 2500, "speaker": "小王"},
+        ]
+    conv = {"id": "long", "agent": "agent1", "turns": turns}
+    convs, _ = load_text(jsonl([conv, CONVS[0]]), "long.jsonl")
+    run_id = audits.create_run("long", convs, [], by="s")
+    audits.claim(run_id)
+    audits.check(run_id, Checker())
+    long = next(i for i in audits.items(run_id) if i["conv_id"] == "long")
+    whole = audits.item(long["id"])
+    page = audits.item_page(long["id"], limit=50, offset=50)
+    assert page["nfindings"] == long["nfindings"] == len(whole["findings"]) > 0
+    assert [t["n"] for t in page["turn_list"]] == list(range(50, 100))
+    for t in page["turn_list"]:
+        src = whole["conversation"]["turns"][t["n"]]
+        assert (t["role"], t["ts"], t["text"]) == (src["role"], src.get("ts"), src["text"][:2000])
+        assert t["speaker"] == src.get("speaker", "")
+        assert t["clipped"] == max(len(src["text"]) - 2000, 0)
+    assert isinstance(page["turn_list"][0]["ts"], float)  # as stored, on both backends
+
+    def strip(f):
+        return {k: v for k, v in f.items() if k != "appeals"}
+
+    want = [strip(f) for f in whole["findings"] if 50 <= f["turn"] <= 99]
+    assert [strip(f) for f in page["page_findings"]] == want and want
+    general = [strip(f) for f in whole["findings"] if f["turn"] >= len(turns)]
+    assert [strip(f) for f in page["general"]] == general
+    n = next(k for k, f in enumerate(whole["findings"]) if f["turn"] >= 50)
+    assert audits.finding_turn(long["id"], n) == whole["findings"][n]["turn"]
+    assert audits.finding_turn(long["id"], 10_000) is None
+    assert audits.item_page(long["id"], limit=50, offset=500)["turn_list"] == []
+    with pytest.raises(AuditError):
+        audits.item_page(10_000)

@@ -8,6 +8,10 @@ import sqlite3
 import subprocess
 import time
 
+import sqlalchemy as sa
+
+from storage import schema
+
 from .conftest import FIXTURES, KBCOACH, REPO, run_cli
 
 N = 12000
@@ -65,8 +69,8 @@ def test_index_left_behind_by_a_killed_job_is_repaired(kb):
     # the row and its change are committed (one transaction), the index never saw them
     kb.store.save(Article(id="product-orphan", title="孤儿文章在索引外", category="product"))
     run_id = kb.runs.start("import", "x")
-    kb.store.db.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", [run_id])
-    kb.store.db.conn.commit()
+    with kb.database.begin() as conn:  # its process is gone
+        conn.execute(sa.update(schema.runs).where(schema.runs.c.id == run_id).values(pid=999999999))
     assert kb.search("孤儿文章").hits == []
     assert kb.ensure_index() is None  # caught up incrementally, no rebuild
     assert kb.indexes.applied()["seq"] == kb.store.last_change()
