@@ -2,18 +2,26 @@
 
 A run is created in one transaction that stores every conversation of the upload
 (as `pending` items) and every input error (file, line, reason).  Checking then
-works through the pending items in batches, each committed with the run's
-progress, so a process killed mid-run loses nothing: the next look at the runs
-finds it `interrupted` (its process is gone) and `resume` checks only what is
-still pending.  Appeals let an agent contest one finding; a supervisor accepts
+works through the pending items in batches, each claimed in the database by a
+worker (`host:pid:n`) for LEASE_SECONDS (renewed while it works) and committed with
+the run's progress; the run is done when no item is pending, as the database says.
+Workers of other processes and nodes take batches of the same run (`work`), a claim
+whose worker died expires and is taken again, and a worker saves only the items it
+still holds: every item is checked into exactly one result.  A process killed
+mid-run loses nothing: the next look at the runs finds it `interrupted` (no live
+worker holds it) and `resume` checks only what is still pending.  Queries live in
+storage/audits.py.  Appeals let an agent contest one finding; a supervisor accepts
 (the finding no longer counts and the score is recomputed) or rejects it.  Every
 state change goes to the append-only audit log through `log`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -27,6 +35,10 @@ from .scoring import UNKNOWN_AGENT, score_conversation
 from .transcripts import Conversation, ImportIssue, Turn
 
 BATCH = 100
+LEASE_SECONDS = 60.0  # a claim on a batch lasts this long unless renewed (every third)
+WAIT_SECONDS = 0.5  # a run's own worker, when the rest of the run is claimed elsewhere
+HOST = socket.gethostname()
+_workers = itertools.count(1)
 RUN_STATUSES = ("queued", "running", "done", "interrupted", "failed")
 RUN_LABELS = {
     "queued": "排队中",
@@ -67,6 +79,18 @@ def _conversation(data: dict) -> Conversation:
 
 
 TOP_HABITS = 5
+
+
+def new_claimer() -> str:
+    """A worker's name in its claims: host, process id, and a number of this process."""
+    return f"{HOST}:{os.getpid()}:{next(_workers)}"
+
+
+def _claimer_process(claimer: str) -> tuple[str, int]:
+    """(host, pid) of a claimer's name ("", 0 if it is none)."""
+    host, _, rest = claimer.rpartition(":")
+    host, _, pid = host.rpartition(":")
+    return (host, int(pid)) if pid.isdigit() else ("", 0)
 
 
 def _finding_rows(run_id: int, item_id: int, agent: str, findings: list[dict]) -> list[dict]:
@@ -147,16 +171,45 @@ class AuditStore:
         )
         return run_id
 
+    def _alive(self, claimer: str | None, until: float | None, now: float) -> bool:
+        """Whether a worker still works: on this machine, its process exists; on
+        another, its claim has not expired."""
+        host, pid = _claimer_process(claimer or "")
+        if host == HOST:
+            return process_alive(pid)
+        return until is not None and until >= now
+
     def mark_interrupted(self) -> list[int]:
-        """Runs marked running whose process is gone become interrupted."""
-        stale = [r["id"] for r in repo.running_runs(self.database) if not process_alive(r["pid"])]
-        repo.set_interrupted(self.database, stale)
+        """Runs marked running that no live worker holds become interrupted: the
+        worker that last claimed a batch (or started the run) is gone, and so is
+        every worker holding a claim on its items.  Their claims are dropped."""
+        now = time.time()
+        stale, dead = [], set()
+        for run in repo.running_runs(self.database):
+            if run["claimed_by"] is None:  # started before claims were kept
+                if process_alive(run["pid"]):
+                    continue
+            elif self._alive(run["claimed_by"], run["claimed_until"], now):
+                continue
+            holders = repo.claim_holders(self.database, run["id"], now)
+            if any(self._alive(h, now, now) for h in holders):
+                continue
+            stale.append(run["id"])
+            dead.update(holders)
+        repo.interrupt(self.database, stale, sorted(dead))
         return stale
 
     def claim(self, run_id: int) -> bool:
-        """Mark a queued or interrupted run as running in this process (atomic)."""
+        """Mark a queued or interrupted run as running, started by this process
+        (atomic); its batches are then claimed by whichever workers are free."""
         self.mark_interrupted()
-        return repo.start_run(self.database, run_id, os.getpid())
+        return repo.start_run(
+            self.database,
+            run_id,
+            os.getpid(),
+            f"{HOST}:{os.getpid()}:0",
+            time.time() + LEASE_SECONDS,
+        )
 
     def check(
         self,
@@ -165,36 +218,81 @@ class AuditStore:
         *,
         progress: Callable[[int, int], None] | None = None,
         batch: int = BATCH,
+        lease: float = LEASE_SECONDS,
     ) -> dict:
-        """Check every pending item of a claimed run, batch by batch; returns the run."""
+        """Check a claimed run until none of its items is left, claiming its batches
+        one at a time in the database (workers of other processes may take some);
+        returns the run.  Stops early if the run is no longer running (it failed in
+        another worker, or was found interrupted)."""
+        claimer = new_claimer()
         try:
             while True:
-                rows = repo.pending_items(self.database, run_id, batch)
-                if not rows:
-                    break
-                done, found = [], []
-                for row in rows:
-                    report = checker.check_conversation(
-                        _conversation(json.loads(row["conversation"]))
-                    )
-                    done.append(
-                        {
-                            "item_id": row["id"],
-                            "score": report.score,
-                            "findings": json.dumps(report.findings, ensure_ascii=False),
-                            "unchecked": json.dumps(report.not_checkable, ensure_ascii=False),
-                        }
-                    )
-                    found += _finding_rows(run_id, row["id"], row["agent"], report.findings)
-                repo.save_checked(self.database, run_id, done, found)
-                if progress is not None:
-                    run = self.run(run_id)
-                    progress(run["checked"], run["total"])
+                rows = repo.claim_batch(
+                    self.database, claimer, batch, lease, run_id=run_id, now=time.time()
+                )
+                if rows:
+                    self._check_batch(rows, checker, claimer, lease)
+                    if progress is not None:
+                        run = self.run(run_id)
+                        progress(run["checked"], run["total"])
+                    continue
+                repo.complete_run(self.database, run_id, now_iso())
+                if self.run(run_id)["status"] != "running":
+                    break  # done (here or elsewhere), or stopped
+                time.sleep(WAIT_SECONDS)  # the rest is claimed by other workers
         except Exception as exc:
+            repo.release(self.database, run_id, claimer)
             self.fail(run_id, exc)
             raise
-        repo.finish_run(self.database, run_id, now_iso())
         return self.run(run_id)
+
+    def work(
+        self,
+        checker_for: Callable[[int], Checker],
+        *,
+        claimer: str | None = None,
+        batch: int = BATCH,
+        lease: float = LEASE_SECONDS,
+    ) -> int:
+        """One step of a worker loop: claim a batch of any running run (the oldest
+        with unclaimed items), check it with the checker of the run's rule version,
+        save it; returns how many conversations were checked (0: nothing to do).  A
+        failure marks that run failed, as in `check`."""
+        claimer = claimer or new_claimer()
+        rows = repo.claim_batch(self.database, claimer, batch, lease, now=time.time())
+        if not rows:
+            return 0
+        run_id = rows[0]["run_id"]
+        try:
+            checker = checker_for(self.run(run_id)["rules_version"])
+            return self._check_batch(rows, checker, claimer, lease)
+        except Exception as exc:
+            repo.release(self.database, run_id, claimer)
+            self.fail(run_id, exc)
+            raise
+
+    def _check_batch(self, rows: list[dict], checker: Checker, claimer: str, lease: float) -> int:
+        """Check claimed items and save them (renewing the claims while it takes long);
+        returns how many were saved (those whose claim another worker took are not)."""
+        run_id = rows[0]["run_id"]
+        ids = [row["id"] for row in rows]
+        renewed = time.monotonic()
+        done, found = [], []
+        for row in rows:
+            if time.monotonic() - renewed > lease / 3:
+                repo.renew(self.database, claimer, run_id, ids, time.time() + lease)
+                renewed = time.monotonic()
+            report = checker.check_conversation(_conversation(json.loads(row["conversation"])))
+            done.append(
+                {
+                    "item_id": row["id"],
+                    "score": report.score,
+                    "findings": json.dumps(report.findings, ensure_ascii=False),
+                    "unchecked": json.dumps(report.not_checkable, ensure_ascii=False),
+                }
+            )
+            found += _finding_rows(run_id, row["id"], row["agent"], report.findings)
+        return repo.save_checked(self.database, run_id, claimer, done, found, now_iso())
 
     def fail(self, run_id: int, exc: BaseException) -> None:
         """Mark a run failed with the error (pending items stay pending)."""

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from . import schema
 from .database import Database
@@ -70,46 +71,159 @@ def create_run(db: Database, run: dict, items: Iterable[dict], errors: Iterable[
 
 
 def running_runs(db: Database) -> list[dict]:
-    """(id, pid) of the runs marked running."""
-    stmt = sa.select(_runs.c.id, _runs.c.pid).where(_runs.c.status == "running")
+    """The runs marked running: id, pid, and their heartbeat (claimed_by, claimed_until)."""
+    stmt = sa.select(_runs.c.id, _runs.c.pid, _runs.c.claimed_by, _runs.c.claimed_until).where(
+        _runs.c.status == "running"
+    )
     with db.read() as conn:
         return _dicts(conn.execute(stmt.order_by(_runs.c.id)))
 
 
-def set_interrupted(db: Database, run_ids: list[int]) -> None:
+def claim_holders(db: Database, run_id: int, now: float) -> list[str]:
+    """Who holds an unexpired claim on a pending item of the run."""
+    stmt = (
+        sa.select(_items.c.claimed_by)
+        .where(
+            _items.c.run_id == run_id,
+            _items.c.status == "pending",
+            _items.c.claimed_until >= now,
+        )
+        .distinct()
+    )
+    with db.read() as conn:
+        return [h for h in conn.execute(stmt).scalars() if h]
+
+
+def interrupt(db: Database, run_ids: list[int], dead: list[str]) -> None:
+    """Running runs become interrupted; the claims of `dead` workers on their pending
+    items are dropped (a resume takes those items at once, not when the claims expire)."""
     if not run_ids:
         return
-    stmt = (
-        sa.update(_runs)
-        .where(_runs.c.id.in_(run_ids), _runs.c.status == "running")
-        .values(status="interrupted")
-    )
     with db.begin() as conn:
-        conn.execute(stmt)
+        if dead:  # items before runs: the order every writer here takes its row locks in
+            conn.execute(
+                sa.update(_items)
+                .where(
+                    _items.c.run_id.in_(run_ids),
+                    _items.c.status == "pending",
+                    _items.c.claimed_by.in_(dead),
+                )
+                .values(claimed_by=None, claimed_until=None)
+            )
+        conn.execute(
+            sa.update(_runs)
+            .where(_runs.c.id.in_(run_ids), _runs.c.status == "running")
+            .values(status="interrupted")
+        )
 
 
-def start_run(db: Database, run_id: int, pid: int) -> bool:
-    """Queued, interrupted or failed → running in process `pid` (atomic); False if the
-    run is in none of those states."""
+def release(db: Database, run_id: int, claimer: str) -> None:
+    """Drop the claims `claimer` holds on the run's items (it stops: failed or leaving)."""
+    with db.begin() as conn:
+        conn.execute(
+            sa.update(_items)
+            .where(
+                _items.c.run_id == run_id,
+                _items.c.claimed_until.is_not(None),
+                _items.c.claimed_by == claimer,
+                _items.c.status == "pending",
+            )
+            .values(claimed_until=None)
+        )
+
+
+def start_run(db: Database, run_id: int, pid: int, claimer: str, until: float) -> bool:
+    """Queued, interrupted or failed → running, started by process `pid` (atomic);
+    False if the run is in none of those states."""
     stmt = (
         sa.update(_runs)
         .where(_runs.c.id == run_id, _runs.c.status.in_(("queued", "interrupted", "failed")))
-        .values(status="running", pid=pid, message="")
+        .values(status="running", pid=pid, message="", claimed_by=claimer, claimed_until=until)
     )
     with db.begin() as conn:
         return conn.execute(stmt).rowcount == 1
 
 
-def pending_items(db: Database, run_id: int, limit: int) -> list[dict]:
-    """The next `limit` unchecked items of a run (id, agent, conversation), in order."""
-    stmt = (
-        sa.select(_items.c.id, _items.c.agent, _items.c.conversation)
-        .where(_items.c.run_id == run_id, _items.c.status == "pending")
+def _claimable(run_id: int, size: int, now: float):
+    return (
+        sa.select(_items.c.id)
+        .where(
+            _items.c.run_id == run_id,
+            _items.c.status == "pending",
+            sa.or_(_items.c.claimed_until.is_(None), _items.c.claimed_until < now),
+        )
         .order_by(_items.c.seq, _items.c.id)
-        .limit(limit)
+        .limit(size)
+        # PostgreSQL: rows another worker is claiming right now are passed over, not
+        # waited for (SQLite has one writer at a time and no row locks)
+        .with_for_update(skip_locked=True)
     )
-    with db.read() as conn:
-        return _dicts(conn.execute(stmt))
+
+
+def claim_batch(
+    db: Database,
+    claimer: str,
+    size: int,
+    lease_seconds: float,
+    *,
+    run_id: int | None = None,
+    now: float,
+) -> list[dict]:
+    """Claim up to `size` unchecked items of one running run (`run_id`, or the oldest
+    running run that has unclaimed ones) for `claimer` until now + lease_seconds:
+    items nobody holds, or whose holder let the claim expire.  Returns them (id,
+    run_id, agent, conversation) in order; [] if there is nothing to claim."""
+    running = sa.select(_runs.c.id).where(_runs.c.status == "running")
+    if run_id is not None:
+        running = running.where(_runs.c.id == run_id)
+    with db.read() as conn:  # a look first: an idle poll takes no write lock
+        run_ids = list(conn.execute(running.order_by(_runs.c.id)).scalars())
+    until = now + lease_seconds
+    for rid in run_ids:
+        with db.begin() as conn:
+            ids = list(conn.execute(_claimable(rid, size, now)).scalars())
+            if not ids:
+                continue
+            conn.execute(
+                sa.update(_items)
+                .where(_items.c.id.in_(ids))
+                .values(claimed_by=claimer, claimed_until=until)
+            )
+            # the run's heartbeat (row locks: items first, then the run, everywhere)
+            conn.execute(
+                sa.update(_runs)
+                .where(_runs.c.id == rid)
+                .values(claimed_by=claimer, claimed_until=until)
+            )
+            stmt = (
+                sa.select(_items.c.id, _items.c.run_id, _items.c.agent, _items.c.conversation)
+                .where(_items.c.id.in_(ids))
+                .order_by(_items.c.seq, _items.c.id)
+            )
+            return _dicts(conn.execute(stmt))
+    return []
+
+
+def renew(db: Database, claimer: str, run_id: int, item_ids: list[int], until: float) -> int:
+    """Extend `claimer`'s claims on these items (and the run's heartbeat); returns how
+    many it still holds."""
+    with db.begin() as conn:
+        held = conn.execute(
+            sa.update(_items)
+            .where(
+                _items.c.id.in_(item_ids),
+                _items.c.claimed_by == claimer,
+                _items.c.status == "pending",
+            )
+            .values(claimed_until=until)
+        ).rowcount
+        if held:
+            conn.execute(
+                sa.update(_runs)
+                .where(_runs.c.id == run_id)
+                .values(claimed_by=claimer, claimed_until=until)
+            )
+    return held
 
 
 _SAVE_ITEM = (
@@ -120,28 +234,63 @@ _SAVE_ITEM = (
         score=sa.bindparam("score"),
         findings=sa.bindparam("findings"),
         unchecked=sa.bindparam("unchecked"),
+        claimed_until=None,
     )
 )
 
 
-def save_checked(db: Database, run_id: int, done: list[dict], findings: list[dict]) -> None:
-    """Checked items (item_id, score, findings, unchecked as JSON text), their rows of
-    the findings table, and the run's progress, in one transaction."""
-    with db.begin() as conn:
-        # the run's row first: its lock orders concurrent batches of one run
-        conn.execute(
-            sa.update(_runs).where(_runs.c.id == run_id).values(checked=_runs.c.checked + len(done))
+def _complete(conn: Connection, run_id: int, at: str) -> None:
+    """The run is done once none of its items is pending (read after the run's row is
+    locked: of two workers saving the last batches, the later one sees both)."""
+    pending = sa.select(_items.c.id).where(_items.c.run_id == run_id, _items.c.status == "pending")
+    conn.execute(
+        sa.update(_runs)
+        .where(
+            _runs.c.id == run_id,
+            _runs.c.status.in_(("running", "interrupted")),
+            ~pending.exists(),
         )
+        .values(status="done", finished_at=at, claimed_until=None)
+    )
+
+
+def save_checked(
+    db: Database, run_id: int, claimer: str, done: list[dict], findings: list[dict], at: str
+) -> int:
+    """Checked items (item_id, score, findings, unchecked as JSON text) and their rows
+    of the findings table, saved for the items `claimer` still holds (one whose claim
+    expired and was taken is the taker's to save), with the run's progress, and the
+    run done if nothing is left: one transaction.  Returns how many were saved."""
+    with db.begin() as conn:
+        mine = set(
+            conn.execute(
+                sa.select(_items.c.id)
+                .where(
+                    _items.c.id.in_([d["item_id"] for d in done]),
+                    _items.c.claimed_by == claimer,
+                    _items.c.status == "pending",
+                )
+                .with_for_update()
+            ).scalars()
+        )
+        done = [d for d in done if d["item_id"] in mine]
+        findings = [f for f in findings if f["item_id"] in mine]
         if done:
             conn.execute(_SAVE_ITEM, done)
         if findings:
             conn.execute(sa.insert(_findings), findings)
+        conn.execute(
+            sa.update(_runs).where(_runs.c.id == run_id).values(checked=_runs.c.checked + len(done))
+        )
+        _complete(conn, run_id, at)
+    return len(done)
 
 
-def finish_run(db: Database, run_id: int, at: str) -> None:
-    stmt = sa.update(_runs).where(_runs.c.id == run_id).values(status="done", finished_at=at)
+def complete_run(db: Database, run_id: int, at: str) -> None:
+    """Mark the run done if none of its items is pending (a run of no conversations)."""
     with db.begin() as conn:
-        conn.execute(stmt)
+        conn.execute(sa.select(_runs.c.id).where(_runs.c.id == run_id).with_for_update())
+        _complete(conn, run_id, at)
 
 
 def fail_run(db: Database, run_id: int, at: str, message: str) -> None:

@@ -225,6 +225,9 @@ qa_runs = Table(
     Column("errors", Integer),
     Column("rules_version", Integer),
     Column("message", Text),
+    # the run's heartbeat: the last worker to claim or renew a batch, and until when
+    Column("claimed_by", Text),
+    Column("claimed_until", Float),
 )
 
 qa_items = Table(
@@ -243,8 +246,12 @@ qa_items = Table(
     Column("findings", Text),
     Column("unchecked", Text),
     Column("conversation", Text),
+    # a pending item claimed by a worker (host:pid:n) until a time (epoch seconds)
+    Column("claimed_by", Text),
+    Column("claimed_until", Float),
     Index("idx_qa_items_run_id_status_seq", "run_id", "status", "seq"),
     Index("idx_qa_items_agent", "agent"),
+    Index("idx_qa_items_run_id_claimed_until", "run_id", "claimed_until"),
 )
 
 qa_errors = Table(

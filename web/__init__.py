@@ -35,6 +35,12 @@ SETTINGS = (
     ),
     ("SESSION_LIFETIME_HOURS", 12, "登录会话的有效期（小时），到期须重新登录"),
     ("INDEX_SYNC_SECONDS", 1.0, "检查数据库变更并补入搜索索引的间隔（秒）；0 为不检查"),
+    (
+        "AUDIT_WORKER_SECONDS",
+        1.0,
+        "本进程查看有无可领取的质检任务（含其他节点发起的批次）的间隔（秒）；0 为不参与，"
+        "只检查本进程发起的批次",
+    ),
 )
 
 
@@ -85,6 +91,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)
         kb.start_sync(float(app.config["INDEX_SYNC_SECONDS"]))
+    supervise.start_worker(app)  # batches of audit runs, whichever node started them
 
     @app.get("/favicon.ico")
     @auth.requires(auth.PUBLIC)

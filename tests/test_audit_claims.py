@@ -1,0 +1,244 @@
+"""Audit runs across processes and nodes: batches of a run are claimed in the database
+(PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one writer at a time), a claim whose
+worker is gone expires or is dropped, and whatever the workers, every conversation is
+checked into exactly one result equal to a single worker's run."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from coach.audits import HOST, AuditStore, new_claimer
+from coach.checker import Checker
+from coach.transcripts import load_path
+from kb.store import Store
+from storage import Database, schema
+from storage import audits as repo
+from storage.database import close_all, sqlite_url
+
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+N = 240  # conversations of a run
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return Checker()
+
+
+@pytest.fixture(scope="module")
+def conversations(chat_sample):
+    convs, errors = load_path(chat_sample)
+    assert not errors
+    return convs[:N]
+
+
+@pytest.fixture
+def url(tmp_path, database_url):
+    url = database_url or sqlite_url(tmp_path / "instance")
+    yield url
+    close_all(url)
+
+
+def audit_store(url) -> AuditStore:
+    return AuditStore(Store(Database.open(url)))
+
+
+class Counting:
+    """A checker that counts how often each conversation is checked."""
+
+    def __init__(self, checker, delay: float = 0.0):
+        self.checker, self.delay = checker, delay
+        self.pack = checker.pack
+        self.seen: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def check_conversation(self, conv):
+        with self._lock:
+            self.seen[conv.id] += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return self.checker.check_conversation(conv)
+
+
+def results(audits: AuditStore, run_id: int) -> dict:
+    """conv_id → (status, score, findings) of a run, and its findings-table rows."""
+    items = schema.qa_items
+    with audits.database.read() as conn:
+        rows = conn.execute(
+            sa.select(items.c.conv_id, items.c.status, items.c.score, items.c.findings).where(
+                items.c.run_id == run_id
+            )
+        ).all()
+        table = conn.execute(
+            sa.select(schema.qa_findings.c.item_id, schema.qa_findings.c.idx).where(
+                schema.qa_findings.c.run_id == run_id
+            )
+        ).all()
+    assert len(table) == len(set(table))  # no finding written twice
+    total = sum(len(json.loads(r.findings)) for r in rows)
+    assert len(table) == total  # and none lost
+    return {r.conv_id: (r.status, r.score, r.findings) for r in rows}
+
+
+def claimers(audits: AuditStore, run_id: int) -> Counter:
+    items = schema.qa_items
+    with audits.database.read() as conn:
+        return Counter(
+            conn.execute(sa.select(items.c.claimed_by).where(items.c.run_id == run_id)).scalars()
+        )
+
+
+@BOTH
+def test_two_workers_check_every_item_of_a_run_exactly_once(url, conversations, checker):
+    audits = audit_store(url)
+    alone = audits.create_run("one worker", conversations, [], by="t")
+    assert audits.claim(alone)
+    audits.check(alone, checker, batch=7)
+    want = results(audits, alone)
+
+    run_id = audits.create_run("two workers", conversations, [], by="t")
+    assert audits.claim(run_id)  # running: any worker may claim its batches
+    counting = Counting(checker, delay=0.002)
+    errors = []
+
+    def worker() -> None:
+        mine = audit_store(url)  # as another process would
+        claimer = new_claimer()
+        try:
+            while mine.run(run_id)["status"] == "running":
+                if not mine.work(lambda version: counting, claimer=claimer, batch=7):
+                    time.sleep(0.01)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    run = audits.run(run_id)
+    assert (run["status"], run["checked"], run["total"]) == ("done", N, N)
+    assert run["finished_at"]
+    assert sorted(counting.seen.values()) == [1] * N  # every conversation checked once
+    got = results(audits, run_id)
+    assert got == want  # equal to the single worker's run
+    by_worker = claimers(audits, run_id)
+    assert len(by_worker) == 2 and sum(by_worker.values()) == N  # both took batches
+
+
+@BOTH
+def test_a_claim_whose_lease_expired_is_taken_over(url, conversations, checker):
+    audits = audit_store(url)
+    run_id = audits.create_run("lease", conversations[:30], [], by="t")
+    audits.claim(run_id)
+    now = time.time()
+    slow = repo.claim_batch(audits.database, "elsewhere:1:1", 10, 0.5, now=now)
+    assert [r["run_id"] for r in slow] == [run_id] * 10
+    other = repo.claim_batch(audits.database, "elsewhere:2:1", 10, 60, now=now)
+    assert not {r["id"] for r in other} & {r["id"] for r in slow}  # held: passed over
+    taken = repo.claim_batch(audits.database, "elsewhere:2:1", 10, 60, now=now + 1)
+    assert {r["id"] for r in taken} == {r["id"] for r in slow}  # expired: taken over
+    rest = repo.claim_batch(audits.database, "elsewhere:2:1", 10, 60, now=now + 1)
+    assert len(rest) == 10 and not {r["id"] for r in rest} & {r["id"] for r in other + slow}
+    # the slow worker comes back: what it checked is no longer its to save
+    counting = Counting(checker)
+    assert audits._check_batch(slow, counting, "elsewhere:1:1", 0.5) == 0
+    assert audits.run(run_id)["checked"] == 0
+    for batch in (other, taken, rest):
+        assert audits._check_batch(batch, counting, "elsewhere:2:1", 60) == len(batch)
+    run = audits.run(run_id)
+    assert (run["status"], run["checked"]) == ("done", 30)
+    assert all(status == "done" for status, _, _ in results(audits, run_id).values())
+
+
+@BOTH
+def test_a_run_whose_workers_are_gone_is_interrupted_and_resumed_at_once(
+    url, conversations, checker
+):
+    audits = audit_store(url)
+    run_id = audits.create_run("gone", conversations[:30], [], by="t")
+    audits.claim(run_id)
+    dead = f"{HOST}:999999999:1"  # a worker of this machine whose process is gone
+    held = repo.claim_batch(audits.database, dead, 10, 60, now=time.time())
+    assert len(held) == 10
+    assert audits.mark_interrupted() == [run_id]
+    assert audits.run(run_id)["status"] == "interrupted"
+    assert audits.claim(run_id)  # resume: the dead worker's claims were dropped
+    counting = Counting(checker)
+    run = audits.check(run_id, counting, batch=10)
+    assert (run["status"], run["checked"]) == ("done", 30)
+    assert sorted(counting.seen.values()) == [1] * 30
+
+
+@BOTH
+def test_a_run_held_on_another_node_stays_running_until_its_lease_expires(url, conversations):
+    audits = audit_store(url)
+    run_id = audits.create_run("remote", conversations[:5], [], by="t")
+    audits.claim(run_id)
+    now = time.time()
+    repo.claim_batch(audits.database, "other-node:1234:1", 5, 60, now=now)
+    # the starting process is gone, the other node still works on it
+    with audits.database.begin() as conn:
+        conn.execute(
+            sa.update(schema.qa_runs)
+            .where(schema.qa_runs.c.id == run_id)
+            .values(claimed_by=f"{HOST}:999999999:0")
+        )
+    assert audits.mark_interrupted() == []
+    with audits.database.begin() as conn:  # ... until its claims expire
+        conn.execute(
+            sa.update(schema.qa_items)
+            .where(schema.qa_items.c.run_id == run_id)
+            .values(claimed_until=now - 1)
+        )
+    assert audits.mark_interrupted() == [run_id]
+
+
+@BOTH
+def test_a_failing_worker_fails_the_run_and_leaves_its_items_to_a_resume(url, conversations):
+    audits = audit_store(url)
+    run_id = audits.create_run("boom", conversations[:20], [], by="t")
+    audits.claim(run_id)
+
+    class Broken:
+        def check_conversation(self, conv):
+            raise RuntimeError("规则出错")
+
+    with pytest.raises(RuntimeError):
+        audits.check(run_id, Broken(), batch=10)
+    run = audits.run(run_id)
+    assert run["status"] == "failed" and "规则出错" in run["message"]
+    assert audits.claim(run_id)
+    assert audits.check(run_id, Checker(), batch=10)["checked"] == 20  # nothing waits
+
+
+@BOTH
+def test_a_run_of_unreadable_records_only_is_done_at_once(url):
+    from coach.transcripts import ImportIssue
+
+    audits = audit_store(url)
+    run_id = audits.create_run("errors", [], [ImportIssue("a.jsonl", 1, "坏")], by="t")
+    audits.claim(run_id)
+    assert audits.check(run_id, Checker())["status"] == "done"
+    assert audits.work(lambda version: Checker()) == 0  # nothing to claim anywhere
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_postgresql_passes_over_rows_another_worker_is_claiming(url, conversations):
+    """A claim in progress (rows locked, not yet committed) is skipped, not waited for."""
+    audits = audit_store(url)
+    run_id = audits.create_run("locks", conversations[:20], [], by="t")
+    audits.claim(run_id)
+    with audits.database.engine.connect() as other, other.begin():
+        locked = set(other.execute(repo._claimable(run_id, 10, time.time())).scalars())
+        assert len(locked) == 10
+        started = time.monotonic()
+        got = repo.claim_batch(audits.database, "b:1:1", 10, 60, now=time.time())
+        assert time.monotonic() - started < 5
+        assert len(got) == 10 and not {r["id"] for r in got} & locked
