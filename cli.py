@@ -664,6 +664,44 @@ def audit_resume(obj: Context, run_id: int, as_json: bool) -> None:
         fail(str(exc))
 
 
+@audit.command(name="work")
+@click.option("--once", is_flag=True, help="没有可领取的批次时退出（默认一直等待）。")
+@click.option(
+    "--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
+    help="没有可领取的批次时，隔多少秒再看一次。",
+)  # fmt: skip
+@click.pass_obj
+def audit_work(obj: Context, once: bool, interval: float) -> None:
+    """帮助检查正在进行的质检批次（不论由哪个进程或节点发起），逐批领取并保存。"""
+    import time
+
+    from coach.audits import new_claimer
+    from coach.checker import Checker
+
+    audits, books = _workspace(obj)
+    checkers: dict[int, Checker] = {}
+
+    def checker_for(version: int) -> Checker:
+        if version not in checkers:
+            checkers[version] = Checker(books.pack(version))
+        return checkers[version]
+
+    claimer, total = new_claimer(), 0
+    try:
+        while True:
+            checked = audits.work(checker_for, claimer=claimer)
+            total += checked
+            if checked:
+                click.echo(f"已检查 {total} 个会话", err=True)
+            elif once:
+                break
+            else:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"共检查 {total} 个会话", err=True)
+
+
 @audit.command(name="list")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.pass_obj

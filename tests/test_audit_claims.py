@@ -242,3 +242,77 @@ def test_postgresql_passes_over_rows_another_worker_is_claiming(url, conversatio
         got = repo.claim_batch(audits.database, "b:1:1", 10, 60, now=time.time())
         assert time.monotonic() - started < 5
         assert len(got) == 10 and not {r["id"] for r in got} & locked
+
+
+@BOTH
+def test_revision_0002_fills_the_findings_table_of_an_instance_made_before_it(url):
+    """An instance whose qa_findings table the baseline created empty gets the rows of
+    its checked conversations' findings (waived ones marked) when migrated to 0002."""
+    db = Database(url, migrate=False)
+    db.migrate("0001")
+    findings = [
+        {"rule": "filler-bare", "category": "filler", "match": "哦", "turn": 1},
+        {"rule": "no-closing", "category": "no_closing", "turn": 3, "waived": True},
+    ]
+    with db.begin() as conn:
+        conn.execute(sa.text("INSERT INTO qa_runs (id, status) VALUES (1, 'done')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO qa_items (id, run_id, agent, status, findings) VALUES "
+                "(1, 1, 'agent1', 'done', :f), (2, 1, 'bob', 'done', '[]'), "
+                "(3, 1, 'bob', 'pending', '[]')"
+            ),
+            {"f": json.dumps(findings, ensure_ascii=False)},
+        )
+    db.migrate()
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT run_id, item_id, agent, idx, rule, category, match, waived "
+                "FROM qa_findings ORDER BY idx"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (1, 1, "agent1", 0, "filler-bare", "filler", "哦", 0),
+        (1, 1, "agent1", 1, "no-closing", "no_closing", "", 1),
+    ]
+    db.dispose()
+
+
+@BOTH
+def test_a_server_helps_with_runs_it_did_not_start(tmp_path, url, conversations):
+    """The audit worker thread of a web app checks batches of a run another process
+    started (here: claimed and left running); AUDIT_WORKER_SECONDS = 0 keeps it out."""
+    from web import create_app
+
+    audits = audit_store(url)
+    run_id = audits.create_run("elsewhere", conversations[:30], [], by="t")
+    audits.claim(run_id)
+    config = {"INSTANCE": str(tmp_path / "instance"), "TESTING": True, "DATABASE_URL": url}
+    idle = create_app({**config, "AUDIT_WORKER_SECONDS": 0})
+    assert "audit.worker" not in idle.extensions
+    app = create_app({**config, "AUDIT_WORKER_SECONDS": 0.05, "INDEX_SYNC_SECONDS": 0})
+    worker = app.extensions["audit.worker"]
+    try:
+        deadline = time.monotonic() + 60
+        while audits.run(run_id)["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run = audits.run(run_id)
+        assert (run["status"], run["checked"]) == ("done", 30)
+    finally:
+        worker.stop()
+    assert not worker.is_alive()
+
+
+def test_kbcoach_audit_work_helps_until_nothing_is_left(instance, conversations):
+    from .conftest import run_cli
+
+    url = sqlite_url(instance)
+    audits = audit_store(url)
+    run_id = audits.create_run("cli", conversations[:30], [], by="t")
+    audits.claim(run_id)  # started "elsewhere"
+    out = run_cli("audit", "work", "--once", instance=instance)
+    assert out.returncode == 0, out.stderr
+    assert "共检查 30 个会话" in out.stderr
+    assert audits.run(run_id)["status"] == "done"
+    close_all(url)

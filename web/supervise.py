@@ -108,22 +108,25 @@ class AuditWorker(threading.Thread):
         from coach.audits import new_claimer
 
         claimer = new_claimer()
-        while not self._stopping.wait(self.interval):
-            while not self._stopping.is_set():
-                app = self._app()
-                if app is None:
-                    return
-                with app.app_context():
-                    try:
-                        checked = AuditStore(get_kb().store).work(checker_for, claimer=claimer)
-                    except Exception:  # recorded on the run as failed; the worker lives on
-                        log.exception("audit worker: a batch failed")
-                        checked = 0
-                    finally:
-                        get_kb().close()  # this thread's database connection
-                del app
-                if not checked:
-                    break  # nothing to claim: wait for the next poll
+        try:
+            while not self._stopping.wait(self.interval):
+                while not self._stopping.is_set():
+                    app = self._app()
+                    if app is None:
+                        return
+                    with app.app_context():
+                        try:
+                            checked = AuditStore(get_kb().store).work(checker_for, claimer=claimer)
+                        except Exception:  # recorded on the run as failed; the worker lives on
+                            log.exception("audit worker: a batch failed")
+                            checked = 0
+                    del app
+                    if not checked:
+                        break  # nothing to claim: wait for the next poll
+        finally:
+            app = self._app()
+            if app is not None:
+                app.extensions["kb"].close()  # this thread's database connection
 
     def stop(self) -> None:
         self._stopping.set()
