@@ -20,13 +20,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
 from kb.errors import KbError
-from kb.runs import process_alive
+from kb.runs import HOST, process_alive
 from kb.store import Store, now_iso
 from storage import audits as repo
 
@@ -37,7 +36,6 @@ from .transcripts import Conversation, ImportIssue, Turn
 BATCH = 100
 LEASE_SECONDS = 60.0  # a claim on a batch lasts this long unless renewed (every third)
 WAIT_SECONDS = 0.5  # a run's own worker, when the rest of the run is claimed elsewhere
-HOST = socket.gethostname()
 _workers = itertools.count(1)
 RUN_STATUSES = ("queued", "running", "done", "interrupted", "failed")
 RUN_LABELS = {

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 from storage import runs as repo
 
 from .store import Store, now_iso
+
+HOST = socket.gethostname()
 
 
 def process_alive(pid: int) -> bool:
@@ -34,8 +37,13 @@ class Runs:
         self.database = store.database
 
     def mark_interrupted(self) -> list[dict]:
-        """Runs still 'running' whose process is gone: mark them interrupted."""
-        stale = [r for r in repo.running(self.database) if not process_alive(r["pid"])]
+        """Runs still 'running' whose process is gone: mark them interrupted.  Only this
+        machine's (a process id means nothing on another node sharing the database)."""
+        stale = [
+            r
+            for r in repo.running(self.database)
+            if r["host"] in (None, HOST) and not process_alive(r["pid"])
+        ]
         repo.mark_interrupted(self.database, [r["id"] for r in stale], now_iso())
         return stale
 
@@ -45,7 +53,7 @@ class Runs:
 
     def start(self, kind: str, source: str) -> int:
         self.mark_interrupted()
-        return repo.start(self.database, kind, source, os.getpid(), now_iso())
+        return repo.start(self.database, kind, source, HOST, os.getpid(), now_iso())
 
     def finish(self, run_id: int, status: str, detail: dict | None = None) -> None:
         repo.finish(

@@ -1,7 +1,7 @@
 """Long-running jobs (kb/runs.py): the runs table of imports and rebuilds.
 
-A job is a row with its process id; kb/runs.py decides which `running` rows belong to
-a process that is gone and marks them interrupted here.
+A job is a row with its machine and process id; kb/runs.py decides which `running`
+rows belong to a process that is gone and marks them interrupted here.
 """
 
 from __future__ import annotations
@@ -40,13 +40,14 @@ def mark_interrupted(db: Database, ids: list[int], at: str) -> None:
         conn.execute(stmt)
 
 
-def start(db: Database, kind: str, source: str, pid: int, at: str) -> int:
+def start(db: Database, kind: str, source: str, host: str, pid: int, at: str) -> int:
     """A new running job; returns its id."""
     stmt = (
         sa.insert(_runs)
         .values(
             kind=kind,
             source=source,
+            host=host,
             pid=pid,
             started_at=at,
             finished_at="",

@@ -108,6 +108,7 @@ runs = Table(
     Column("finished_at", Text),
     Column("status", Text),
     Column("detail", Text),
+    Column("host", Text),  # the machine of the job's process (None: made before 0002)
 )
 
 users = Table(

@@ -316,3 +316,24 @@ def test_kbcoach_audit_work_helps_until_nothing_is_left(instance, conversations)
     assert "共检查 30 个会话" in out.stderr
     assert audits.run(run_id)["status"] == "done"
     close_all(url)
+
+
+@BOTH
+def test_a_job_of_another_machine_is_not_marked_interrupted_here(url):
+    """Import and rebuild jobs (kb/runs.py): a process id is checked on its own
+    machine only; this machine's dead jobs are interrupted."""
+    from kb.runs import Runs
+
+    runs = Runs(Store(Database.open(url)))
+    here = runs.start("import", "a")
+    there = runs.start("import", "b")
+    with runs.database.begin() as conn:  # both processes gone; one ran on another node
+        for job, host in ((here, None), (there, "other-node")):
+            values = {"pid": 999999999} | ({"host": host} if host else {})
+            conn.execute(sa.update(schema.runs).where(schema.runs.c.id == job).values(**values))
+    assert [r["id"] for r in runs.mark_interrupted()] == [here]
+    assert {r["id"]: r["status"] for r in runs.recent()} == {
+        here: "interrupted",
+        there: "running",
+    }
+    assert runs.any_running()

@@ -5,6 +5,8 @@ qa_items.claimed_by / claimed_until: who holds the item (``host:pid:worker``) an
 until when (epoch seconds); a claim not renewed in time is taken by another worker.
 qa_runs.claimed_by / claimed_until: the run's heartbeat, moved by every batch claimed
 or renewed, so a run whose every worker is gone shows as interrupted.
+runs.host: the machine an import or rebuild job runs on (its pid means something
+there only: another node does not mark it interrupted).
 
 Data step: an instance made before the findings table (one row per finding, written
 with each checked batch) got it empty from the baseline; its checked conversations'
@@ -33,6 +35,7 @@ def upgrade() -> None:
     for table in ("qa_items", "qa_runs"):
         op.add_column(table, sa.Column("claimed_by", sa.Text(), nullable=True))
         op.add_column(table, sa.Column("claimed_until", sa.Float(), nullable=True))
+    op.add_column("runs", sa.Column("host", sa.Text(), nullable=True))
     # the claims held on a run (who is still working on it) without reading its items
     op.create_index("idx_qa_items_run_id_claimed_until", "qa_items", ["run_id", "claimed_until"])
     _fill_findings()
@@ -95,6 +98,8 @@ def _fill_findings() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("host")
     op.drop_index("idx_qa_items_run_id_claimed_until", "qa_items")
     for table in ("qa_runs", "qa_items"):
         with op.batch_alter_table(table) as batch:
