@@ -704,6 +704,58 @@ def rules_save(obj: Context, path: str, by: str, note: str) -> None:
     click.echo(f"已保存团队规则 v{version}")
 
 
+@cli.command()
+@click.pass_obj
+def migrate(obj: Context) -> None:
+    """把数据库结构升级到当前版本（服务启动时也会自动执行；可重复执行）。"""
+    from storage import Database
+    from storage.database import sqlite_url
+
+    db = Database(obj.database_url or sqlite_url(obj.instance), migrate=False)
+    try:
+        before, after = db.migrate()
+    finally:
+        db.engine.dispose()
+    where = db.display_url
+    if before == after:
+        click.echo(f"数据库已是最新结构（{after}）：{where}")
+    else:
+        click.echo(f"数据库结构已从 {before or '（无版本记录）'} 升级到 {after}：{where}")
+
+
+@cli.command(name="copy-instance")
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    help="目标数据库地址，如 postgresql://kbcoach@db/kbcoach（须已创建、可为空库）。",
+)
+@click.pass_obj
+def copy_instance(obj: Context, target_url: str) -> None:
+    """把本实例的数据库整体复制到另一个数据库（保留编号、核对行数，可重复执行）。"""
+    from storage import Database, DatabaseError
+    from storage.copy import copy_database
+    from storage.database import normalize_url, sqlite_url
+
+    source_url = obj.database_url or sqlite_url(obj.instance)
+    try:
+        same = normalize_url(target_url) == normalize_url(source_url)
+    except Exception:  # noqa: BLE001 - sqlalchemy's own parse error, in Chinese below
+        fail(f"无法识别的数据库地址：{target_url}", EXIT_USAGE)
+    if same:
+        fail("目标数据库就是当前数据库", EXIT_USAGE)
+    try:
+        source, target = Database(source_url), Database(target_url)
+    except DatabaseError as exc:
+        fail(str(exc), EXIT_USAGE)
+    report = copy_database(source, target)
+    for name, (n_source, copied) in report.tables.items():
+        click.echo(f"{name}\t源 {n_source} 行\t本次复制 {copied} 行")
+    if not report.ok:
+        fail(f"以下表的目标行数少于源：{', '.join(report.mismatched)}")
+    click.echo(f"已复制到 {target.display_url}，各表行数一致。")
+
+
 @cli.command(name="audit-log")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")

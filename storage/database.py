@@ -210,6 +210,10 @@ class Database:
         with self.read() as conn:
             return sorted(sa.inspect(conn).get_table_names())
 
+    def counts_of(self, table: sa.Table) -> int:
+        with self.read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
     def counts(self) -> dict[str, int]:
         """Rows per table of the schema (what copy-instance and the upgrade test compare)."""
         with self.read() as conn:
