@@ -311,14 +311,21 @@ def serve(
     click.echo(f"kbcoach 运行于 http://{host}:{port}/  （实例 {obj.instance.resolve()}）")
     click.echo(_login_hint(obj))
     if prod:
+        from storage.database import close_all
         from web.serving import run_production
 
         obj.kb.close()
-        run_production(str(obj.instance.resolve()), host, port, workers, threads)
+        close_all()  # the workers open their own connections after the fork
+        run_production(
+            str(obj.instance.resolve()), host, port, workers, threads, obj.database_url or ""
+        )
         return
     from web import create_app
 
-    app = create_app({"INSTANCE": str(obj.instance)})
+    config = {"INSTANCE": str(obj.instance)}
+    if obj.database_url:
+        config["DATABASE_URL"] = obj.database_url
+    app = create_app(config)
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 

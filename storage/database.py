@@ -96,6 +96,7 @@ class Database:
                 self.url, pool_size=8, max_overflow=32, pool_pre_ping=True
             )
         self._local = threading.local()
+        self.pid = os.getpid()
         if migrate:
             self.migrate()
 
@@ -107,6 +108,10 @@ class Database:
         key = normalize_url(url)
         with _open_lock:
             db = _open.get(key)
+            if db is not None and db.pid != os.getpid():
+                # inherited through fork (gunicorn workers): never share its connections
+                db.engine.dispose(close=False)
+                db = None
             if db is None:
                 db = _open[key] = cls(key)
             return db
