@@ -96,6 +96,7 @@ class Database:
                 self.url, pool_size=8, max_overflow=32, pool_pre_ping=True
             )
         self._local = threading.local()
+        self.pid = os.getpid()
         if migrate:
             self.migrate()
 
@@ -107,6 +108,10 @@ class Database:
         key = normalize_url(url)
         with _open_lock:
             db = _open.get(key)
+            if db is not None and db.pid != os.getpid():
+                # inherited through fork (gunicorn workers): never share its connections
+                db.engine.dispose(close=False)
+                db = None
             if db is None:
                 db = _open[key] = cls(key)
             return db
@@ -209,6 +214,10 @@ class Database:
     def table_names(self) -> list[str]:
         with self.read() as conn:
             return sorted(sa.inspect(conn).get_table_names())
+
+    def counts_of(self, table: sa.Table) -> int:
+        with self.read() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
     def counts(self) -> dict[str, int]:
         """Rows per table of the schema (what copy-instance and the upgrade test compare)."""
