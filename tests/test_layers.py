@@ -23,10 +23,8 @@ SQL_TEXT = re.compile(
 PENDING: set[str] = {
     "kb/accounts.py",
     "kb/pins.py",
-    "kb/runs.py",
     "kb/store.py",
     "kb/suggest.py",
-    "coach/audits.py",
     "coach/rulebook.py",
     "scripts_lib/usage.py",
 }
