@@ -337,3 +337,81 @@ def test_a_job_of_another_machine_is_not_marked_interrupted_here(url):
         there: "running",
     }
     assert runs.any_running()
+
+
+WORKER = """
+import os, sys, time
+from coach.audits import AuditStore, new_claimer
+from coach.checker import Checker
+from kb.store import Store
+from storage import Database, audits as repo
+
+url, run_id, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+audits = AuditStore(Store(Database.open(url)))
+if mode == "die":  # claim a batch for 2 s, then die without a word
+    got = repo.claim_batch(audits.database, new_claimer(), 10, 2, now=time.time())
+    print(len(got), flush=True)
+    os._exit(9)
+class Slow:  # 20 ms a conversation: both workers are busy at once
+    def __init__(self):
+        self.checker = Checker()
+
+    def check_conversation(self, conv):
+        time.sleep(0.02)
+        return self.checker.check_conversation(conv)
+
+
+checker, claimer, n = Slow(), new_claimer(), 0
+while audits.run(run_id)["status"] == "running":
+    done = audits.work(lambda version: checker, claimer=claimer, batch=10, lease=2)
+    n += done
+    if not done:
+        time.sleep(0.05)
+print(n, flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_worker_processes_share_a_run_and_a_dead_ones_batch_is_taken_over(
+    url, conversations, checker
+):
+    """Real processes on one PostgreSQL database: one claims a batch and dies (SIGKILL
+    would do the same), two others check the run; after the dead one's claim expires
+    they take its batch, and the run equals a single worker's."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    audits = audit_store(url)
+    alone = audits.create_run("one", conversations[:120], [], by="t")
+    audits.claim(alone)
+    audits.check(alone, checker)
+    want = results(audits, alone)
+
+    run_id = audits.create_run("processes", conversations[:120], [], by="t")
+    audits.claim(run_id)
+
+    def spawn(mode: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, str(run_id), mode],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    dying = spawn("die")
+    out, err = dying.communicate(timeout=120)
+    assert dying.returncode == 9 and out.strip() == "10", err
+    workers = [spawn("work") for _ in range(2)]
+    counts = []
+    for w in workers:
+        out, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err
+        counts.append(int(out.strip()))
+    assert sum(counts) == 120 and all(counts)  # both worked, each item saved once
+    run = audits.run(run_id)
+    assert (run["status"], run["checked"]) == ("done", 120)
+    assert results(audits, run_id) == want
+    assert len(claimers(audits, run_id)) == 2  # the dead one saved nothing
