@@ -237,7 +237,10 @@ class AuditStore:
                 repo.complete_run(self.database, run_id, now_iso())
                 if self.run(run_id)["status"] != "running":
                     break  # done (here or elsewhere), or stopped
-                time.sleep(WAIT_SECONDS)  # the rest is claimed by other workers
+                # the rest is claimed by other workers: wait (and say this one lives,
+                # so the run is not taken for abandoned if they die)
+                repo.beat(self.database, run_id, claimer, time.time() + lease)
+                time.sleep(WAIT_SECONDS)
         except Exception as exc:
             repo.release(self.database, run_id, claimer)
             self.fail(run_id, exc)

@@ -226,6 +226,17 @@ def renew(db: Database, claimer: str, run_id: int, item_ids: list[int], until: f
     return held
 
 
+def beat(db: Database, run_id: int, claimer: str, until: float) -> None:
+    """The run's heartbeat from a worker that waits for the others' batches of it."""
+    stmt = (
+        sa.update(_runs)
+        .where(_runs.c.id == run_id, _runs.c.status == "running")
+        .values(claimed_by=claimer, claimed_until=until)
+    )
+    with db.begin() as conn:
+        conn.execute(stmt)
+
+
 _SAVE_ITEM = (
     sa.update(_items)
     .where(_items.c.id == sa.bindparam("item_id"))

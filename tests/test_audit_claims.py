@@ -415,3 +415,24 @@ def test_worker_processes_share_a_run_and_a_dead_ones_batch_is_taken_over(
     assert (run["status"], run["checked"]) == ("done", 120)
     assert results(audits, run_id) == want
     assert len(claimers(audits, run_id)) == 2  # the dead one saved nothing
+
+
+@BOTH
+def test_a_runs_own_worker_waits_for_a_batch_held_elsewhere_and_takes_it_when_expired(
+    url, conversations, checker
+):
+    audits = audit_store(url)
+    run_id = audits.create_run("wait", conversations[:20], [], by="t")
+    audits.claim(run_id)
+    held = repo.claim_batch(audits.database, "other-node:1:1", 10, 1.5, now=time.time())
+    assert len(held) == 10
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        if done == 10:  # waiting now: the run still has a live worker (this one)
+            time.sleep(2)
+            assert audits.mark_interrupted() == []
+
+    run = audits.check(run_id, checker, batch=10, progress=progress)
+    assert (run["status"], run["checked"]) == ("done", 20) and seen == [10, 20]
