@@ -34,6 +34,46 @@ PAGE = 500  # rows per keyset page when iterating every article
 ARTICLE_FIELDS = tuple(c.name for c in A.c)
 REVISION_LIST = (R.c.id, R.c.version, R.c.action, R.c.at, R.c.by, R.c.changed, R.c.title)
 
+# built once: the statements of the hot paths (a build costs more than a SQLite lookup)
+_ID = sa.bindparam("id")
+GET = sa.select(A).where(A.c.id == _ID)
+META_ROW = sa.select(A.c.version, A.c.created_at, A.c.updated_at, A.c.updated_by).where(
+    A.c.id == _ID
+)
+COUNT = sa.select(sa.func.count()).select_from(A)
+STAMP = sa.select(sa.func.count(), sa.func.max(A.c.updated_at)).select_from(A)
+PUBLISHED = (
+    sa.select(A.c.id, A.c.title, A.c.similar).where(A.c.status == "published").order_by(A.c.id)
+)
+ID_TAKEN = (
+    sa.select(A.c.id)
+    .where(sa.func.lower(A.c.id) == sa.func.lower(_ID))
+    .order_by(sa.case((A.c.id == _ID, 0), else_=1), A.c.id)
+    .limit(1)
+)
+BY_IDS = sa.select(A).where(A.c.id.in_(sa.bindparam("ids", expanding=True)))
+DELETE = sa.delete(A).where(A.c.id == _ID)
+REVISION_COUNT = sa.select(sa.func.count()).select_from(R).where(R.c.article_id == _ID)
+INSERT_REVISIONS = sa.insert(R)
+INSERT_CHANGES = sa.insert(C)
+RECORD_CHANGE = sa.insert(C).returning(C.c.seq)
+LAST_CHANGE = sa.select(sa.func.max(C.c.seq))
+FIRST_CHANGE = sa.select(sa.func.min(C.c.seq))
+CHANGES_AFTER = (
+    sa.select(C.c.seq, C.c.kind, C.c.doc_id, C.c.op)
+    .where(C.c.seq > sa.bindparam("seq"))
+    .order_by(C.c.seq)
+    .limit(sa.bindparam("limit"))
+)
+SETTING = sa.select(M.c.value).where(M.c.key == sa.bindparam("key"))
+INSERT_SEARCHES = sa.insert(L)
+
+
+def _dicts(result) -> list[dict]:
+    """Rows as plain dicts (zip is several times faster than dict(RowMapping))."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
+
 
 def _insert(db: Database):
     """The dialect's INSERT (the one with ON CONFLICT)."""
@@ -75,17 +115,14 @@ class ArticleRepository:
 
     def get(self, article_id: str) -> dict | None:
         with self.db.read() as conn:
-            row = conn.execute(sa.select(A).where(A.c.id == article_id)).mappings().first()
-        return dict(row) if row is not None else None
+            rows = _dicts(conn.execute(GET, {"id": article_id}))
+        return rows[0] if rows else None
 
     def meta_row(self, article_id: str) -> dict | None:
         """Version and change stamps of one article."""
-        query = sa.select(A.c.version, A.c.created_at, A.c.updated_at, A.c.updated_by).where(
-            A.c.id == article_id
-        )
         with self.db.read() as conn:
-            row = conn.execute(query).mappings().first()
-        return dict(row) if row is not None else None
+            rows = _dicts(conn.execute(META_ROW, {"id": article_id}))
+        return rows[0] if rows else None
 
     def iter_rows(self, *, since: str | None = None) -> Iterator[dict]:
         """Every article row in id order (only those changed at or after `since`), read
@@ -97,7 +134,7 @@ class ArticleRepository:
         while True:
             page = query if last is None else query.where(A.c.id > last)
             with self.db.read() as conn:
-                rows = [dict(r) for r in conn.execute(page).mappings()]
+                rows = _dicts(conn.execute(page))
             yield from rows
             if len(rows) < PAGE:
                 return
@@ -105,59 +142,48 @@ class ArticleRepository:
 
     def count(self) -> int:
         with self.db.read() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(A)).scalar_one()
+            return conn.execute(COUNT).scalar_one()
 
     def stamp(self) -> tuple[int, str | None]:
         """(number of articles, newest updated_at): changes when any article does."""
-        query = sa.select(sa.func.count(), sa.func.max(A.c.updated_at)).select_from(A)
         with self.db.read() as conn:
-            count, latest = conn.execute(query).one()
+            count, latest = conn.execute(STAMP).one()
         return int(count), latest
 
     def published_titles(self) -> list[tuple[str, str, str | None]]:
         """(id, title, similar JSON) of every published article, by id."""
-        query = (
-            sa.select(A.c.id, A.c.title, A.c.similar)
-            .where(A.c.status == "published")
-            .order_by(A.c.id)
-        )
         with self.db.read() as conn:
-            return [tuple(r) for r in conn.execute(query)]
+            return [tuple(r) for r in conn.execute(PUBLISHED)]
 
     def id_taken(self, article_id: str) -> str | None:
         """The stored id equal to `article_id` without regard to case (the exact one first)."""
-        query = (
-            sa.select(A.c.id)
-            .where(sa.func.lower(A.c.id) == sa.func.lower(article_id))
-            .order_by(sa.case((A.c.id == article_id, 0), else_=1), A.c.id)
-            .limit(1)
-        )
         with self.db.read() as conn:
-            return conn.execute(query).scalar()
+            return conn.execute(ID_TAKEN, {"id": article_id}).scalar()
 
     def rows_by_id(self, ids: Iterable[str]) -> Iterator[dict]:
         """The article rows among `ids`, ID_CHUNK ids a query."""
         wanted = list(dict.fromkeys(ids))
         for start in range(0, len(wanted), ID_CHUNK):
             chunk = wanted[start : start + ID_CHUNK]
-            query = sa.select(A).where(A.c.id.in_(chunk))
             with self.db.read() as conn:
-                rows = [dict(r) for r in conn.execute(query).mappings()]
+                rows = _dicts(conn.execute(BY_IDS, {"ids": chunk}))
             yield from rows
 
     def write(self, upserts: list[dict], revisions: list[dict], changes: list[dict]) -> None:
         """Upsert article rows, add revisions and append changes, in one transaction."""
         with self.writing(), self.db.begin() as conn:
+            # executemany: sqlite3's loop; psycopg pipelines the statements (multi-row
+            # VALUES through RETURNING was slower: psycopg re-parses each huge statement)
             if upserts:
                 conn.execute(self._upsert_article, upserts)
             if revisions:
-                conn.execute(sa.insert(R), revisions)
+                conn.execute(INSERT_REVISIONS, revisions)
             self._append(conn, changes)
 
     def delete(self, article_id: str, revision: dict, change: dict) -> None:
         with self.writing(), self.db.begin() as conn:
-            conn.execute(sa.insert(R), [revision])
-            conn.execute(sa.delete(A).where(A.c.id == article_id))
+            conn.execute(INSERT_REVISIONS, [revision])
+            conn.execute(DELETE, {"id": article_id})
             self._append(conn, [change])
 
     # -- revisions ---------------------------------------------------------------
@@ -173,12 +199,11 @@ class ArticleRepository:
         if limit >= 0:
             query = query.limit(limit)
         with self.db.read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return _dicts(conn.execute(query))
 
     def revision_count(self, article_id: str) -> int:
-        query = sa.select(sa.func.count()).select_from(R).where(R.c.article_id == article_id)
         with self.db.read() as conn:
-            return conn.execute(query).scalar_one()
+            return conn.execute(REVISION_COUNT, {"id": article_id}).scalar_one()
 
     # -- change sequence ---------------------------------------------------------
 
@@ -186,38 +211,32 @@ class ArticleRepository:
     def _append(conn: Connection, changes: list[dict]) -> None:
         """Inside a `writing()` transaction (which holds the change lock)."""
         if changes:
-            conn.execute(sa.insert(C), changes)
+            conn.execute(INSERT_CHANGES, changes)
 
     def record_change(self, change: dict) -> int:
         """Append one change (in its own transaction, or the caller's); returns its number."""
         with self.db.begin() as conn:
             self.db.lock_changes(conn)
-            return conn.execute(sa.insert(C).values(change).returning(C.c.seq)).scalar_one()
+            return conn.execute(RECORD_CHANGE, change).scalar_one()
 
     def last_change(self) -> int:
         with self.db.read() as conn:
-            return conn.execute(sa.select(sa.func.max(C.c.seq))).scalar() or 0
+            return conn.execute(LAST_CHANGE).scalar() or 0
 
     def first_change(self) -> int:
         with self.db.read() as conn:
-            return conn.execute(sa.select(sa.func.min(C.c.seq))).scalar() or 0
+            return conn.execute(FIRST_CHANGE).scalar() or 0
 
     def changes_after(self, seq: int, limit: int) -> list[tuple[int, str, str, str]]:
         """Up to `limit` changes numbered above `seq`, oldest first: (seq, kind, doc_id, op)."""
-        query = (
-            sa.select(C.c.seq, C.c.kind, C.c.doc_id, C.c.op)
-            .where(C.c.seq > seq)
-            .order_by(C.c.seq)
-            .limit(limit)
-        )
         with self.db.read() as conn:
-            return [tuple(r) for r in conn.execute(query)]
+            return [tuple(r) for r in conn.execute(CHANGES_AFTER, {"seq": seq, "limit": limit})]
 
     # -- settings ------------------------------------------------------------------
 
     def get_setting(self, key: str) -> str | None:
         with self.db.read() as conn:
-            return conn.execute(sa.select(M.c.value).where(M.c.key == key)).scalar()
+            return conn.execute(SETTING, {"key": key}).scalar()
 
     def set_setting(self, key: str, value: str) -> None:
         with self.db.begin() as conn:
@@ -227,7 +246,7 @@ class ArticleRepository:
         """Store `value` unless the key has one already; returns the value that stands."""
         with self.db.begin() as conn:
             conn.execute(self._insert_meta_if_absent, [{"key": key, "value": value}])
-            return conn.execute(sa.select(M.c.value).where(M.c.key == key)).scalar_one()
+            return conn.execute(SETTING, {"key": key}).scalar_one()
 
 
 class SearchLogRepository:
@@ -240,7 +259,7 @@ class SearchLogRepository:
         """One transaction, one executemany."""
         if entries:
             with self.db.begin() as conn:
-                conn.execute(sa.insert(L), entries)
+                conn.execute(INSERT_SEARCHES, entries)
 
     def top_queries(self, limit: int = 20) -> list[dict]:
         n = sa.func.count().label("n")
