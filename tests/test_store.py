@@ -318,3 +318,27 @@ def test_restore_rejects_what_is_not_a_backup(store, tmp_path):
     bad.write_bytes(b"not a database" * 100)
     with pytest.raises(NotFound):
         restore(bad, store.database)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_the_backup_commands_point_a_postgresql_instance_to_pg_dump(tmp_path, database_url):
+    from click.testing import CliRunner
+
+    import cli
+    from kb.service import KnowledgeBase
+
+    ctx = cli.Context(str(tmp_path / "instance"))
+    ctx._kb = KnowledgeBase(ctx.instance, database_url=database_url)
+    try:
+        runner = CliRunner()
+        out = runner.invoke(cli.backup, [str(tmp_path)], obj=ctx)
+        assert out.exit_code == cli.EXIT_FINDINGS and "pg_dump" in out.output
+        src = tmp_path / "x.db"
+        src.write_bytes(b"")
+        for args in ([str(src)], [str(src), "--yes"]):
+            out = runner.invoke(cli.restore, args, obj=ctx)
+            assert out.exit_code == cli.EXIT_FINDINGS and "pg_dump" in out.output
+        assert list(tmp_path.glob("kbcoach-*.db")) == []
+        assert not (tmp_path / "instance" / "kbcoach.db").exists()
+    finally:
+        ctx._kb.close()
