@@ -23,8 +23,6 @@ SQL_TEXT = re.compile(
 PENDING: set[str] = {
     "kb/accounts.py",
     "kb/runs.py",
-    "kb/store.py",
-    "kb/suggest.py",
     "coach/audits.py",
 }
 

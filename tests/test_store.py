@@ -325,10 +325,8 @@ def test_the_backup_commands_point_a_postgresql_instance_to_pg_dump(tmp_path, da
     from click.testing import CliRunner
 
     import cli
-    from kb.service import KnowledgeBase
 
-    ctx = cli.Context(str(tmp_path / "instance"))
-    ctx._kb = KnowledgeBase(ctx.instance, database_url=database_url)
+    ctx = cli.Context(str(tmp_path / "instance"), database_url)
     try:
         runner = CliRunner()
         out = runner.invoke(cli.backup, [str(tmp_path)], obj=ctx)
@@ -341,4 +339,4 @@ def test_the_backup_commands_point_a_postgresql_instance_to_pg_dump(tmp_path, da
         assert list(tmp_path.glob("kbcoach-*.db")) == []
         assert not (tmp_path / "instance" / "kbcoach.db").exists()
     finally:
-        ctx._kb.close()
+        ctx.services.close()
