@@ -267,6 +267,10 @@ class Store:
     def set_setting(self, key: str, value: str) -> None:
         self.articles.set_setting(key, value)
 
+    def setting_once(self, key: str, value: str) -> str:
+        """`value` unless the key has one already (another node's): the one that stands."""
+        return self.articles.add_setting(key, value)
+
 
 def _change(kind: str, doc_id: str, op: str, at: str) -> dict:
     return {"kind": kind, "doc_id": doc_id, "op": op, "at": at}
