@@ -477,10 +477,15 @@ def token_list(obj: Context, username: str) -> None:
 @click.argument("dest", type=click.Path())
 @click.pass_obj
 def backup(obj: Context, dest: str) -> None:
-    """在线备份数据库（SQLite 备份接口，服务运行中也可执行）。DEST 可为目录或文件。"""
-    from kb.store import backup as do_backup
+    """在线备份数据库（SQLite 备份接口，服务运行中也可执行）。DEST 可为目录或文件。
 
-    path = do_backup(obj.kb.db_path, dest)
+    PostgreSQL 实例请用 pg_dump 备份。"""
+    from storage.backup import PG_MESSAGE
+    from storage.backup import backup as do_backup
+
+    if obj.kb.database.dialect != "sqlite":
+        fail(PG_MESSAGE)
+    path = do_backup(obj.kb.database, dest)
     click.echo(f"已备份到 {path}")
 
 
@@ -490,12 +495,15 @@ def backup(obj: Context, dest: str) -> None:
 @click.pass_obj
 def restore(obj: Context, src: str, yes: bool) -> None:
     """从备份恢复数据库并重建索引（请先停止服务）。"""
+    from storage.backup import PG_MESSAGE
+    from storage.backup import restore as do_restore
+
+    if obj.kb.database.dialect != "sqlite":
+        fail(PG_MESSAGE)
     if not yes:
         fail("恢复会覆盖当前数据库，请加 --yes 确认", EXIT_USAGE)
-    from kb.store import restore as do_restore
-
     obj.kb.close()
-    do_restore(src, obj.kb.db_path)
+    do_restore(src, obj.kb.database)
     stats = obj.kb.rebuild_index()
     click.echo(f"已从 {src} 恢复，索引重建 {stats['documents']} 篇")
 
