@@ -142,26 +142,6 @@ def test_disabled_user_cannot_log_in(app, kb, users):
     assert login(app.test_client(), users["trainer"]).status_code == 401
 
 
-def test_audit_log_is_append_only(kb, users):
-    acc = Accounts(kb.store)
-    actions = [e["action"] for e in acc.audit_entries()]
-    assert actions.count("user.add") == 4
-    assert acc.audit_count() == len(actions)
-    for stmt in (sa.delete(schema.audit_log), sa.update(schema.audit_log).values(actor="x")):
-        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-            with kb.database.begin() as conn:
-                conn.execute(stmt)
-    assert acc.audit_count() == len(actions)
-
-
-def test_passwords_are_hashed_not_stored(kb, users):
-    with kb.database.read() as conn:
-        stored = conn.execute(
-            sa.select(schema.users.c.password_hash).where(schema.users.c.username == users["admin"])
-        ).scalar_one()
-    assert PASSWORD not in stored and stored.startswith(("scrypt:", "pbkdf2:"))
-
-
 # -- the library alone (no articles, no web app) -----------------------------------------
 
 
@@ -173,6 +153,28 @@ def acc(instance, database_url):
     store = Store(Database.for_instance(instance, database_url))
     yield Accounts(store)
     store.close()
+
+
+def test_audit_log_is_append_only(acc):
+    acc.add("bob", PASSWORD, ["agent"])
+    acc.audit("bob", "article.edit", "product-invoice", {"版本": 2})
+    assert acc.audit_count() == 2
+    for stmt in (sa.delete(schema.audit_log), sa.update(schema.audit_log).values(actor="x")):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with acc.store.database.begin() as conn:
+                conn.execute(stmt)
+    assert acc.audit_count() == 2
+    assert acc.audit_entries(1)[0]["detail"] == '{"版本": 2}'
+
+
+def test_passwords_are_hashed_not_stored(acc):
+    acc.add("bob", PASSWORD, ["agent"])
+    with acc.store.database.read() as conn:
+        stored = conn.execute(
+            sa.select(schema.users.c.password_hash).where(schema.users.c.username == "bob")
+        ).scalar_one()
+    assert PASSWORD not in stored and stored.startswith(("scrypt:", "pbkdf2:"))
+    assert acc.authenticate("bob", PASSWORD).username == "bob"
 
 
 def test_users_roles_and_validation(acc):
