@@ -233,11 +233,24 @@ class AccountRepository:
                 },
             )
 
+    def _lookup(self, stmt, params: dict) -> dict | None:
+        """The first row of a one-statement read, made on every request.
+
+        On PostgreSQL, outside a transaction, the statement runs in autocommit: no BEGIN
+        and ROLLBACK round trips around it (under READ COMMITTED a one-statement
+        transaction sees exactly what the statement alone sees)."""
+        if self.db.dialect == "postgresql" and not self.db.in_transaction:
+            with self.db.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                row = conn.execute(stmt, params).first()
+        else:
+            with self.db.read() as conn:
+                row = conn.execute(stmt, params).first()
+        return dict(row._mapping) if row else None
+
     def session_user(self, sid_hash: str, now: float) -> dict | None:
         """The user columns of a live session, plus its ``session_id`` and ``last_seen``."""
-        with self.db.read() as conn:
-            row = conn.execute(_SESSION_USER, {"sid_hash": sid_hash, "now": now}).first()
-        return dict(row._mapping) if row else None
+        return self._lookup(_SESSION_USER, {"sid_hash": sid_hash, "now": now})
 
     def touch_session(self, session_id: int, now: float) -> None:
         with self.db.begin() as conn:
@@ -315,9 +328,7 @@ class AccountRepository:
 
     def token_user(self, token_hash: str) -> dict | None:
         """The user columns of the owner of a token that is not revoked."""
-        with self.db.read() as conn:
-            row = conn.execute(_TOKEN_USER, {"token_hash": token_hash}).first()
-        return dict(row._mapping) if row else None
+        return self._lookup(_TOKEN_USER, {"token_hash": token_hash})
 
     # -- audit log -------------------------------------------------------------------
 
