@@ -4,10 +4,10 @@ Passwords are hashed with werkzeug.security (scrypt); API tokens and session ids
 are random and only their SHA-256 is stored.  Sessions live in the database (none
 in a process's memory), so every worker process and every node sharing the database
 sees a logout, a password change or a disabled account at once.  Login attempts are
-reserved atomically (storage/accounts.py: BEGIN IMMEDIATE on SQLite, an advisory
+reserved atomically (storage/accounts.py: one writer at a time on SQLite, an advisory
 lock per throttling key on PostgreSQL) before the password is checked, so concurrent
 guesses from any process or node cannot overrun the limit.  The audit log refuses
-UPDATE and DELETE in the database itself (triggers, on both backends), so history
+updates and deletes in the database itself (triggers, on both backends), so history
 cannot be rewritten through the app.  The SQL lives in storage/accounts.py.
 """
 
