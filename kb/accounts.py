@@ -289,8 +289,13 @@ class Accounts:
     def revoke_token(self, token_or_id: str, *, actor: str = "system") -> None:
         """Revoke by the token itself or by its numeric id."""
         audit = _audit_entry(actor, "token.revoke", "")  # the target: the token's id
-        if token_or_id.isdigit():
-            found = self.repo.revoke_token(now_iso(), token_id=int(token_or_id), audit=audit)
+        if token_or_id.isascii() and token_or_id.isdigit():
+            token_id = int(token_or_id)
+            found = (
+                self.repo.revoke_token(now_iso(), token_id=token_id, audit=audit)
+                if token_id < 2**63  # larger is no id on either backend
+                else None
+            )
         else:
             found = self.repo.revoke_token(
                 now_iso(), token_hash=_hash_token(token_or_id), audit=audit

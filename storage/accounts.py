@@ -105,9 +105,10 @@ class AccountRepository:
         return dict(row._mapping) if row else None
 
     def list_users(self) -> list[dict]:
+        """By name in code-point order (as SQLite compares), whatever PostgreSQL's collation."""
         with self.db.read() as conn:
-            rows = conn.execute(select(*USER_COLUMNS).order_by(users.c.username, users.c.id))
-            return [dict(r._mapping) for r in rows]
+            rows = [dict(r._mapping) for r in conn.execute(select(*USER_COLUMNS))]
+        return sorted(rows, key=lambda r: (r["username"], r["id"]))
 
     def add_user(self, row: Mapping, audit: Mapping | None = None) -> int | None:
         """Insert a user (and its audit entry); None when the name is taken."""

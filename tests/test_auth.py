@@ -183,8 +183,9 @@ def test_users_roles_and_validation(acc):
     assert acc.count() == 0 and acc.list() == []
     b = acc.add("bob", PASSWORD, ["agent", "agent"], actor="tester")
     a = acc.add("阿明", PASSWORD, ["trainer", "admin"])
+    acc.add("Zed", PASSWORD, ["agent"])
     assert b.roles == ("agent",) and a.roles == ("trainer", "admin")
-    assert [u.username for u in acc.list()] == sorted(["bob", "阿明"])
+    assert [u.username for u in acc.list()] == ["Zed", "bob", "阿明"]  # the same on both
     assert acc.get(b.id) == b and acc.get(10**6) is None
     assert acc.by_name("bob") == b
     with pytest.raises(NotFound):
@@ -198,9 +199,9 @@ def test_users_roles_and_validation(acc):
     acc.set_roles("bob", ["supervisor", "agent"])
     assert acc.by_name("bob").has("supervisor")
     acc.set_disabled("bob", True)
-    assert acc.by_name("bob").disabled and acc.count() == 2
+    assert acc.by_name("bob").disabled and acc.count() == 3
     entries = acc.audit_entries()
-    assert [e["action"] for e in entries] == ["user.disable", "user.roles", "user.add", "user.add"]
+    assert [e["action"] for e in entries] == ["user.disable", "user.roles"] + ["user.add"] * 3
     assert entries[-1]["actor"] == "tester" and entries[-1]["target"] == "bob"
     assert set(entries[0]) == {"id", "at", "actor", "action", "target", "detail"}
     assert [e["action"] for e in acc.audit_entries(2, 1)] == ["user.roles", "user.add"]
@@ -219,8 +220,9 @@ def test_tokens_lookup_revoke_and_disable(acc):
     assert set(listed[0]) == {"id", "name", "created_at", "revoked_at", "last_used_at"}
     acc.revoke_token(str(listed[0]["id"]))
     assert acc.user_for_token(tok1) is None and acc.user_for_token(tok2).username == "bob"
-    with pytest.raises(NotFound):
-        acc.revoke_token("999999")
+    for unknown in ("999999", "9" * 30):
+        with pytest.raises(NotFound):
+            acc.revoke_token(unknown)
     with pytest.raises(NotFound):
         acc.revoke_token("kbc_not-a-token")
     acc.set_disabled("bob", True)  # revokes every token
