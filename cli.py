@@ -25,19 +25,25 @@ def fail(message: str, code: int = EXIT_FINDINGS) -> None:
 
 
 class Context:
-    def __init__(self, instance: str):
+    def __init__(self, instance: str, database_url: str | None = None):
         self.instance = Path(instance)
-        self._kb = None
+        self.database_url = database_url or None
+        self._services = None
+
+    @property
+    def services(self):
+        """The application core for this instance, opened on first use."""
+        if self._services is None:
+            from core import Settings, open_instance
+
+            self._services = open_instance(
+                Settings(instance=self.instance, database_url=self.database_url)
+            )
+        return self._services
 
     @property
     def kb(self):
-        if self._kb is None:
-            from kb.service import KnowledgeBase
-            from scripts_lib.usage import register_source
-
-            self._kb = KnowledgeBase(self.instance)
-            register_source(self._kb)  # standard scripts are indexed beside the articles
-        return self._kb
+        return self.services.kb
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,11 +55,18 @@ class Context:
     type=click.Path(file_okay=False),
     help="实例目录（数据库与索引所在位置），也可用环境变量 KBCOACH_INSTANCE。",
 )
+@click.option(
+    "--database-url",
+    envvar="KBCOACH_DATABASE_URL",
+    default="",
+    help="共享数据库（多节点时用 PostgreSQL，如 postgresql://kbcoach@db/kbcoach），"
+    "也可用环境变量 KBCOACH_DATABASE_URL；不给则用实例目录中的 SQLite 文件。",
+)
 @click.version_option("0.1.0", prog_name="kbcoach")
 @click.pass_context
-def cli(ctx: click.Context, instance: str) -> None:
+def cli(ctx: click.Context, instance: str, database_url: str) -> None:
     """kbcoach：客服知识库与话术质检。"""
-    ctx.obj = Context(instance)
+    ctx.obj = Context(instance, database_url)
 
 
 def _audit_import(obj: Context, report, source: str, by: str) -> None:
@@ -198,10 +211,7 @@ def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
 
     if category and category not in CATEGORIES:
         fail(f"未知分类 {category}，可选：{' / '.join(CATEGORIES)}", EXIT_USAGE)
-    from kb import pins
-
-    kb = obj.kb
-    pins.attach(kb)  # pinned answers come first here too, as on the web
+    kb = obj.kb  # pinned answers come first here too, as on the web
     if kb.ensure_index():
         click.echo("索引缺失或版本过旧，已重建", err=True)
     if batch is not None:
@@ -210,46 +220,24 @@ def search(obj: Context, query, category, tag, limit, batch, as_json) -> None:
     from kb import textproc
 
     textproc.tokenize("预热")  # load the dictionary first: took_ms is then the query's own
-    result = kb.search(query, via="cli", category=category, tag=tag, limit=limit)
+    answer = obj.services.search.answer(
+        query, via="cli", category=category, tag=tag, limit=limit, suggest_now=True
+    )
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "ok": True,
-                    "took_ms": round(result.took_ms, 2),
-                    "total": result.total,
-                    "hits": [
-                        {
-                            "id": h.id,
-                            "title": h.title,
-                            "category": h.category,
-                            "snippet": h.snippet,
-                            "score": h.score,
-                            "pinned": h.pinned,
-                        }
-                        for h in result.hits
-                    ],
-                },
-                ensure_ascii=False,
-            )
-        )
+        click.echo(json.dumps({"ok": True, **answer.to_dict()}, ensure_ascii=False))
         return
-    if not result.hits:
+    if not answer.hits:
         click.echo(f"没有找到与「{query}」相关的文章。")
-        from kb.suggest import suggester
-
-        sug = suggester(kb)
-        sug.refresh()
-        hint = sug.did_you_mean(query)
-        if hint:
-            click.echo(f"您是不是要找「{hint}」？")
+        if answer.did_you_mean:
+            click.echo(f"您是不是要找「{answer.did_you_mean}」？")
         sys.exit(EXIT_FINDINGS)
-    for rank, hit in enumerate(result.hits, 1):
-        mark = "【置顶】" if hit.pinned else ""
-        click.echo(f"{rank}. {mark}{_terminal_snippet(hit.title_html)}  [{hit.category}] {hit.id}")
-        if hit.snippet:
-            click.echo(f"   {_terminal_snippet(hit.snippet)}")
-    click.echo(f"共 {result.total} 条，用时 {result.took_ms:.1f} 毫秒")
+    for rank, hit in enumerate(answer.hits, 1):
+        mark = "【置顶】" if hit["pinned"] else ""
+        title = _terminal_snippet(hit["title_html"])
+        click.echo(f"{rank}. {mark}{title}  [{hit['category']}] {hit['id']}")
+        if hit["snippet"]:
+            click.echo(f"   {_terminal_snippet(hit['snippet'])}")
+    click.echo(f"共 {answer.total} 条，用时 {answer.took_ms:.1f} 毫秒")
 
 
 def _search_batch(kb, batch, **kwargs) -> None:
@@ -323,14 +311,21 @@ def serve(
     click.echo(f"kbcoach 运行于 http://{host}:{port}/  （实例 {obj.instance.resolve()}）")
     click.echo(_login_hint(obj))
     if prod:
+        from storage.database import close_all
         from web.serving import run_production
 
         obj.kb.close()
-        run_production(str(obj.instance.resolve()), host, port, workers, threads)
+        close_all()  # the workers open their own connections after the fork
+        run_production(
+            str(obj.instance.resolve()), host, port, workers, threads, obj.database_url or ""
+        )
         return
     from web import create_app
 
-    app = create_app({"INSTANCE": str(obj.instance)})
+    config = {"INSTANCE": str(obj.instance)}
+    if obj.database_url:
+        config["DATABASE_URL"] = obj.database_url
+    app = create_app(config)
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
@@ -482,10 +477,15 @@ def token_list(obj: Context, username: str) -> None:
 @click.argument("dest", type=click.Path())
 @click.pass_obj
 def backup(obj: Context, dest: str) -> None:
-    """在线备份数据库（SQLite 备份接口，服务运行中也可执行）。DEST 可为目录或文件。"""
-    from kb.store import backup as do_backup
+    """在线备份数据库（SQLite 备份接口，服务运行中也可执行）。DEST 可为目录或文件。
 
-    path = do_backup(obj.kb.db_path, dest)
+    PostgreSQL 实例请用 pg_dump 备份。"""
+    from storage.backup import PG_MESSAGE
+    from storage.backup import backup as do_backup
+
+    if obj.kb.database.dialect != "sqlite":
+        fail(PG_MESSAGE)
+    path = do_backup(obj.kb.database, dest)
     click.echo(f"已备份到 {path}")
 
 
@@ -495,12 +495,15 @@ def backup(obj: Context, dest: str) -> None:
 @click.pass_obj
 def restore(obj: Context, src: str, yes: bool) -> None:
     """从备份恢复数据库并重建索引（请先停止服务）。"""
+    from storage.backup import PG_MESSAGE
+    from storage.backup import restore as do_restore
+
+    if obj.kb.database.dialect != "sqlite":
+        fail(PG_MESSAGE)
     if not yes:
         fail("恢复会覆盖当前数据库，请加 --yes 确认", EXIT_USAGE)
-    from kb.store import restore as do_restore
-
     obj.kb.close()
-    do_restore(src, obj.kb.db_path)
+    do_restore(src, obj.kb.database)
     stats = obj.kb.rebuild_index()
     click.echo(f"已从 {src} 恢复，索引重建 {stats['documents']} 篇")
 
@@ -714,6 +717,58 @@ def rules_save(obj: Context, path: str, by: str, note: str) -> None:
         fail("\n".join(exc.problems), EXIT_USAGE)
     audits.log(by, "rules.update", f"v{version}", {"note": note[:200], "file": Path(path).name})
     click.echo(f"已保存团队规则 v{version}")
+
+
+@cli.command()
+@click.pass_obj
+def migrate(obj: Context) -> None:
+    """把数据库结构升级到当前版本（服务启动时也会自动执行；可重复执行）。"""
+    from storage import Database
+    from storage.database import sqlite_url
+
+    db = Database(obj.database_url or sqlite_url(obj.instance), migrate=False)
+    try:
+        before, after = db.migrate()
+    finally:
+        db.engine.dispose()
+    where = db.display_url
+    if before == after:
+        click.echo(f"数据库已是最新结构（{after}）：{where}")
+    else:
+        click.echo(f"数据库结构已从 {before or '（无版本记录）'} 升级到 {after}：{where}")
+
+
+@cli.command(name="copy-instance")
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    help="目标数据库地址，如 postgresql://kbcoach@db/kbcoach（须已创建、可为空库）。",
+)
+@click.pass_obj
+def copy_instance(obj: Context, target_url: str) -> None:
+    """把本实例的数据库整体复制到另一个数据库（保留编号、核对行数，可重复执行）。"""
+    from storage import Database, DatabaseError
+    from storage.copy import copy_database
+    from storage.database import normalize_url, sqlite_url
+
+    source_url = obj.database_url or sqlite_url(obj.instance)
+    try:
+        same = normalize_url(target_url) == normalize_url(source_url)
+    except Exception:  # noqa: BLE001 - sqlalchemy's own parse error, in Chinese below
+        fail(f"无法识别的数据库地址：{target_url}", EXIT_USAGE)
+    if same:
+        fail("目标数据库就是当前数据库", EXIT_USAGE)
+    try:
+        source, target = Database(source_url), Database(target_url)
+    except DatabaseError as exc:
+        fail(str(exc), EXIT_USAGE)
+    report = copy_database(source, target)
+    for name, (n_source, copied) in report.tables.items():
+        click.echo(f"{name}\t源 {n_source} 行\t本次复制 {copied} 行")
+    if not report.ok:
+        fail(f"以下表的目标行数少于源：{', '.join(report.mismatched)}")
+    click.echo(f"已复制到 {target.display_url}，各表行数一致。")
 
 
 @cli.command(name="audit-log")

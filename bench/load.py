@@ -3,11 +3,17 @@ on loopback, while an editor changes articles; prints throughput, latency
 percentiles, errors and how long an edit takes to become searchable.
 
     python bench/load.py [--clients 16] [--seconds 30] [--workers 2] [--threads 2]
-                         [--hostile 4]
+                         [--hostile 4] [--nodes 2]
 
 With --hostile N, N more clients send check-reply drafts of the largest allowed size
 built to be costly (a repeated slot phrase, "你找售后" x 1250); the same load is run
 first without them on the same server, and both tables are printed.
+
+With --nodes 2, the same load (same length, same clients, same editor) runs first on
+one node on its embedded SQLite, then on two nodes (each `serve --prod` with its own
+instance folder and index) sharing one PostgreSQL started for the run (tests/pg.py):
+clients are spread over both nodes, the editor saves through node A's database and
+times until node B's search finds the edit.  Both tables are printed.
 
 Bounded in time and count, loopback only.  KBCOACH_LOAD_DEBUG=1 prints every poll of
 the editor (client wait and the engine's own took_ms).  Client processes (not threads) so the
@@ -17,6 +23,7 @@ load generator itself is not serialised by one GIL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
@@ -124,12 +131,13 @@ def hostile_client(port: int, token: str, deadline: float, out: mp.Queue) -> Non
     out.put(rows)
 
 
-def editor(instance: str, port: int, token: str, deadline: float, out: mp.Queue) -> None:
-    """Saves an article with a fresh word every ~2 s and times until search finds it."""
+def editor(instance: str, database_url, port: int, token: str, deadline: float, out) -> None:
+    """Saves an article with a fresh word every ~2 s and times until search (on the node
+    at `port`: another node than the saver's when there are several) finds it."""
     from kb.models import Article
     from kb.service import KnowledgeBase
 
-    kb = KnowledgeBase(instance)
+    kb = KnowledgeBase(instance, database_url=database_url)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     auth = {"Authorization": f"Bearer {token}"}
     delays: list[float] = []
@@ -198,53 +206,96 @@ def main() -> None:
         default=0,
         help="also run the same load with N hostile check-reply clients beside it",
     )
+    ap.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="2+: run on one SQLite node, then on N nodes sharing one PostgreSQL",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kbcoach-load-"))
-    inst = str(work / "instance")
+    if args.nodes == 1:
+        inst = str(work / "instance")
+        token = setup_instance(inst)
+        with running_nodes(args, [inst], None, token) as ports:
+            phases = [0, args.hostile] if args.hostile else [0]
+            results = [run_phase(args, inst, ports, token, n, None) for n in phases]
+        for hostile, (rows, delays, elapsed) in zip(phases, results, strict=True):
+            report(args, hostile, rows, delays, elapsed, "1 node, SQLite")
+    else:
+        from tests.pg import PostgresServer
+
+        inst = str(work / "one-node")
+        token = setup_instance(inst)
+        with running_nodes(args, [inst], None, token) as ports:
+            single = run_phase(args, inst, ports, token, args.hostile, None)
+        with PostgresServer() as pg:
+            pg.create_database("kbcoach")
+            url = pg.url("kbcoach")
+            insts = [str(work / f"node-{chr(97 + i)}") for i in range(args.nodes)]
+            token = setup_instance(insts[0], url)
+            with running_nodes(args, insts, url, token) as ports:
+                multi = run_phase(args, insts[0], ports, token, args.hostile, url)
+        report(args, args.hostile, *single, "1 node, SQLite")
+        report(args, args.hostile, *multi, f"{args.nodes} nodes, one PostgreSQL")
+    print("targets: 0 errors, search p99 <= 100 ms at 16 clients, edits visible <= 2000 ms")
+
+
+def setup_instance(inst: str, database_url: str | None = None) -> str:
+    """A fresh instance (on `database_url` if given): the starter articles, the 7k real
+    long articles when ../shared/data has them, and an agent's API token."""
+    shared = ["--database-url", database_url] if database_url else []
 
     def cli(*a: str) -> str:
         return subprocess.run(
-            [*KBCOACH, "--instance", inst, *a], check=True, capture_output=True, text=True
+            [*KBCOACH, "--instance", inst, *shared, *a], check=True, capture_output=True, text=True
         ).stdout.strip()
 
     cli("init")
     if (DATA / "longdocs_articles.jsonl").exists():
         cli("import-jsonl", str(DATA / "longdocs_articles.jsonl"))  # 7k real long articles
     cli("user", "add", "loadbot", "--role", "agent", "--password", "load-bench-pw")
-    token = cli("token", "create", "loadbot")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            *KBCOACH,
-            "--instance",
-            inst,
-            "serve",
-            "--prod",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--threads",
-            str(args.threads),
-        ],
-        stdout=open(args.server_log, "w") if args.server_log else subprocess.DEVNULL,  # noqa: SIM115
-        stderr=subprocess.DEVNULL,
-    )
+    return cli("token", "create", "loadbot").splitlines()[-1].strip()
+
+
+@contextlib.contextmanager
+def running_nodes(args, instances: list[str], database_url: str | None, token: str):
+    """`serve --prod` per instance folder (one database); yields their ports, warmed."""
+    shared = ["--database-url", database_url] if database_url else []
+    ports = [free_port() for _ in instances]
+    servers = [
+        subprocess.Popen(
+            [
+                *KBCOACH,
+                "--instance",
+                inst,
+                *shared,
+                "serve",
+                "--prod",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--articles",
+                "/nonexistent",
+            ],
+            stdout=open(args.server_log, "a") if args.server_log else subprocess.DEVNULL,  # noqa: SIM115
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for inst, port in zip(instances, ports, strict=True)
+    ]
     try:
-        for _ in range(300):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
+        for port in ports:
+            wait_ready(port)
         # warm every worker: segmenter, rule pack, postings
         warm_deadline = time.monotonic() + 5
         q: mp.Queue = mp.Queue()
         warm = [
-            mp.Process(target=client, args=(port, token, warm_deadline, i, q)) for i in range(4)
+            mp.Process(target=client, args=(ports[i % len(ports)], token, warm_deadline, i, q))
+            for i in range(4 * len(ports))
         ]
         for p in warm:
             p.start()
@@ -252,32 +303,45 @@ def main() -> None:
             q.get()
         for p in warm:
             p.join()
-
-        phases = [0, args.hostile] if args.hostile else [0]
-        results = [run_phase(args, inst, port, token, q, n) for n in phases]
+        yield ports
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-
-    for hostile, (rows, delays, elapsed) in zip(phases, results, strict=True):
-        report(args, hostile, rows, delays, elapsed)
-    print("targets: 0 errors, search p99 <= 100 ms at 16 clients")
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.wait(timeout=30)
 
 
-def run_phase(args, inst: str, port: int, token: str, q: mp.Queue, hostile: int):
-    """One timed load: the clients, the editor, and `hostile` attackers beside them."""
+def wait_ready(port: int) -> None:
+    for _ in range(600):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/healthz")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"node on port {port} did not start")
+
+
+def run_phase(args, inst: str, ports: list[int], token: str, hostile: int, database_url):
+    """One timed load: the clients (spread over the nodes), the editor (saving through
+    the first node's database, searching on the last node), and `hostile` attackers."""
+    q: mp.Queue = mp.Queue()
     deadline = time.monotonic() + args.seconds
     procs = [
-        mp.Process(target=client, args=(port, token, deadline, 1000 + i, q))
+        mp.Process(target=client, args=(ports[i % len(ports)], token, deadline, 1000 + i, q))
         for i in range(args.clients)
     ]
     procs += [
-        mp.Process(target=hostile_client, args=(port, token, deadline, q)) for _ in range(hostile)
+        mp.Process(target=hostile_client, args=(ports[i % len(ports)], token, deadline, q))
+        for i in range(hostile)
     ]
     ed_q: mp.Queue = mp.Queue()
     editors = []
     if not args.no_edits:
-        editors.append(mp.Process(target=editor, args=(inst, port, token, deadline, ed_q)))
+        editors.append(
+            mp.Process(target=editor, args=(inst, database_url, ports[-1], token, deadline, ed_q))
+        )
     started = time.monotonic()
     for p in [*procs, *editors]:
         p.start()
@@ -288,10 +352,10 @@ def run_phase(args, inst: str, port: int, token: str, q: mp.Queue, hostile: int)
     return rows, delays, time.monotonic() - started
 
 
-def report(args, hostile: int, rows: list, delays: list[float], elapsed: float) -> None:
+def report(args, hostile: int, rows: list, delays: list[float], elapsed: float, where: str):
     """Print one phase's table."""
     print(
-        f"== load: {args.clients} clients"
+        f"== load ({where}): {args.clients} clients"
         + (f" + {hostile} hostile check-reply clients" if hostile else "")
         + f", {args.seconds:.0f} s, gunicorn {args.workers} "
         f"workers x {args.threads} threads, {os.cpu_count()} cores, loopback =="

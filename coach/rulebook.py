@@ -10,6 +10,7 @@ version they were checked with.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import yaml
 
 from kb import safeyaml
 from kb.store import Store, now_iso
+from storage import rules as repo
 
 from .rules import TOP_LEVEL, RuleError, RulePack, default_pack_path, load_rules
 
@@ -56,53 +58,50 @@ _EMPTY = _digest("")
 
 
 class RuleBook:
+    """The team's rule-pack versions: rows in the database, files as a cache.
+
+    Nothing is kept in memory: the current version is the newest row, looked up on
+    each call, so a version saved by any process or node is what every other one loads
+    next (web/coach.py looks it up at most once a second)."""
+
     def __init__(self, store: Store, instance: str | Path):
         self.store = store
+        self.database = store.database
         self.folder = Path(instance) / "rules"
-        db = store.db
-        if "rule_packs" not in db.table_names():
-            with db.conn:
-                db["rule_packs"].create(
-                    {"id": int, "yaml": str, "by": str, "at": str, "note": str},
-                    pk="id",
-                    if_not_exists=True,
-                )
 
     def current(self) -> dict | None:
         """The newest saved version, or None (the default pack alone)."""
-        rows = list(self.store.db.query("SELECT * FROM rule_packs ORDER BY id DESC LIMIT 1"))
-        return rows[0] if rows else None
+        return repo.current(self.database)
 
     def version(self) -> int:
-        row = self.store.db.execute("SELECT max(id) FROM rule_packs").fetchone()
-        return int(row[0] or 0)
+        return repo.version(self.database)
 
     def history(self, limit: int = 50, offset: int = 0) -> list[dict]:
-        return list(
-            self.store.db.query(
-                "SELECT id, by, at, note, length(yaml) AS size FROM rule_packs "
-                "ORDER BY id DESC LIMIT ? OFFSET ?",
-                [limit, offset],
-            )
-        )
+        return repo.history(self.database, limit, offset)
 
     def version_count(self) -> int:
-        return int(self.store.db.execute("SELECT count(*) FROM rule_packs").fetchone()[0])
+        return repo.count(self.database)
 
     def get(self, version: int) -> dict | None:
-        rows = list(self.store.db.query("SELECT * FROM rule_packs WHERE id = ?", [version]))
-        return rows[0] if rows else None
+        return repo.get(self.database, version)
 
     def path_for(self, version: int) -> Path | None:
-        """The overlay file of a version (rewritten from the database if missing)."""
+        """The overlay file of a version, written from the database when missing or
+        different (the database is the truth: another node, or an instance folder
+        moved to another database, may have left other text under the same number)."""
         if not version:
             return None
+        row = self.get(version)
+        if row is None:
+            return None
         path = self.folder / f"team-v{version}.yaml"
-        if not path.exists():
-            row = self.get(version)
-            if row is None:
-                return None
-            self._write(path, row["yaml"])
+        text = row["yaml"] or ""
+        try:
+            same = path.read_text(encoding="utf-8") == text
+        except (FileNotFoundError, UnicodeDecodeError):
+            same = False
+        if not same:
+            self._write(path, text)
         return path
 
     def pack(self, version: int | None = None) -> RulePack:
@@ -163,18 +162,20 @@ class RuleBook:
     def save(self, text: str, *, by: str, note: str = "") -> int:
         """Validate and store a new version; returns its number."""
         self.validate(text)
-        with self.store.db.conn:
-            version = (
-                self.store.db["rule_packs"]
-                .insert({"yaml": text, "by": by, "at": now_iso(), "note": note[:200]})
-                .last_pk
-            )
+        version = repo.add(self.database, text, by, now_iso(), note[:200])
         self._write(self.folder / f"team-v{version}.yaml", text)
-        return int(version)
+        return version
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
+        """Replace the file at once (a unique temporary name: processes may race)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + "-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise

@@ -23,6 +23,7 @@ class SearchLog:
         self._entries: list[dict] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._repo = None
         atexit.register(self._flush_quietly)
 
     def add(self, entries: list[dict]) -> None:
@@ -42,13 +43,11 @@ class SearchLog:
             entries, self._entries = self._entries, []
         if not entries:
             return 0
-        from .store import Store
+        if self._repo is None:
+            from storage.articles import SearchLogRepository
 
-        store = Store(self.database)
-        try:
-            store.log_searches(entries)
-        finally:
-            store.close()
+            self._repo = SearchLogRepository(self.database)
+        self._repo.add(entries)  # one transaction, one executemany
         return len(entries)
 
     def _flush_quietly(self) -> None:

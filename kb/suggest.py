@@ -26,6 +26,7 @@ REBUILD_EVERY = 30.0  # at most one rebuild of the article lists per this many s
 QUERY_MIN_SEEN = 2
 QUERY_MAX_CHARS = 40
 QUERY_LOG_WINDOW = 200_000  # most recent search-log rows the frequent queries come from
+QUERY_MAX_ENTRIES = 5000  # frequent queries kept for suggestions
 SCAN = 200  # keys looked at past the bisect point, at most
 KIND_RANK = {"title": 0, "similar": 1, "query": 2}
 DYM_MIN_COVERAGE = 0.75  # share of the query's pinyin found in the suggestion
@@ -174,29 +175,20 @@ class Suggester:
     # -- building ------------------------------------------------------------------
 
     def _stamp(self) -> tuple:
-        count, latest = self.kb.store.db.execute(
-            "SELECT count(*), max(updated_at) FROM articles"
-        ).fetchone()
+        count, latest = self.kb.store.articles.stamp()
         return (self.kb.indexes.current_name(), count, latest)
 
     def _article_entries(self) -> list[Entry]:
         out: list[Entry] = []
-        rows = self.kb.store.db.execute(
-            "SELECT id, title, similar FROM articles WHERE status = 'published' ORDER BY id"
-        )
-        for aid, title, similar in rows:
+        for aid, title, similar in self.kb.store.articles.published_titles():
             out.append(Entry(title, "title", aid))
             for s in json.loads(similar or "[]"):
                 out.append(Entry(s, "similar", aid))
         return out
 
     def _query_entries(self) -> list[Entry]:
-        db = self.kb.store.db
-        last = db.execute("SELECT max(id) FROM search_log").fetchone()[0] or 0
-        rows = db.execute(
-            "SELECT q, count(*) AS n FROM search_log WHERE id > ? AND hits > 0 "
-            "GROUP BY q HAVING n >= ? ORDER BY n DESC LIMIT 5000",
-            [last - QUERY_LOG_WINDOW, QUERY_MIN_SEEN],
+        rows = self.kb.store.searches.frequent_queries(
+            QUERY_LOG_WINDOW, QUERY_MIN_SEEN, QUERY_MAX_ENTRIES
         )
         seen: dict[str, Entry] = {}
         for q, n in rows:

@@ -25,6 +25,7 @@ from scripts_lib.loader import SHORTCUT_RE
 from scripts_lib.models import CHANNELS, COACH_CATEGORIES, Script
 from scripts_lib.render import Rendered, render, to_plain
 from scripts_lib.template import placeholders, stray_braces
+from storage import usage as repo
 
 SOURCE_NAME = "scripts"
 DOCTYPE = "script"
@@ -141,7 +142,6 @@ class UsageLog:
 
     def __init__(self, store: Store):
         self.store = store
-        _ensure_schema(store)
 
     def record(
         self, script_id: str, *, user_id: int, username: str, channel: str = "", via: str = "copy"
@@ -157,8 +157,7 @@ class UsageLog:
             "channel": channel,
             "via": via,
         }
-        with self.store.db.conn:
-            self.store.db["script_usage"].insert(event)
+        repo.record(self.store.database, event)
         return event
 
     def report(self, library: Library, *, days: int | None = None) -> dict:
@@ -167,11 +166,7 @@ class UsageLog:
         if days:
             start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
             since = start.isoformat(timespec="milliseconds")
-        rows = self.store.db.execute(
-            "SELECT script_id, username, channel, count(*), max(at) FROM script_usage "
-            "WHERE at >= ? GROUP BY script_id, username, channel",
-            [since],
-        ).fetchall()
+        rows = repo.uses(self.store.database, since)
         per_script: dict[str, dict] = {}
         per_user: dict[str, dict] = defaultdict(lambda: {"uses": 0, "scripts": set(), "last": ""})
         for script_id, username, channel, n, last in rows:
@@ -292,68 +287,56 @@ class PersonalScripts:
     def __init__(self, store: Store, library: Library | None = None):
         self.store = store
         self.library = library if library is not None else default_library()
-        _ensure_schema(store)
+        self.database = store.database
 
     def list(self, user_id: int) -> list[PersonalScript]:
         """The user's scripts, most recently changed first."""
-        rows = self.store.db.query(
-            "SELECT * FROM personal_scripts WHERE user_id = ? ORDER BY updated_at DESC, id DESC",
-            [user_id],
-        )
-        return [_from_row(r) for r in rows]
+        return [_from_row(r) for r in repo.list_personal(self.database, user_id)]
 
     def get(self, user_id: int, script_id: int) -> PersonalScript:
         """One of the user's scripts; another user's id is NotFound, like a missing one."""
-        rows = list(
-            self.store.db.query(
-                "SELECT * FROM personal_scripts WHERE id = ? AND user_id = ?", [script_id, user_id]
-            )
-        )
-        if not rows:
+        row = repo.get_personal(self.database, user_id, script_id)
+        if row is None:
             raise NotFound(f"个人话术不存在：{script_id}")
-        return _from_row(rows[0])
+        return _from_row(row)
 
     def by_shortcut(self, user_id: int, code: str) -> PersonalScript | None:
         """The user's script with this shortcut (`/x1`, `x1`, `／Ｘ1`), or None."""
         key = _shortcut_key(code)
         if not key:
             return None
-        rows = list(
-            self.store.db.query(
-                "SELECT * FROM personal_scripts WHERE user_id = ? AND shortcut = ?", [user_id, key]
-            )
-        )
-        return _from_row(rows[0]) if rows else None
+        row = repo.personal_by_shortcut(self.database, user_id, key)
+        return _from_row(row) if row is not None else None
 
     def create(self, user_id: int, data: object) -> PersonalScript:
         """Validate and add a script for the user."""
-        fields = self._validate(user_id, data, current=None)
-        count = self.store.db.execute(
-            "SELECT count(*) FROM personal_scripts WHERE user_id = ?", [user_id]
-        ).fetchone()[0]
-        if count >= PERSONAL_MAX:
-            raise ValidationError(f"个人话术已达上限（{PERSONAL_MAX} 条），请先删除不用的")
-        stamp = now_iso()
-        row = {"user_id": user_id, **fields, "created_at": stamp, "updated_at": stamp}
-        with self.store.db.conn:
-            new_id = self.store.db["personal_scripts"].insert(row).last_pk
+        # checks and insert in one transaction, the user's scripts locked: two
+        # concurrent requests cannot both take the last place or the same shortcut
+        with self.database.begin():
+            repo.lock_user(self.database, user_id)
+            fields = self._validate(user_id, data, current=None)
+            if repo.count_personal(self.database, user_id) >= PERSONAL_MAX:
+                raise ValidationError(f"个人话术已达上限（{PERSONAL_MAX} 条），请先删除不用的")
+            stamp = now_iso()
+            row = {"user_id": user_id, **fields, "created_at": stamp, "updated_at": stamp}
+            new_id = repo.add_personal(self.database, row)
         return self.get(user_id, new_id)
 
     def update(self, user_id: int, script_id: int, data: object) -> PersonalScript:
         """Replace the editable fields of one of the user's scripts."""
-        current = self.get(user_id, script_id)
-        fields = self._validate(user_id, data, current=current)
-        with self.store.db.conn:
-            self.store.db["personal_scripts"].update(script_id, {**fields, "updated_at": now_iso()})
+        with self.database.begin():
+            repo.lock_user(self.database, user_id)
+            current = self.get(user_id, script_id)
+            fields = self._validate(user_id, data, current=current)
+            changed = {**fields, "updated_at": now_iso()}
+            if not repo.update_personal(self.database, user_id, script_id, changed):
+                raise NotFound(f"个人话术不存在：{script_id}")
         return self.get(user_id, script_id)
 
     def delete(self, user_id: int, script_id: int) -> None:
         """Remove one of the user's scripts."""
-        self.get(user_id, script_id)
-        with self.store.db.conn:
-            self.store.db.execute(
-                "DELETE FROM personal_scripts WHERE id = ? AND user_id = ?", [script_id, user_id]
-            )
+        if not repo.delete_personal(self.database, user_id, script_id):
+            raise NotFound(f"个人话术不存在：{script_id}")
 
     def _validate(self, user_id: int, data: object, current: PersonalScript | None) -> dict:
         if not isinstance(data, dict):
@@ -432,42 +415,3 @@ def _str_list(data: dict, name: str, max_items: int, max_chars: int) -> list[str
     if any(len(v) > max_chars for v in items):
         raise ValidationError(f"字段 {name} 的每项最多 {max_chars} 个字符")
     return items
-
-
-def _ensure_schema(store: Store) -> None:
-    """Create the usage and personal-scripts tables (idempotent)."""
-    db = store.db
-    if "personal_scripts" in db.table_names():
-        return
-    with db.conn:
-        db["script_usage"].create(
-            {
-                "id": int,
-                "at": str,
-                "script_id": str,
-                "user_id": int,
-                "username": str,
-                "channel": str,
-                "via": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db["script_usage"].create_index(["at"], if_not_exists=True)
-        db["script_usage"].create_index(["script_id"], if_not_exists=True)
-        db["personal_scripts"].create(
-            {
-                "id": int,
-                "user_id": int,
-                "title": str,
-                "text": str,
-                "shortcut": str,
-                "tags": str,
-                "channels": str,
-                "created_at": str,
-                "updated_at": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db["personal_scripts"].create_index(["user_id", "updated_at"], if_not_exists=True)

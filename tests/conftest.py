@@ -186,6 +186,48 @@ def wait_http(
     raise TimeoutError(url)
 
 
+class Server:
+    """A real `kbcoach serve` process; its output goes to a log file (a pipe nobody
+    reads fills up at 64 KB and then blocks the server mid-request)."""
+
+    def __init__(self, instance: Path, *args: str, port: int | None = None, env=None):
+        self.instance = Path(instance)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = self.instance.parent / f"server-{self.instance.name}-{self.port}.log"
+        self.instance.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [*KBCOACH, "--instance", str(self.instance), *args, "--port", str(self.port)],
+            cwd=REPO,
+            stdout=self.log.open("w"),  # noqa: SIM115 - closed with the process
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        try:
+            wait_http(self.url + "/healthz", self.proc, log=self.log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL, as a machine that dies."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @dataclass
 class LiveServer:
     url: str

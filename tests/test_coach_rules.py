@@ -224,3 +224,103 @@ def test_fatal_cap_setting(tmp_path):
     pack = load_rules([over])
     conv = example_conversation(["客户: 在吗", "客服: 您好 滚", "客户: ?", "客服: 再见"])
     assert Checker(pack).check_conversation(conv).score == 20
+
+
+# -- the team rule book (versions kept in the database) ---------------------------------
+
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+# a fresh process: open the database, then save a version or report the current one
+BOOK_PROCESS = """
+import json, sys
+from coach.rulebook import RuleBook
+from kb.store import Store
+from storage import Database
+url, folder, action = sys.argv[1:4]
+book = RuleBook(Store(Database.open(url)), folder)
+if action == "save":
+    print(book.save(sys.argv[4], by="lead", note="from another process"))
+else:
+    version = book.version()
+    pack = book.pack()
+    print(json.dumps({"version": version, "by": book.current()["by"],
+                      "filler": pack.get("filler-bare").enabled,
+                      "hedge": pack.get("vague-hedge").enabled}))
+"""
+
+
+def book_process(url: str, folder, *args: str) -> str:
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    cmd = [sys.executable, "-c", BOOK_PROCESS, url, str(folder), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def book_db(tmp_path, database_url):
+    from storage import Database
+    from storage.database import sqlite_url
+
+    db = Database(database_url or sqlite_url(tmp_path / "node-a"))
+    yield db
+    db.dispose()
+
+
+def book(db, folder):
+    from coach.rulebook import RuleBook
+    from kb.store import Store
+
+    return RuleBook(Store(db), folder)
+
+
+@BOTH
+def test_rule_book_versions_history_and_current(book_db, tmp_path):
+    rules = book(book_db, tmp_path / "node-a")
+    assert rules.version() == 0 and rules.current() is None and rules.history() == []
+    assert rules.unchanged("# 只有注释\n")  # no version: an empty overlay
+    with pytest.raises(RuleError):
+        rules.save("disable: [no-such-rule]\n", by="lead")
+    assert rules.version_count() == 0
+    v1 = rules.save("disable: [filler-bare]\n", by="lead", note="第一版" + "长" * 300)
+    v2 = rules.save("disable: [vague-hedge]\n", by="boss")
+    assert (v1, v2) == (1, 2) and rules.version() == 2 and rules.version_count() == 2
+    assert rules.current()["by"] == "boss" and rules.get(1)["yaml"] == "disable: [filler-bare]\n"
+    assert rules.get(3) is None and rules.path_for(3) is None
+    history = rules.history()
+    assert [(h["id"], h["by"], h["size"]) for h in history] == [(2, "boss", 23), (1, "lead", 23)]
+    assert history[1]["note"] == ("第一版" + "长" * 300)[:200]
+    assert [h["id"] for h in rules.history(1, 1)] == [1]
+    assert rules.unchanged("disable:   [vague-hedge]  # 同一版\n")
+    assert not rules.pack().get("vague-hedge").enabled and rules.pack().get("filler-bare").enabled
+
+
+@BOTH
+def test_a_version_saved_by_one_process_is_what_a_fresh_process_loads(
+    book_db, tmp_path, database_url
+):
+    """Versions live in the database, never in one process's memory or folder: a save
+    by one process (node A) is what another, freshly started process loads (node B; on
+    PostgreSQL a node with its own instance folder)."""
+    url = book_db.url
+    node_a = tmp_path / "node-a"
+    node_b = node_a if database_url is None else tmp_path / "node-b"
+    here = book(book_db, node_a)
+    assert here.version() == 0
+    assert book_process(url, node_a, "save", "disable: [filler-bare]\n").strip() == "1"
+    # this process, which was open all along, sees the new version at once
+    assert here.version() == 1 and not here.pack().get("filler-bare").enabled
+    # a stale file under the same number (another database's v2, say) loses to the row
+    here.folder.mkdir(parents=True, exist_ok=True)
+    (node_b / "rules").mkdir(parents=True, exist_ok=True)
+    (node_b / "rules" / "team-v2.yaml").write_text("disable: [filler-bare]\n", "utf-8")
+    assert here.save("disable: [vague-hedge]\n", by="boss") == 2
+    seen = book_process(url, node_b, "load")
+    import json
+
+    assert json.loads(seen) == {"version": 2, "by": "boss", "filler": True, "hedge": False}
+    assert (node_b / "rules" / "team-v2.yaml").read_text("utf-8") == "disable: [vague-hedge]\n"

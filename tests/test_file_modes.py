@@ -51,13 +51,14 @@ def test_backup_is_owner_only(tmp_path):
     assert mode(named) == 0o600
 
 
-def test_secret_key_and_initial_password_are_owner_only(tmp_path):
+def test_the_signing_key_lives_in_the_database_and_the_password_file_is_owner_only(tmp_path):
     import cli
     from web import create_app
 
     inst = tmp_path / "instance"
-    create_app({"INSTANCE": str(inst), "TESTING": True})
-    assert mode(inst / "secret_key") == 0o600
+    key = create_app({"INSTANCE": str(inst), "TESTING": True}).config["SECRET_KEY"]
+    assert len(key) == 32 and not (inst / "secret_key").exists()
+    assert create_app({"INSTANCE": str(inst), "TESTING": True}).config["SECRET_KEY"] == key
     ctx = cli.Context(str(inst))
     cli._login_hint(ctx)
     ctx.kb.close()
@@ -71,7 +72,7 @@ def test_existing_world_readable_files_are_fixed_on_start(tmp_path):
     inst = tmp_path / "instance"
     run_cli("user", "add", "agent1", "--role", "agent", "--password", PASSWORD,
             instance=inst, check=True)  # fmt: skip
-    create_app({"INSTANCE": str(inst), "TESTING": True}).extensions["kb"].close()
+    (inst / "secret_key").write_bytes(b"k" * 32)  # as an earlier release left it
     (inst / "initial_admin_password.txt").write_text("old\n")
     for path, m in (
         (inst, 0o755),
@@ -83,8 +84,9 @@ def test_existing_world_readable_files_are_fixed_on_start(tmp_path):
     assert run_cli("user", "list", instance=inst, check=True).stdout.startswith("agent1")
     assert mode(inst) == 0o700
     assert mode(inst / "kbcoach.db") == 0o600
-    create_app({"INSTANCE": str(inst), "TESTING": True})
-    assert mode(inst / "secret_key") == 0o600
+    # the old key moves into the database (logins made with it stay valid)
+    assert create_app({"INSTANCE": str(inst), "TESTING": True}).config["SECRET_KEY"] == b"k" * 32
+    assert not (inst / "secret_key").exists()
     ctx = cli.Context(str(inst))
     cli._login_hint(ctx)  # what `kbcoach serve` says at start
     ctx.kb.close()

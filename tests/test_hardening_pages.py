@@ -19,6 +19,7 @@ from kb import safeyaml
 from kb.articles import parse_article
 from kb.errors import ValidationError
 from scripts_lib.loader import read_file
+from storage import rules as rule_packs
 
 # billion laughs: 9 levels of 9 aliases each stand for 9**9 (387 million) strings
 BOMB = "definitions:\n  a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
@@ -39,8 +40,7 @@ def test_the_anchor_bomb_is_refused_at_save_and_later_saves_stay_fast(kb, instan
     assert bad.value.problems == ["团队规则: 第 2 行：不支持 YAML 锚点/别名（&/*）"]
     assert book.version() == 0
     # a bomb saved before this fix (written straight to the table) is never expanded
-    with kb.store.db.conn:
-        kb.store.db["rule_packs"].insert({"yaml": BOMB, "by": "old", "at": "", "note": ""})
+    rule_packs.add(kb.store.database, BOMB, "old", "")
     start = time.monotonic()
     assert not book.unchanged(SAFE_PACK)
     assert book.save(SAFE_PACK, by="lead") == 2
@@ -130,8 +130,7 @@ def test_the_rules_page_shows_the_refusal(app, users, kb):
     assert resp.status_code == 400
     assert "第 2 行：不支持 YAML 锚点/别名（&amp;/*）" in resp.get_data(as_text=True)
     # a bomb stored before the check: the page says why and takes a fixed version
-    with kb.store.db.conn:
-        kb.store.db["rule_packs"].insert({"yaml": BOMB, "by": "old", "at": "", "note": ""})
+    rule_packs.add(kb.store.database, BOMB, "old", "")
     page = sup.get("/rules").get_data(as_text=True)
     assert "当前版本 v1 无法加载" in page and "team-v1.yaml: 第 7 行：内容过多" in page
     assert sup.post("/rules", data={"yaml": SAFE_PACK}).status_code == 302
@@ -311,10 +310,7 @@ def test_appeals_my_audits_runs_log_and_rule_history_are_paged(app, users, kb, l
 
     book = RuleBook(kb.store, kb.root)
     for n in range(55):
-        with kb.store.db.conn:
-            kb.store.db["rule_packs"].insert(
-                {"yaml": "", "by": "lead", "at": "", "note": f"第{n}版"}
-            )
+        rule_packs.add(kb.store.database, "", "lead", "", f"第{n}版")
     rules = sup.get("/rules").get_data(as_text=True)
     assert "历史版本（共 55 个）" in rules and "v55 " in rules and "v5 " not in rules
     older = sup.get(_links(rules, "next")[0]).get_data(as_text=True)

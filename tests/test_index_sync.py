@@ -16,11 +16,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from kb.models import Article
 from kb.service import KnowledgeBase
 
 from .conftest import FIXTURES, KBCOACH, REPO, free_port, run_cli, wait_http
 
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 WRITERS = 4  # concurrent PUT loops, one article each: commits queue behind the index
 KILL_AFTER = 40  # acknowledged saves before the SIGKILL
 READY_BOUND = 2.0  # seconds from "restart ready" to every acknowledged save searchable
@@ -135,7 +138,8 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[2])
 from kb.models import Article
 from kb.store import Store
-store = Store(sys.argv[1])
+from storage import Database
+store = Store(Database.open(sys.argv[1]))
 store.save(Article(id="product-late", title="断电前保存的退款说明", category="product"))
 os.kill(os.getpid(), signal.SIGKILL)  # after the commit, before any index update
 """
@@ -143,7 +147,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # after the commit, before any index updat
 
 def save_and_die(kb: KnowledgeBase) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", SAVE_THEN_DIE, str(kb.db_path), str(REPO)],
+        [sys.executable, "-c", SAVE_THEN_DIE, kb.database.url, str(REPO)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -156,6 +160,7 @@ def hit_ids(kb: KnowledgeBase, q: str) -> list[str]:
     return [h.id for h in kb.search(q, log=False).hits]
 
 
+@BOTH
 def test_a_save_killed_before_its_index_update_is_applied_at_start(kb):
     save_and_die(kb)
     assert "product-late" not in hit_ids(kb, "断电前保存")
@@ -166,6 +171,7 @@ def test_a_save_killed_before_its_index_update_is_applied_at_start(kb):
     assert hit_ids(kb, "断电前保存") == ["product-late"]
 
 
+@BOTH
 def test_a_save_killed_before_its_index_update_is_applied_by_the_timer(kb):
     kb.start_sync(0.2)
     try:
@@ -187,8 +193,11 @@ def wait_applied(node: KnowledgeBase, seq: int) -> None:
     assert node.indexes.applied()["seq"] >= seq
 
 
+@BOTH
 def test_two_nodes_with_their_own_index_converge(kb, tmp_path):
-    other = KnowledgeBase(kb.root, index_dir=tmp_path / "node-b-index")
+    other = KnowledgeBase(
+        kb.root, index_dir=tmp_path / "node-b-index", database_url=kb.database_url
+    )
     assert other.ensure_index() is not None  # its first index: a rebuild
     other.start_sync(0.2)
     try:
@@ -207,10 +216,11 @@ def test_two_nodes_with_their_own_index_converge(kb, tmp_path):
     assert kb.indexes.root != other.indexes.root
 
 
+@BOTH
 def test_far_behind_rebuilds_into_a_fresh_generation(kb):
     """More changed articles than an update is worth: a new generation, the old one
     serving until the swap."""
-    other = KnowledgeBase(kb.root)  # a writer that never touches the index
+    other = KnowledgeBase(kb.root, database_url=kb.database_url)  # never touches the index
     other.store.save_many(
         Article(id=f"bulk-{i}", title=f"批量导入 编号 bq{i:04d}", category="product")
         for i in range(600)
@@ -224,6 +234,7 @@ def test_far_behind_rebuilds_into_a_fresh_generation(kb):
     other.close()
 
 
+@BOTH
 def test_an_index_ahead_of_the_database_is_rebuilt(kb):
     """A database restored from an older backup: the index's position is past the
     newest change, so it is rebuilt from what the database now holds."""
@@ -234,6 +245,7 @@ def test_an_index_ahead_of_the_database_is_rebuilt(kb):
     assert kb.indexes.applied()["seq"] == kb.store.last_change()
 
 
+@BOTH
 def test_the_sync_thread_stops_cleanly(kb):
     sync = kb.start_sync(0.05)
     assert kb.start_sync(0.05) is sync  # one per knowledge base
@@ -245,18 +257,19 @@ def test_the_sync_thread_stops_cleanly(kb):
 def test_a_restored_database_makes_every_index_rebuild(kb, tmp_path):
     """A restore starts a new numbering (epoch): an index positioned in the old one
     cannot tell which of the restored database's changes it has, so it rebuilds."""
-    from kb.store import backup, restore
+    from storage.backup import backup, restore
 
-    saved = backup(kb.db_path, tmp_path / "before.db")
+    saved = backup(kb.database, tmp_path / "before.db")
     kb.save(Article(id="product-after", title="备份之后新增的文章", category="product"))
     kb.close()
-    restore(saved, kb.db_path)
+    restore(saved, kb.database)
     stats = kb.ensure_index()
     assert stats is not None and stats["mode"] == "rebuild"
     assert hit_ids(kb, "备份之后新增") == []
     assert kb.indexes.applied()["epoch"] == kb.store.change_epoch()
 
 
+@BOTH
 def test_a_generation_swapped_in_without_the_scripts_gets_them_back_on_a_tick(kb):
     from scripts_lib.usage import register_source
 
@@ -264,7 +277,7 @@ def test_a_generation_swapped_in_without_the_scripts_gets_them_back_on_a_tick(kb
     kb.sync_source("scripts")
     assert "script:hold-apology-1" in hit_ids(kb, "稍等")
     kb.poll_changes()
-    other = KnowledgeBase(kb.root)  # a process that does not know about scripts
+    other = KnowledgeBase(kb.root, database_url=kb.database_url)  # knows no scripts
     other.rebuild_index()
     other.close()
     assert "script:hold-apology-1" not in hit_ids(kb, "稍等")

@@ -1,14 +1,22 @@
 """Pinned answers: a trainer pins an article to a query and its variants."""
 
+import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from kb import pins
 from kb.accounts import Accounts
 from kb.errors import NotFound, ValidationError
+from kb.store import Store
+from storage import Database
+from storage import pins as repo
+from storage.database import sqlite_url
 
 from .conftest import csrf_token, login
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -176,3 +184,59 @@ def test_agents_may_not_pin(client):
     assert resp.status_code == 403
     assert client.get("/api/v1/pins").status_code == 403
     assert client.delete("/api/v1/pins/1", headers=headers).status_code == 403
+
+
+# -- the repository alone (no articles needed) ------------------------------------------
+
+
+@pytest.fixture
+def database(tmp_path, database_url):
+    db = Database(database_url or sqlite_url(tmp_path))
+    yield db
+    db.dispose()
+
+
+def test_every_pin_change_moves_the_version_the_map_follows(database):
+    pin_map = pins.PinMap(SimpleNamespace(store=Store(database)))
+    assert repo.current_version(database) == "0" and pin_map.lookup("发票怎么开") == []
+    key = pins.pin_key("发票怎么开")
+    first, created = repo.add_pin(database, "发票怎么开", key, "a1", "t", "trainer1")
+    assert created and repo.current_version(database) == "1"
+    assert repo.add_pin(database, "怎么开发票", key, "a1", "t", "trainer1") == (first, False)
+    assert repo.current_version(database) == "1"  # nothing changed
+    second, _ = repo.add_pin(database, "发票怎么开", key, "a2", "t", "trainer1")
+    pin_map.invalidate()
+    assert pin_map.lookup("發票怎麼開") == ["a1", "a2"]
+    assert repo.remove_pin(database, first) and not repo.remove_pin(database, first)
+    assert repo.current_version(database) == "3"
+    pin_map.invalidate()
+    assert pin_map.lookup("发票怎么开") == ["a2"]
+    listed = repo.list_pins(database)
+    assert [(p["id"], p["title"]) for p in listed] == [(second, "")]  # no such article
+    assert repo.list_pins(database, 1, 1) == [] and repo.pin_count(database) == 1
+
+
+def test_concurrent_pin_changes_never_share_a_version(database):
+    """Every writer raises the counter in its own transaction (on PostgreSQL the
+    upsert waits for the row lock): N changes leave version N, and the same pin added
+    by several writers at once is stored once."""
+    errors: list[BaseException] = []
+    results: list[tuple[int, bool]] = []
+
+    def add(n: int) -> None:
+        try:
+            for i in range(5):
+                results.append(repo.add_pin(database, "q", f"k{i}", "same", "t", f"w{n}"))
+                repo.add_pin(database, "q", f"k{n}-{i}", f"a{n}", "t", f"w{n}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(created for _, created in results) == 5  # k0..k4 -> "same", once each
+    assert repo.pin_count(database) == 5 + 4 * 5
+    assert repo.current_version(database) == str(5 + 4 * 5)

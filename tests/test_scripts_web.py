@@ -20,6 +20,9 @@ from scripts_lib.usage import (
 
 from .conftest import FIXTURES, csrf_token, login, run_cli
 
+# the usage report and personal scripts (tables in the instance database), on both backends
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
 SCRIPT_KEYS = {
     "id",
     "scenario",
@@ -395,6 +398,7 @@ def used(client, headers, script_id, body=None):
     return client.post(f"/api/v1/scripts/{script_id}/used", json=body or {}, headers=headers)
 
 
+@BOTH
 def test_copy_events_and_the_usage_report(app, client, csrf, users):
     resp = used(client, csrf, "hold-apology-1", {"channel": "wechat"})
     assert resp.status_code == 201
@@ -431,6 +435,7 @@ def test_copy_events_and_the_usage_report(app, client, csrf, users):
     assert "话术使用统计" in page and "agent1（2）" in page and "从未使用的话术" in page
 
 
+@BOTH
 @pytest.mark.parametrize(
     ("script_id", "body", "status", "words"),
     [
@@ -444,6 +449,7 @@ def test_used_validates(client, csrf, script_id, body, status, words):
     assert words in error_of(used(client, csrf, script_id, body), status)
 
 
+@BOTH
 @pytest.mark.parametrize("days", ["0", "abc", "99999", "-1"])
 def test_usage_report_validates_days(app, users, days):
     boss, _ = client_for(app, users["supervisor"])
@@ -459,6 +465,7 @@ MINE = {
 }
 
 
+@BOTH
 def test_personal_scripts_crud(client, csrf):
     resp = client.post("/api/v1/my/scripts", json={**MINE, "tags": ["问候"]}, headers=csrf)
     assert resp.status_code == 201
@@ -488,6 +495,7 @@ def test_personal_scripts_crud(client, csrf):
     error_of(client.delete(f"/api/v1/my/scripts/{mine['id']}", headers=csrf), 404)
 
 
+@BOTH
 def test_personal_scripts_belong_to_their_owner(app, client, csrf, users):
     mine = client.post("/api/v1/my/scripts", json=MINE, headers=csrf).get_json()["script"]
     other, other_csrf = client_for(app, users["trainer"])
@@ -502,6 +510,7 @@ def test_personal_scripts_belong_to_their_owner(app, client, csrf, users):
     assert client.get(url).get_json()["script"]["title"] == "我的开场"
 
 
+@BOTH
 @pytest.mark.parametrize(
     ("body", "words"),
     [
@@ -522,6 +531,7 @@ def test_personal_scripts_are_validated(client, csrf, body, words):
     assert words in error_of(client.post("/api/v1/my/scripts", json=body, headers=csrf), 400)
 
 
+@BOTH
 def test_a_personal_shortcut_is_unique_per_user(client, csrf):
     assert client.post("/api/v1/my/scripts", json=MINE, headers=csrf).status_code == 201
     again = client.post("/api/v1/my/scripts", json={**MINE, "title": "另一条"}, headers=csrf)

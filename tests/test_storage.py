@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from storage import Database, schema
 from storage.database import sqlite_url
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, run_cli
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 LEGACY = FIXTURES / "legacy" / "release-0.1.sql"
@@ -140,3 +140,38 @@ def test_a_release_0_1_instance_upgrades_in_place(tmp_path):
             .returning(schema.changes.c.seq)
         ).scalar_one()
     assert seq == LEGACY_COUNTS["changes"] + 1
+
+
+def test_kbcoach_migrate_upgrades_a_release_0_1_instance_once(tmp_path):
+    root = legacy_instance(tmp_path)
+    first = run_cli("migrate", instance=root, check=True).stdout
+    assert "（无版本记录） 升级到 0001" in first
+    again = run_cli("migrate", instance=root, check=True).stdout
+    assert "已是最新结构" in again
+
+
+def test_copy_instance_to_postgresql_keeps_ids_and_is_safe_to_rerun(tmp_path, pg_url):
+    root = legacy_instance(tmp_path)
+    out = run_cli("copy-instance", "--to", pg_url, instance=root, check=True).stdout
+    assert "各表行数一致" in out and "users\t源 4 行\t本次复制 4 行" in out
+    again = run_cli("copy-instance", "--to", pg_url, instance=root, check=True).stdout
+    assert "users\t源 4 行\t本次复制 0 行" in again
+    target = Database(pg_url)
+    assert {k: v for k, v in target.counts().items() if k in LEGACY_COUNTS} == LEGACY_COUNTS
+    with target.read() as conn:
+        names = conn.execute(sa.select(schema.users.c.id, schema.users.c.username)).all()
+    with sqlite3.connect(root / "kbcoach.db") as src:
+        assert sorted(names) == sorted(src.execute("SELECT id, username FROM users").fetchall())
+    with target.begin() as conn:  # the next id follows the copied ones
+        new_id = conn.execute(
+            sa.insert(schema.users).values(username="new").returning(schema.users.c.id)
+        ).scalar_one()
+    assert new_id == max(i for i, _ in names) + 1
+
+
+def test_copy_instance_refuses_a_bad_or_same_target(tmp_path):
+    root = legacy_instance(tmp_path)
+    bad = run_cli("copy-instance", "--to", "mysql://x@y/z", instance=root)
+    assert bad.returncode == 2 and "不支持的数据库" in bad.stderr
+    same = run_cli("copy-instance", "--to", sqlite_url(root), instance=root)
+    assert same.returncode == 2 and "就是当前数据库" in same.stderr

@@ -9,11 +9,14 @@ from kb import suggest
 from kb.models import Article
 from kb.suggest import suggester
 
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
 
 def texts(items):
     return [s["text"] for s in items]
 
 
+@BOTH
 @pytest.mark.parametrize(
     ("prefix", "text", "kind", "article"),
     [
@@ -36,15 +39,18 @@ def test_prefixes_suggest_titles_and_similar_questions(kb, prefix, text, kind, a
     assert {"text": text, "kind": kind, "id": article} in got
 
 
+@BOTH
 def test_drafts_are_never_suggested(kb):
     assert "草稿中的发票话术" not in texts(suggester(kb).suggest("草稿"))
 
 
+@BOTH
 def test_whole_prefix_ranks_before_a_word_inside(kb):
     got = texts(suggester(kb).suggest("发票"))
     assert got.index("发票怎么开") < got.index("如何开具发票")
 
 
+@BOTH
 def test_frequent_successful_queries_are_suggested(kb):
     kb.search("专票抬头怎么写", log=True)  # seen once: not yet frequent
     kb.search("专票怎么开", log=True)
@@ -60,6 +66,7 @@ def test_frequent_successful_queries_are_suggested(kb):
     assert "专票怎么开" in texts(s.suggest("zp"))
 
 
+@BOTH
 def test_new_articles_show_up_after_a_change(kb, monkeypatch):
     s = suggester(kb)
     assert s.suggest("物流") == []
@@ -72,11 +79,13 @@ def test_new_articles_show_up_after_a_change(kb, monkeypatch):
     assert texts(s.suggest("wlcx")) == ["物流查询方法"]
 
 
+@BOTH
 def test_empty_and_punctuation_only_prefixes_suggest_nothing(kb):
     assert suggester(kb).suggest("") == []
     assert suggester(kb).suggest("？！ ") == []
 
 
+@BOTH
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -90,6 +99,7 @@ def test_did_you_mean_finds_the_closest_question(kb, query, expected):
     assert suggester(kb).did_you_mean(query) == expected
 
 
+@BOTH
 def test_did_you_mean_stays_quiet_when_nothing_is_close(kb):
     assert suggester(kb).did_you_mean("量子纠缠") is None
     assert suggester(kb).did_you_mean("qwertyuiop") is None

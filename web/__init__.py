@@ -67,10 +67,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.url_map.converters["int"] = _RowId  # before any route is added
 
-    from kb.service import KnowledgeBase
+    from core import Settings, open_instance
 
-    kb = KnowledgeBase(app.config["INSTANCE"], database_url=app.config["DATABASE_URL"] or None)
-    app.extensions["kb"] = kb
+    services = open_instance(
+        Settings(
+            instance=Path(app.config["INSTANCE"]),
+            database_url=app.config["DATABASE_URL"] or None,
+            scripts_dirs=tuple(app.config.get("SCRIPTS_DIRS") or ()),
+        )
+    )
+    app.extensions["services"] = services
+    kb = app.extensions["kb"] = services.kb
 
     from . import api, auth, coach, errors, pages, scripts, serving, supervise
 
@@ -97,6 +104,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         return {"ok": True, "articles": kb.store.count()}
 
     return app
+
+
+def services():
+    """The app's application core (core.Services)."""
+    from flask import current_app
+
+    return current_app.extensions["services"]
 
 
 def get_kb():

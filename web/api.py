@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request, url_for
+from flask_login import current_user
 
 from kb import pins
 from kb.models import CATEGORIES
 from kb.suggest import suggester
 
-from . import get_kb
+from . import get_kb, services
 from .auth import actor, requires
 from .errors import ApiError, json_request
-from .scripts import hit_extras, json_body, search_extras
+from .scripts import json_body
 from .views import article_payload
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -19,19 +20,8 @@ SUGGEST_MAX_CHARS = 50
 
 
 @bp.record_once
-def _attach_pins(state) -> None:
-    """Pinned answers come first in every search of the app (API and page)."""
-    pins.attach(state.app.extensions["kb"])
+def _warm_suggest(state) -> None:
     suggester(state.app.extensions["kb"]).ready()  # first build in the background, now
-
-
-@bp.app_template_global()
-def did_you_mean(q: str) -> str | None:
-    """您是不是要找: the closest title or similar question, for a query that found nothing."""
-    if not q:
-        return None
-    sug = suggester(get_kb())
-    return sug.did_you_mean(q) if sug.ready() else None
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -61,38 +51,40 @@ def search_args() -> dict:
     return {"q": q, "category": category, "tag": tag, "limit": limit}
 
 
+def answer_for(args: dict, via: str) -> dict:
+    """The core's search answer for these arguments, with the web's links added."""
+    user = getattr(current_user, "user", None)
+    answer = services().search.answer(
+        args["q"],
+        user_id=user.id if user is not None else None,
+        category=args["category"],
+        tag=args["tag"],
+        limit=args["limit"],
+        via=via,
+    )
+    body = answer.to_dict()
+    for hit in body["hits"]:
+        hit["url"] = hit_url(hit)
+    if answer.shortcut is not None:
+        body["shortcut"] = body["hits"][0]  # the same dict, with its url
+    return body
+
+
+def hit_url(hit: dict) -> str:
+    if hit["doctype"] != "script":
+        return url_for("pages.article", article_id=hit["id"])
+    if hit.get("origin") == "personal" or not hit.get("scenario"):
+        return ""  # a personal script, or one the library lost since it was indexed
+    return url_for("scripts.page", script_id=hit["id"])
+
+
 @bp.get("/search")
 @requires("search")
 def search():
     args = search_args()
     if not args["q"]:
         raise ApiError("缺少参数 q（搜索内容）", 400)
-    q = args.pop("q")
-    result = get_kb().search(q, via="api", **args)
-    hits = [
-        {
-            "id": h.id,
-            "title": h.title,
-            "title_html": h.title_html,
-            "category": h.category,
-            "tags": h.tags,
-            "snippet": h.snippet,
-            "score": h.score,
-            "url": url_for("pages.article", article_id=h.id),
-            "pinned": h.pinned,
-            **hit_extras(h),  # doctype; a script's id, url, shortcut and text
-        }
-        for h in result.hits
-    ]
-    hits, total, shortcut = search_extras(q, hits, result.total, limit=args["limit"])
-    body = {"ok": True, "took_ms": round(result.took_ms, 2), "total": total, "hits": hits}
-    if shortcut is not None:
-        body["shortcut"] = shortcut  # the query was exactly a shortcut code such as /dd
-    if not total:
-        suggestion = did_you_mean(q)
-        if suggestion:
-            body["did_you_mean"] = suggestion
-    return body
+    return {"ok": True, **answer_for(args, "api")}
 
 
 @bp.get("/suggest")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from functools import wraps
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import (
@@ -29,7 +28,6 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from kb.accounts import ROLE_LABELS, Accounts, AuthError, Throttled, User
-from kb.store import make_private
 
 from .errors import ApiError, error_response, wants_json
 
@@ -111,20 +109,22 @@ def requires(permission: str):
     return decorate
 
 
-def _secret_key(instance: Path) -> bytes:
-    path = instance / "secret_key"
-    try:
-        make_private(path)  # also one written before files were made owner-only
-        return path.read_bytes()
-    except FileNotFoundError:
-        instance.mkdir(parents=True, exist_ok=True)
-        key = os.urandom(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-        return key
-    except OSError:
-        return os.urandom(32)
+SECRET_KEY_SETTING = "web.secret_key"
+
+
+def _secret_key(kb) -> bytes:
+    """The cookie-signing key, kept in the database so every node shares it.  An
+    instance made before keeps the key of its `secret_key` file (logins stay valid)."""
+    stored = kb.store.get_setting(SECRET_KEY_SETTING)
+    if stored is None:
+        legacy = kb.root / "secret_key"
+        try:
+            candidate = legacy.read_bytes()
+            legacy.unlink()  # from now on the database holds it
+        except FileNotFoundError:
+            candidate = os.urandom(32)
+        stored = kb.store.setting_once(SECRET_KEY_SETTING, candidate.hex())
+    return bytes.fromhex(stored)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -159,7 +159,7 @@ def _renew_csrf() -> None:
 def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _secret_key(Path(app.config["INSTANCE"]))
+        app.config["SECRET_KEY"] = _secret_key(app.extensions["kb"])
     for name, value in (
         ("SESSION_COOKIE_HTTPONLY", True),
         ("SESSION_COOKIE_SAMESITE", "Lax"),

@@ -8,7 +8,7 @@ from markupsafe import Markup
 from kb.models import CATEGORIES, CATEGORY_LABELS
 
 from . import get_kb
-from .api import search_args
+from .api import answer_for, search_args
 from .auth import requires
 from .supervise import LIST_PER_PAGE, page_arg
 from .views import article_payload
@@ -20,15 +20,11 @@ bp = Blueprint("pages", __name__)
 @requires("search")
 def index():
     args = search_args()
-    result = None
-    if args["q"]:
-        result = get_kb().search(
-            args["q"], via="web", category=args["category"], tag=args["tag"], limit=args["limit"]
-        )
+    answer = answer_for(args, "web") if args["q"] else None
     return render_template(
         "search.html",
         args=args,
-        result=result,
+        result=answer,
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
         Markup=Markup,

@@ -10,16 +10,12 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, g, render_template, request, url_for
 from flask_login import current_user
 
-from kb.search import Hit
-from scripts_lib import CATEGORY_LABELS, CHANNEL_LABELS, CHANNELS, Library, Script, load_library
+from scripts_lib import CATEGORY_LABELS, CHANNEL_LABELS, CHANNELS, Library, Script
 from scripts_lib.render import render, to_html, to_plain
 from scripts_lib.usage import (
     SOURCE_NAME,
     PersonalScripts,
     UsageLog,
-    default_library,
-    register_source,
-    script_id_of,
 )
 
 from . import get_kb
@@ -36,14 +32,12 @@ REPORT_DAYS_MAX = 3660
 
 
 def init_app(app: Flask) -> None:
-    """Load the library, index it beside the articles when it changed, add the routes."""
-    dirs = app.config.get("SCRIPTS_DIRS") or ()
-    library = load_library(dirs) if dirs else default_library()
+    """Index the core's library beside the articles when it changed, add the routes."""
+    library = app.extensions["services"].scripts
     for err in library.errors:
         app.logger.warning("scripts library: %s", err)
     app.extensions["scripts"] = library
     kb = app.extensions["kb"]
-    register_source(kb, library)
     try:
         kb.sync_source(SOURCE_NAME)
     except Exception:  # the app still serves articles; the next start retries
@@ -91,63 +85,6 @@ def script_payload(script: Script) -> dict:
 def personal_payload(mine) -> dict:
     """A personal script as the API and the panel see it."""
     return {**mine.to_dict(), "scenario_title": "我的话术", "url": ""}
-
-
-def _as_hit(payload: dict) -> dict:
-    """A script payload with the fields of a search hit, for the shortcut jump."""
-    import html
-
-    return {
-        **payload,
-        "title_html": html.escape(payload["title"]),
-        "category": "phrasing",
-        "snippet": html.escape(payload["text"]),
-        "score": 0.0,
-        "doctype": "script",
-    }
-
-
-def hit_extras(hit: Hit) -> dict:
-    """Fields a search hit gains: its doctype, and for a script its id, shortcut and text."""
-    if hit.doctype != "script":
-        return {"doctype": hit.doctype}
-    script_id = script_id_of(hit.id)
-    lib = library()
-    if script_id not in lib:
-        # Indexed before the library lost it; the next start re-indexes.
-        return {"doctype": "script", "id": script_id, "url": "", "shortcut": "", "text": ""}
-    script = lib.get(script_id)
-    return {
-        "doctype": "script",
-        "id": script.id,
-        "url": url_for("scripts.page", script_id=script.id),
-        "shortcut": script.shortcut,
-        "text": script.text,
-        "scenario": script.scenario,
-    }
-
-
-def shortcut_hit(q: str) -> dict | None:
-    """The script whose shortcut is exactly the query (`/dd`): the user's own, then shared."""
-    q = q.strip()
-    if not q.startswith(("/", "／")) or len(q) > 10 or " " in q:
-        return None
-    mine = personal().by_shortcut(_user_id(), q)
-    if mine is not None:
-        return _as_hit(personal_payload(mine))
-    script = library().by_shortcut(q)
-    return _as_hit(script_payload(script)) if script is not None else None
-
-
-def search_extras(
-    q: str, hits: list[dict], total: int, *, limit: int
-) -> tuple[list[dict], int, dict | None]:
-    """Put the script a shortcut query names first; returns (hits, total, shortcut)."""
-    found = shortcut_hit(q)
-    if found is None:
-        return hits, total, None
-    rest = [h for h in hits if not (h.get("doctype") == "script" and h["id"] == found["id"])]
-    return [found, *rest][:limit], total + (len(rest) == len(hits)), found
 
 
 @bp.app_context_processor

@@ -48,7 +48,9 @@ def install_request_log(app: Flask) -> None:
         return resp
 
 
-def run_production(instance: str, host: str, port: int, workers: int, threads: int) -> None:
+def run_production(
+    instance: str, host: str, port: int, workers: int, threads: int, database_url: str = ""
+) -> None:
     """Serve with gunicorn (graceful stop on SIGTERM/SIGINT)."""
     from gunicorn.app.base import BaseApplication
 
@@ -72,6 +74,9 @@ def run_production(instance: str, host: str, port: int, workers: int, threads: i
         def load(self):
             from . import create_app
 
-            return create_app({"INSTANCE": instance})
+            config = {"INSTANCE": instance}
+            if database_url:
+                config["DATABASE_URL"] = database_url
+            return create_app(config)
 
     _App().run()

@@ -1,0 +1,59 @@
+"""The application core: one instance's services, built once per process by the web
+app (`create_app`) and by the CLI.  Use cases live here or in the libraries; web/ and
+cli.py translate requests and arguments into calls and render what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .search import Answer, SearchService
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance: Path
+    database_url: str | None = None  # None: the SQLite file in the instance folder
+    index_dir: Path | None = None  # None: <instance>/index
+    scripts_dirs: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Services:
+    """What one process serves for one instance."""
+
+    def __init__(self, settings: Settings):
+        from kb import pins
+        from kb.service import KnowledgeBase
+        from scripts_lib.library import load_library
+        from scripts_lib.usage import default_library, register_source
+
+        self.settings = settings
+        self.kb = KnowledgeBase(
+            settings.instance, index_dir=settings.index_dir, database_url=settings.database_url
+        )
+        dirs = tuple(settings.scripts_dirs or ())
+        self.scripts = load_library(dirs) if dirs else default_library()
+        register_source(self.kb, self.scripts)  # standard scripts indexed beside articles
+        pins.attach(self.kb)  # pinned answers first in every search of this process
+        self.search = SearchService(self.kb, self.scripts)
+
+    @property
+    def database(self):
+        return self.kb.database
+
+    def accounts(self):
+        """Accounts over this thread's store."""
+        from kb.accounts import Accounts
+
+        return Accounts(self.kb.store)
+
+    def close(self) -> None:
+        self.kb.close()
+
+
+def open_instance(settings: Settings) -> Services:
+    """Open (creating or upgrading if needed) an instance and its services."""
+    return Services(settings)
+
+
+__all__ = ["Answer", "SearchService", "Services", "Settings", "open_instance"]
