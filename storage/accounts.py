@@ -235,18 +235,10 @@ class AccountRepository:
             )
 
     def _lookup(self, stmt, params: dict) -> dict | None:
-        """The first row of a one-statement read, made on every request.
-
-        On PostgreSQL, outside a transaction, the statement runs in autocommit: no BEGIN
-        and ROLLBACK round trips around it (under READ COMMITTED a one-statement
-        transaction sees exactly what the statement alone sees)."""
-        if self.db.dialect == "postgresql" and not self.db.in_transaction:
-            with self.db.engine.connect() as conn:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                row = conn.execute(stmt, params).first()
-        else:
-            with self.db.read() as conn:
-                row = conn.execute(stmt, params).first()
+        """The first row of a one-statement read made on every request (on PostgreSQL
+        Database.read() is autocommit: no BEGIN/ROLLBACK round trips around it)."""
+        with self.db.read() as conn:
+            row = conn.execute(stmt, params).first()
         return dict(row._mapping) if row else None
 
     def session_user(self, sid_hash: str, now: float) -> dict | None:

@@ -158,8 +158,9 @@ def test_bearer_tokens_unaffected(app, kb, users):
 
 
 def test_a_session_holds_on_every_node_and_ends_on_every_node(app, kb, users, tmp_path):
-    """Two nodes (apps with their own instance folder on PostgreSQL, sharing the database
-    and the cookie key): the session lives in the database, not in either process."""
+    """Two nodes (apps with their own instance folder on PostgreSQL, sharing the database,
+    which holds the cookie key too): the session lives in the database, not in either
+    process."""
     other = create_node(app, kb, tmp_path)
     c = signed_in(app, users["agent"])
     on_other = other.test_client()
@@ -178,7 +179,6 @@ def create_node(app, kb, tmp_path):
             "INSTANCE": str(tmp_path / "node2") if kb.database_url else str(kb.root),
             "TESTING": True,
             "DATABASE_URL": kb.database_url or "",
-            "SECRET_KEY": app.config["SECRET_KEY"],
         }
     )
 

@@ -272,7 +272,7 @@ def test_concurrent_wrong_passwords_against_two_nodes_on_postgresql(tmp_path, pg
     database: guesses at the same moment, half to each node, are throttled as one."""
     threads = 20
     Accounts(Store(Database.open(pg_url))).add("victim", PASSWORD, ["agent"])
-    env = {"KBCOACH_DATABASE_URL": pg_url, "KBCOACH_SECRET_KEY": "one-key-for-every-node"}
+    env = {"KBCOACH_DATABASE_URL": pg_url}
     nodes = [_serve(tmp_path / f"node{i}", env=env) for i in range(2)]
     try:
         attempts = [(_attempt_opener(nodes[i % 2][1]), nodes[i % 2][1]) for i in range(threads)]
