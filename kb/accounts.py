@@ -1,24 +1,27 @@
 """Users, roles, login sessions, API tokens, login throttling and the append-only audit log.
 
 Passwords are hashed with werkzeug.security (scrypt); API tokens and session ids
-are random and only their SHA-256 is stored.  Sessions live in the database, so
-every worker process sees a logout, a password change or a disabled account at
-once.  Login attempts are reserved atomically (BEGIN IMMEDIATE) before the
-password is checked, so concurrent guesses cannot overrun the limit.  The audit
-log refuses UPDATE and DELETE at the SQLite level (triggers), so history cannot
-be rewritten through the app.
+are random and only their SHA-256 is stored.  Sessions live in the database (none
+in a process's memory), so every worker process and every node sharing the database
+sees a logout, a password change or a disabled account at once.  Login attempts are
+reserved atomically (storage/accounts.py: one writer at a time on SQLite, an advisory
+lock per throttling key on PostgreSQL) before the password is checked, so concurrent
+guesses from any process or node cannot overrun the limit.  The audit log refuses
+updates and deletes in the database itself (triggers, on both backends), so history
+cannot be rewritten through the app.  The SQL lives in storage/accounts.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 import secrets
 from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from storage.accounts import AccountRepository
 
 from .errors import KbError, NotFound, ValidationError
 from .models import ROLE_LABELS, ROLES  # noqa: F401 - re-exported
@@ -29,6 +32,7 @@ MIN_PASSWORD = 8
 LOGIN_WINDOW_S = 15 * 60
 LOGIN_MAX_FAILURES = 5
 LOGIN_MAX_FAILURES_PER_ADDRESS = LOGIN_MAX_FAILURES * 4
+FAILURES_KEPT_S = 86400  # older failure rows are deleted
 SESSION_LIFETIME_S = 12 * 3600
 SESSION_TOUCH_S = 60  # last_seen is written at most this often per session
 TOKEN_PREFIX = "kbc_"
@@ -74,94 +78,30 @@ def _verify(password_hash: str | None, password: str) -> bool:
     return False
 
 
+def _user_key(username: str) -> str:
+    return f"u:{username.lower()}"
+
+
 def _now() -> float:
     return dt.datetime.now(dt.UTC).timestamp()
 
 
-def ensure_schema(store: Store) -> None:
-    """Create the accounts tables (idempotent)."""
-    db = store.db
-    names = db.table_names()
-    if "sessions" not in names:
-        with db.conn:
-            db["sessions"].create(
-                {
-                    "id": int,
-                    "sid_hash": str,
-                    "user_id": int,
-                    "created_at": float,
-                    "last_seen": float,
-                    "expires_at": float,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["sessions"].create_index(["sid_hash"], unique=True, if_not_exists=True)
-            db["sessions"].create_index(["user_id"], if_not_exists=True)
-    if "users" in names:
-        return
-    with db.conn:
-        db["users"].create(
-            {
-                "id": int,
-                "username": str,
-                "password_hash": str,
-                "roles": str,
-                "disabled": int,
-                "created_at": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db["users"].create_index(["username"], unique=True, if_not_exists=True)
-        db["tokens"].create(
-            {
-                "id": int,
-                "user_id": int,
-                "token_hash": str,
-                "name": str,
-                "created_at": str,
-                "revoked_at": str,
-                "last_used_at": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db["tokens"].create_index(["token_hash"], unique=True, if_not_exists=True)
-        db["login_failures"].create(
-            {"id": int, "key": str, "at": float}, pk="id", if_not_exists=True
-        )
-        db["login_failures"].create_index(["key", "at"], if_not_exists=True)
-        db["audit_log"].create(
-            {"id": int, "at": str, "actor": str, "action": str, "target": str, "detail": str},
-            pk="id",
-            if_not_exists=True,
-        )
-        db.execute(
-            "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-            "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END"
-        )
-        db.execute(
-            "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-            "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END"
-        )
+def _audit_entry(actor: str, action: str, target: str, detail: dict | None = None) -> dict:
+    return {"at": now_iso(), "actor": actor, "action": action, "target": target,
+            "detail": detail or {}}  # fmt: skip
 
 
 class Accounts:
-    """Account operations over one store."""
+    """Account operations over one store (cheap: one per request is fine)."""
 
     def __init__(self, store: Store):
         self.store = store
-        ensure_schema(store)
-
-    @property
-    def db(self):
-        return self.store.db
+        self.repo = AccountRepository(store.database)
 
     # -- users ----------------------------------------------------------------
 
     def count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM users").fetchone()[0]
+        return self.repo.count_users()
 
     @staticmethod
     def _user(row: dict) -> User:
@@ -171,17 +111,17 @@ class Accounts:
         )
 
     def get(self, user_id: int) -> User | None:
-        rows = list(self.db.query("SELECT * FROM users WHERE id = ?", [user_id]))
-        return self._user(rows[0]) if rows else None
+        row = self.repo.user_by_id(user_id)
+        return self._user(row) if row else None
 
     def by_name(self, username: str) -> User:
-        rows = list(self.db.query("SELECT * FROM users WHERE username = ?", [username]))
-        if not rows:
+        row = self.repo.user_by_name(username)
+        if row is None:
             raise NotFound(f"用户「{username}」不存在")
-        return self._user(rows[0])
+        return self._user(row)
 
     def list(self) -> list[User]:
-        return [self._user(r) for r in self.db.query("SELECT * FROM users ORDER BY username")]
+        return [self._user(r) for r in self.repo.list_users()]
 
     @staticmethod
     def check_roles(roles: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -202,123 +142,87 @@ class Accounts:
             raise ValidationError("用户名应为 2–32 个字母、数字、汉字或 _ . -")
         roles = self.check_roles(roles)
         self.check_password(password)
-        if list(self.db.query("SELECT id FROM users WHERE username = ?", [username])):
+        if self.repo.user_by_name(username) is not None:  # before the (slow) hash
             raise ValidationError(f"用户「{username}」已存在")
-        with self.db.conn:
-            self.db["users"].insert(
-                {
-                    "username": username,
-                    "password_hash": generate_password_hash(password),
-                    "roles": ",".join(roles),
-                    "disabled": 0,
-                    "created_at": now_iso(),
-                }
-            )
-        self.audit(actor, "user.add", username, {"roles": list(roles)})
+        row = {
+            "username": username,
+            "password_hash": generate_password_hash(password),
+            "roles": ",".join(roles),
+            "disabled": 0,
+            "created_at": now_iso(),
+        }
+        audit = _audit_entry(actor, "user.add", username, {"roles": list(roles)})
+        if self.repo.add_user(row, audit) is None:
+            raise ValidationError(f"用户「{username}」已存在")
         return self.by_name(username)
 
     def set_password(self, username: str, password: str, *, actor: str = "system") -> None:
         user = self.by_name(username)
         self.check_password(password)
-        with self.db.conn:
-            self.db.execute(
-                "UPDATE users SET password_hash = ? WHERE id = ?",
-                [generate_password_hash(password), user.id],
-            )
-            # a new password is also how an admin unlocks a name someone locked out
-            self.db.execute(
-                "DELETE FROM login_failures WHERE key = ?", [f"u:{user.username.lower()}"]
-            )
-            # whoever held the old password is signed out everywhere
-            self.db.execute("DELETE FROM sessions WHERE user_id = ?", [user.id])
-        self.audit(actor, "user.passwd", username, {})
+        # a new password is also how an admin unlocks a name someone locked out, and
+        # whoever held the old password is signed out everywhere
+        self.repo.set_password(
+            user.id,
+            generate_password_hash(password),
+            _user_key(user.username),
+            _audit_entry(actor, "user.passwd", username),
+        )
 
     def set_roles(self, username: str, roles: list[str], *, actor: str = "system") -> None:
         user = self.by_name(username)
         roles = self.check_roles(roles)
-        with self.db.conn:
-            self.db.execute("UPDATE users SET roles = ? WHERE id = ?", [",".join(roles), user.id])
-        self.audit(actor, "user.roles", username, {"roles": list(roles)})
+        self.repo.set_roles(
+            user.id,
+            ",".join(roles),
+            _audit_entry(actor, "user.roles", username, {"roles": list(roles)}),
+        )
 
     def set_disabled(self, username: str, disabled: bool, *, actor: str = "system") -> None:
+        """Disabling also revokes the user's tokens and ends its sessions."""
         user = self.by_name(username)
-        with self.db.conn:
-            self.db.execute("UPDATE users SET disabled = ? WHERE id = ?", [int(disabled), user.id])
-            if disabled:
-                self.db.execute(
-                    "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND "
-                    "(revoked_at IS NULL OR revoked_at = '')",
-                    [now_iso(), user.id],
-                )
-                self.db.execute("DELETE FROM sessions WHERE user_id = ?", [user.id])
-        self.audit(actor, "user.disable" if disabled else "user.enable", username, {})
+        action = "user.disable" if disabled else "user.enable"
+        self.repo.set_disabled(user.id, disabled, now_iso(), _audit_entry(actor, action, username))
 
     # -- login ------------------------------------------------------------------
 
-    def _recent_failures(self, key: str, now: float) -> int:
-        return self.db.execute(
-            "SELECT count(*) FROM login_failures WHERE key = ? AND at > ?",
-            [key, now - LOGIN_WINDOW_S],
-        ).fetchone()[0]
-
-    def _over_limit(self, user_key: str, ip_key: str, now: float) -> bool:
-        return (
-            self._recent_failures(user_key, now) >= LOGIN_MAX_FAILURES
-            or self._recent_failures(ip_key, now) >= LOGIN_MAX_FAILURES_PER_ADDRESS
-        )
+    @staticmethod
+    def _limits(username: str, remote: str) -> dict[str, int]:
+        """The throttling keys of an attempt and how many recent failures each allows."""
+        return {
+            _user_key(username): LOGIN_MAX_FAILURES,
+            f"ip:{remote}": LOGIN_MAX_FAILURES_PER_ADDRESS,
+        }
 
     def throttled(self, username: str, remote: str, now: float | None = None) -> bool:
         """True after too many recent failures for this user name or this address."""
         now = now if now is not None else _now()
-        return self._over_limit(f"u:{username.lower()}", f"ip:{remote}", now)
-
-    def _reserve_attempt(self, user_key: str, ip_key: str, now: float) -> list[int] | None:
-        """Count this attempt as a failure before the password is checked, atomically.
-
-        Under one write lock (BEGIN IMMEDIATE) the recent failures are counted and,
-        when below the limits, one row per key is added; the ids are returned so a
-        success can take them back.  None when the limit is reached: no check then.
-        """
-        conn = self.db.conn
-        if conn.in_transaction:
-            conn.commit()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if self._over_limit(user_key, ip_key, now):
-                conn.rollback()
-                return None
-            ids = [
-                conn.execute(
-                    "INSERT INTO login_failures (key, at) VALUES (?, ?)", [key, now]
-                ).lastrowid
-                for key in (user_key, ip_key)
-            ]
-            conn.execute("DELETE FROM login_failures WHERE at < ?", [now - 86400])
-            conn.commit()
-            return ids
-        except BaseException:
-            conn.rollback()
-            raise
+        limits = self._limits(username, remote)
+        counts = self.repo.failure_counts(list(limits), now - LOGIN_WINDOW_S)
+        return any(counts.get(key, 0) >= limit for key, limit in limits.items())
 
     def authenticate(self, username: str, password: str, remote: str = "") -> User:
         """The user for these credentials; Throttled past the limits, else AuthError.
 
-        Unknown names cost one (dummy) hash verification like known ones, and get
-        the same message, so neither the answer nor its timing says who exists.
+        The attempt is first recorded as a failure, atomically with counting the recent
+        ones (across every process and node), and only then is the password checked; a
+        success takes the record back.  So concurrent guesses cannot overrun the limit.
+        Unknown names cost one (dummy) hash verification like known ones, and get the
+        same message, so neither the answer nor its timing says who exists.
         """
         now = _now()
-        user_key, ip_key = f"u:{username.lower()}", f"ip:{remote}"
-        reserved = self._reserve_attempt(user_key, ip_key, now)
+        limits = self._limits(username, remote)
+        reserved = self.repo.reserve_attempt(
+            limits, now, since=now - LOGIN_WINDOW_S, prune_before=now - FAILURES_KEPT_S
+        )
         if reserved is None:
             raise Throttled("登录失败次数过多，请 15 分钟后再试")
-        rows = list(self.db.query("SELECT * FROM users WHERE username = ?", [username]))
-        ok = _verify(rows[0]["password_hash"] if rows else None, password)
-        if not ok or rows[0]["disabled"]:
+        row = self.repo.user_by_name(username)
+        ok = _verify(row["password_hash"] if row else None, password)
+        if not ok or row["disabled"]:
             raise AuthError("用户名或密码错误，或账号已停用")
-        with self.db.conn:
-            self.db.execute("DELETE FROM login_failures WHERE key = ?", [user_key])
-            self.db.execute("DELETE FROM login_failures WHERE id = ?", [reserved[1]])
-        return self._user(rows[0])
+        # the name's failures go; of the address's, only this attempt's
+        self.repo.forget_failures(_user_key(username), reserved[1:])
+        return self._user(row)
 
     # -- sessions ----------------------------------------------------------------
 
@@ -326,58 +230,36 @@ class Accounts:
         """A new login session; returns the random id for the cookie (only its hash is kept)."""
         sid = secrets.token_urlsafe(32)
         now = _now()
-        with self.db.conn:
-            self.db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
-            self.db.execute(
-                "INSERT INTO sessions (sid_hash, user_id, created_at, last_seen, expires_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [_hash_token(sid), user.id, now, now, now + lifetime_s],
-            )
+        self.repo.create_session(_hash_token(sid), user.id, now, now + lifetime_s)
         return sid
 
     def session_user(self, sid: str) -> User | None:
-        """The enabled user of a live session, or None (unknown, ended, expired, disabled)."""
+        """The enabled user of a live session, or None (unknown, ended, expired, disabled).
+
+        Asked on every request: one indexed query (and, at most once a minute per
+        session, a write of last_seen).  Nothing is cached in the process, so a logout
+        on any node holds on every node at once."""
         if not sid:
             return None
         now = _now()
-        rows = list(
-            self.db.query(
-                "SELECT sessions.id AS session_id, sessions.last_seen, users.* FROM sessions "
-                "JOIN users ON users.id = sessions.user_id WHERE sid_hash = ? AND expires_at > ?",
-                [_hash_token(sid), now],
-            )
-        )
-        if not rows or rows[0]["disabled"]:
+        row = self.repo.session_user(_hash_token(sid), now)
+        if row is None or row["disabled"]:
             return None
-        data = rows[0]
-        if now - data["last_seen"] > SESSION_TOUCH_S:
-            with self.db.conn:
-                self.db.execute(
-                    "UPDATE sessions SET last_seen = ? WHERE id = ?", [now, data["session_id"]]
-                )
-        return self._user(data)
+        if now - row["last_seen"] > SESSION_TOUCH_S:
+            self.repo.touch_session(row["session_id"], now)
+        return self._user(row)
 
     def end_session(self, sid: str) -> None:
-        with self.db.conn:
-            self.db.execute("DELETE FROM sessions WHERE sid_hash = ?", [_hash_token(sid or "")])
+        self.repo.end_session(_hash_token(sid or ""))
 
     def sessions(self, username: str) -> list[dict]:
         user = self.by_name(username)
-        return list(
-            self.db.query(
-                "SELECT id, created_at, last_seen, expires_at FROM sessions "
-                "WHERE user_id = ? AND expires_at > ? ORDER BY id",
-                [user.id, _now()],
-            )
-        )
+        return self.repo.sessions(user.id, _now())
 
     def end_all_sessions(self, username: str, *, actor: str = "system") -> int:
         """Sign a user out everywhere; returns how many sessions ended."""
         user = self.by_name(username)
-        with self.db.conn:
-            n = self.db.execute("DELETE FROM sessions WHERE user_id = ?", [user.id]).rowcount
-        self.audit(actor, "user.logout_all", username, {"sessions": n})
-        return n
+        return self.repo.end_all_sessions(user.id, _audit_entry(actor, "user.logout_all", username))
 
     # -- API tokens ------------------------------------------------------------
 
@@ -387,79 +269,59 @@ class Accounts:
         if user.disabled:
             raise ValidationError(f"用户「{username}」已停用")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self.db.conn:
-            self.db["tokens"].insert(
-                {
-                    "user_id": user.id,
-                    "token_hash": _hash_token(token),
-                    "name": name,
-                    "created_at": now_iso(),
-                    "revoked_at": "",
-                    "last_used_at": "",
-                }
-            )
-        self.audit(actor, "token.create", username, {"name": name})
+        self.repo.add_token(
+            {
+                "user_id": user.id,
+                "token_hash": _hash_token(token),
+                "name": name,
+                "created_at": now_iso(),
+                "revoked_at": "",
+                "last_used_at": "",
+            },
+            _audit_entry(actor, "token.create", username, {"name": name}),
+        )
         return token
 
     def tokens(self, username: str) -> list[dict]:
         user = self.by_name(username)
-        return list(
-            self.db.query(
-                "SELECT id, name, created_at, revoked_at, last_used_at FROM tokens WHERE user_id = ? "
-                "ORDER BY id",
-                [user.id],
-            )
-        )
+        return self.repo.tokens(user.id)
 
     def revoke_token(self, token_or_id: str, *, actor: str = "system") -> None:
         """Revoke by the token itself or by its numeric id."""
-        if token_or_id.isdigit():
-            where, arg = "id = ?", int(token_or_id)
+        audit = _audit_entry(actor, "token.revoke", "")  # the target: the token's id
+        if token_or_id.isascii() and token_or_id.isdigit():
+            token_id = int(token_or_id)
+            found = (
+                self.repo.revoke_token(now_iso(), token_id=token_id, audit=audit)
+                if token_id < 2**63  # larger is no id on either backend
+                else None
+            )
         else:
-            where, arg = "token_hash = ?", _hash_token(token_or_id)
-        row = self.db.execute(f"SELECT id FROM tokens WHERE {where}", [arg]).fetchone()  # noqa: S608
-        if row is None:
+            found = self.repo.revoke_token(
+                now_iso(), token_hash=_hash_token(token_or_id), audit=audit
+            )
+        if found is None:
             raise NotFound("令牌不存在")
-        with self.db.conn:
-            self.db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", [now_iso(), row[0]])
-        self.audit(actor, "token.revoke", str(row[0]), {})
 
     def user_for_token(self, token: str) -> User | None:
-        rows = list(
-            self.db.query(
-                "SELECT users.*, tokens.id AS token_id FROM tokens JOIN users ON users.id = "
-                "tokens.user_id WHERE token_hash = ? AND (revoked_at IS NULL OR revoked_at = '')",
-                [_hash_token(token)],
-            )
-        )
-        if not rows or rows[0]["disabled"]:
+        """The enabled owner of a token that is not revoked (one indexed query)."""
+        row = self.repo.token_user(_hash_token(token))
+        if row is None or row["disabled"]:
             return None
-        return self._user(rows[0])
+        return self._user(row)
 
     # -- audit log ---------------------------------------------------------------
 
     def audit(self, actor: str, action: str, target: str, detail: dict | None = None) -> None:
         """Append one entry: who did what to which thing, when."""
-        with self.db.conn:
-            self.db["audit_log"].insert(
-                {
-                    "at": now_iso(),
-                    "actor": actor,
-                    "action": action,
-                    "target": target,
-                    "detail": json.dumps(detail or {}, ensure_ascii=False),
-                }
-            )
+        self.repo.append_audit(_audit_entry(actor, action, target, detail))
 
     def audit_count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+        return self.repo.audit_count()
 
     def audit_entries(self, limit: int = 200, offset: int = 0) -> list[dict]:
-        return list(
-            self.db.query(
-                "SELECT * FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?", [limit, offset]
-            )
-        )
+        """Newest first; ``detail`` is JSON text."""
+        return self.repo.audit_entries(limit, offset)
 
 
 def random_password() -> str:

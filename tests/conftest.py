@@ -118,9 +118,15 @@ def users(kb):
 def app(kb, users):
     from web import create_app
 
-    return create_app(
+    app = create_app(
         {"INSTANCE": str(kb.root), "TESTING": True, "DATABASE_URL": kb.database_url or ""}
     )
+    yield app
+    for name in ("kb", "services"):  # background threads end before their database goes
+        ext = app.extensions.get(name)
+        for stop in ("stop_sync", "stop_worker"):
+            if hasattr(ext, stop):
+                getattr(ext, stop)()
 
 
 def csrf_token(client, path: str = "/login") -> str:

@@ -1,13 +1,15 @@
 """Accounts and roles: every route × role, login throttling, CSRF, tokens, audit log."""
 
-import sqlite3
-
 import pytest
+import sqlalchemy as sa
 
 from kb.accounts import Accounts
+from storage import schema
 from web.auth import PERMISSIONS, PUBLIC
 
 from .conftest import PASSWORD, login
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 SAMPLE_ARGS = {
     "article_id": "product-invoice",
@@ -140,18 +142,121 @@ def test_disabled_user_cannot_log_in(app, kb, users):
     assert login(app.test_client(), users["trainer"]).status_code == 401
 
 
-def test_audit_log_is_append_only(kb, users):
-    acc = Accounts(kb.store)
-    actions = [e["action"] for e in acc.audit_entries()]
-    assert actions.count("user.add") == 4
-    with pytest.raises(sqlite3.IntegrityError):
-        kb.store.db.execute("DELETE FROM audit_log")
-    with pytest.raises(sqlite3.IntegrityError):
-        kb.store.db.execute("UPDATE audit_log SET actor = 'x'")
+# -- the library alone (no articles, no web app) -----------------------------------------
 
 
-def test_passwords_are_hashed_not_stored(kb, users):
-    row = kb.store.db.execute(
-        "SELECT password_hash FROM users WHERE username = ?", [users["admin"]]
-    ).fetchone()
-    assert PASSWORD not in row[0] and row[0].startswith(("scrypt:", "pbkdf2:"))
+@pytest.fixture
+def acc(instance, database_url):
+    from kb.store import Store
+    from storage import Database
+
+    store = Store(Database.for_instance(instance, database_url))
+    yield Accounts(store)
+    store.close()
+
+
+def test_audit_log_is_append_only(acc):
+    acc.add("bob", PASSWORD, ["agent"])
+    acc.audit("bob", "article.edit", "product-invoice", {"版本": 2})
+    assert acc.audit_count() == 2
+    for stmt in (sa.delete(schema.audit_log), sa.update(schema.audit_log).values(actor="x")):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with acc.store.database.begin() as conn:
+                conn.execute(stmt)
+    assert acc.audit_count() == 2
+    assert acc.audit_entries(1)[0]["detail"] == '{"版本": 2}'
+
+
+def test_passwords_are_hashed_not_stored(acc):
+    acc.add("bob", PASSWORD, ["agent"])
+    with acc.store.database.read() as conn:
+        stored = conn.execute(
+            sa.select(schema.users.c.password_hash).where(schema.users.c.username == "bob")
+        ).scalar_one()
+    assert PASSWORD not in stored and stored.startswith(("scrypt:", "pbkdf2:"))
+    assert acc.authenticate("bob", PASSWORD).username == "bob"
+
+
+def test_users_roles_and_validation(acc):
+    from kb.errors import NotFound, ValidationError
+
+    assert acc.count() == 0 and acc.list() == []
+    b = acc.add("bob", PASSWORD, ["agent", "agent"], actor="tester")
+    a = acc.add("阿明", PASSWORD, ["trainer", "admin"])
+    acc.add("Zed", PASSWORD, ["agent"])
+    assert b.roles == ("agent",) and a.roles == ("trainer", "admin")
+    assert [u.username for u in acc.list()] == ["Zed", "bob", "阿明"]  # the same on both
+    assert acc.get(b.id) == b and acc.get(10**6) is None
+    assert acc.by_name("bob") == b
+    with pytest.raises(NotFound):
+        acc.by_name("Bob")  # names are case-sensitive, on both backends
+    with pytest.raises(ValidationError, match="已存在"):
+        acc.add("bob", PASSWORD, ["agent"])
+    with pytest.raises(ValidationError, match="角色无效"):
+        acc.add("carol", PASSWORD, ["boss"])
+    with pytest.raises(ValidationError, match="密码至少"):
+        acc.add("carol", "short", ["agent"])
+    acc.set_roles("bob", ["supervisor", "agent"])
+    assert acc.by_name("bob").has("supervisor")
+    acc.set_disabled("bob", True)
+    assert acc.by_name("bob").disabled and acc.count() == 3
+    entries = acc.audit_entries()
+    assert [e["action"] for e in entries] == ["user.disable", "user.roles"] + ["user.add"] * 3
+    assert entries[-1]["actor"] == "tester" and entries[-1]["target"] == "bob"
+    assert set(entries[0]) == {"id", "at", "actor", "action", "target", "detail"}
+    assert [e["action"] for e in acc.audit_entries(2, 1)] == ["user.roles", "user.add"]
+
+
+def test_tokens_lookup_revoke_and_disable(acc):
+    from kb.errors import NotFound, ValidationError
+
+    acc.add("bob", PASSWORD, ["agent"])
+    tok1 = acc.create_token("bob", "console")
+    tok2 = acc.create_token("bob")
+    assert acc.user_for_token(tok1).username == "bob"
+    assert acc.user_for_token("kbc_nope") is None
+    listed = acc.tokens("bob")
+    assert [t["name"] for t in listed] == ["console", ""]
+    assert set(listed[0]) == {"id", "name", "created_at", "revoked_at", "last_used_at"}
+    acc.revoke_token(str(listed[0]["id"]))
+    assert acc.user_for_token(tok1) is None and acc.user_for_token(tok2).username == "bob"
+    for unknown in ("999999", "9" * 30):
+        with pytest.raises(NotFound):
+            acc.revoke_token(unknown)
+    with pytest.raises(NotFound):
+        acc.revoke_token("kbc_not-a-token")
+    acc.set_disabled("bob", True)  # revokes every token
+    assert all(t["revoked_at"] for t in acc.tokens("bob"))
+    acc.set_disabled("bob", False)
+    assert acc.user_for_token(tok2) is None
+    with pytest.raises(ValidationError):
+        acc.set_disabled("bob", True) or acc.create_token("bob")
+    revoked = [e for e in acc.audit_entries() if e["action"] == "token.revoke"]
+    assert [e["target"] for e in revoked] == [str(listed[0]["id"])]
+
+
+def test_per_request_lookups_are_one_query_each(acc):
+    """Accounts is made once per request without any query (no schema look-up); the
+    session and bearer-token look-ups done on every request are one query each."""
+    from kb.store import Store
+
+    acc.add("bob", PASSWORD, ["agent"])
+    user = acc.by_name("bob")
+    sid, tok = acc.create_session(user), acc.create_token("bob")
+    database = acc.store.database
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if not statement.startswith("BEGIN"):  # SQLite's explicit BEGIN (storage/database.py)
+            seen.append(statement)
+
+    sa.event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        fresh = Accounts(Store(database))
+        assert seen == []
+        assert fresh.session_user(sid) == user
+        assert len(seen) == 1
+        assert fresh.user_for_token(tok) == user
+        assert len(seen) == 2
+    finally:
+        sa.event.remove(database.engine, "before_cursor_execute", record)

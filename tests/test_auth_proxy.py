@@ -1,8 +1,10 @@
 """Issue 10 item 9: trusted-proxy setting (ProxyFix), Secure cookies, security headers."""
 
 import pytest
+import sqlalchemy as sa
 
 from kb.accounts import LOGIN_MAX_FAILURES_PER_ADDRESS
+from storage import schema
 
 from .conftest import PASSWORD, csrf_token
 
@@ -32,7 +34,8 @@ def post_login(client, username, password, forwarded_for=None, proto=None):
 
 
 def failure_keys(kb):
-    return {r[0] for r in kb.store.db.execute("SELECT key FROM login_failures")}
+    with kb.database.read() as conn:
+        return set(conn.execute(sa.select(schema.login_failures.c.key)).scalars())
 
 
 def test_without_trusted_proxies_forwarded_for_is_ignored(make_app, kb, users):

@@ -1,7 +1,11 @@
 """Issue 10 item 7: login throttling holds under concurrency; unknown and known
-user names take the same path (one password-hash verification each)."""
+user names take the same path (one password-hash verification each).
+
+Issue 11: on PostgreSQL too, and across processes and nodes sharing the database."""
 
 import http.cookiejar
+import multiprocessing
+import os
 import re
 import subprocess
 import threading
@@ -10,15 +14,48 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import sqlalchemy as sa
 
 from kb import accounts as accounts_mod
-from kb.accounts import LOGIN_MAX_FAILURES, Accounts, AuthError, Throttled
+from kb.accounts import (
+    LOGIN_MAX_FAILURES,
+    LOGIN_MAX_FAILURES_PER_ADDRESS,
+    Accounts,
+    AuthError,
+    Throttled,
+)
+from kb.store import Store
+from storage import Database, schema
 
-from .conftest import KBCOACH, PASSWORD, REPO, free_port, login, run_cli, wait_http
+from .conftest import KBCOACH, PASSWORD, REPO, ROLE_USERS, free_port, login, run_cli, wait_http
+
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
-def test_unknown_and_known_names_each_cost_one_hash_verification(kb, users):
-    acc = Accounts(kb.store)
+def _url(instance, database_url) -> str:
+    return Database.for_instance(instance, database_url).url
+
+
+@pytest.fixture
+def acc(instance, database_url):
+    """Accounts alone on the backend's database (no articles, no index), one user per role."""
+    store = Store(Database.for_instance(instance, database_url))
+    accounts = Accounts(store)
+    for role, name in ROLE_USERS.items():
+        accounts.add(name, PASSWORD, [role])
+    yield accounts
+    store.close()
+
+
+def failures(database, key: str) -> int:
+    t = schema.login_failures
+    with database.read() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(t.c.key == key)).scalar_one()
+
+
+@BOTH
+def test_unknown_and_known_names_each_cost_one_hash_verification(acc):
+    users = ROLE_USERS
     for name in (users["agent"], "nobody-here"):
         before = accounts_mod.hash_checks
         with pytest.raises(AuthError) as err:
@@ -34,8 +71,9 @@ def test_unknown_and_known_names_each_cost_one_hash_verification(kb, users):
     assert str(err.value) == "用户名或密码错误，或账号已停用"
 
 
-def test_unknown_names_are_throttled_like_known_ones(kb, users):
-    acc = Accounts(kb.store)
+@BOTH
+def test_unknown_names_are_throttled_like_known_ones(acc):
+    users = ROLE_USERS
     for name in ("ghost", users["agent"]):
         for _ in range(LOGIN_MAX_FAILURES):
             with pytest.raises(AuthError) as err:
@@ -47,13 +85,110 @@ def test_unknown_names_are_throttled_like_known_ones(kb, users):
         assert accounts_mod.hash_checks == before  # refused without checking a password
 
 
-def test_success_does_not_count_against_the_address(app, kb, users):
-    acc = Accounts(kb.store)
+@BOTH
+def test_success_does_not_count_against_the_address(acc):
     for _ in range(LOGIN_MAX_FAILURES * 4 + 2):
-        acc.authenticate(users["agent"], PASSWORD, "10.0.0.3")
+        acc.authenticate(ROLE_USERS["agent"], PASSWORD, "10.0.0.3")
     assert not acc.throttled("someone", "10.0.0.3")
+    assert failures(acc.store.database, "ip:10.0.0.3") == 0
 
 
+@BOTH
+def test_success_clears_the_names_failures_but_not_the_addresss(acc):
+    name = ROLE_USERS["agent"]
+    for _ in range(LOGIN_MAX_FAILURES - 1):
+        with pytest.raises(AuthError):
+            acc.authenticate(name, "wrong-password", "10.0.0.4")
+    assert acc.authenticate(name, PASSWORD, "10.0.0.4").username == name
+    assert failures(acc.store.database, f"u:{name}") == 0
+    assert failures(acc.store.database, "ip:10.0.0.4") == LOGIN_MAX_FAILURES - 1
+
+
+@BOTH
+def test_the_address_limit_holds_across_names(acc):
+    for i in range(LOGIN_MAX_FAILURES_PER_ADDRESS):
+        with pytest.raises(AuthError) as err:
+            acc.authenticate(f"ghost{i}", "wrong-password", "10.0.0.5")
+        assert not isinstance(err.value, Throttled)
+    assert acc.throttled("anyone", "10.0.0.5")
+    with pytest.raises(Throttled):
+        acc.authenticate(ROLE_USERS["admin"], PASSWORD, "10.0.0.5")
+    assert acc.authenticate(ROLE_USERS["admin"], PASSWORD, "10.0.0.6")  # another address
+
+
+def _outcome(acc: Accounts, name: str, remote: str) -> str:
+    try:
+        acc.authenticate(name, "wrong-password", remote)
+    except Throttled:
+        return "throttled"
+    except AuthError:
+        return "checked"  # got past the reservation: its password was verified
+    return "ok"
+
+
+@BOTH
+def test_concurrent_wrong_passwords_in_threads(instance, database_url, acc):
+    """Threads of one process, each with its own connection, guess at the same moment."""
+    threads = 24
+    database = acc.store.database
+    start = threading.Barrier(threads)
+    outcomes: list[str] = []
+
+    def guess(i: int):
+        mine = Accounts(Store(database))
+        start.wait()
+        outcomes.append(_outcome(mine, ROLE_USERS["agent"], f"10.1.0.{i}"))
+
+    workers = [threading.Thread(target=guess, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert outcomes.count("checked") == LOGIN_MAX_FAILURES, outcomes
+    assert outcomes.count("throttled") == threads - LOGIN_MAX_FAILURES
+    assert failures(database, f"u:{ROLE_USERS['agent']}") == LOGIN_MAX_FAILURES
+
+
+def _guess_in_process(url: str, who: int, start, out) -> None:
+    """A process of its own (another node): its own engine and connections.  First one
+    name from one address, then a new name each time from another address."""
+    acc = Accounts(Store(Database.open(url)))
+    start.wait()
+    first = [_outcome(acc, ROLE_USERS["agent"], "10.2.0.1") for _ in range(ROUNDS)]
+    start.wait()
+    second = [_outcome(acc, f"ghost{who}-{i}", "10.2.0.2") for i in range(ROUNDS)]
+    out.put((first, second))
+
+
+PROCS, ROUNDS = 4, 6  # 24 guesses each time: more than either limit
+
+
+@BOTH
+def test_concurrent_wrong_passwords_across_processes(instance, database_url, acc):
+    """Processes guessing at the same moment (on PostgreSQL, as several nodes would):
+    the per-name and the per-address limits both hold."""
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing shared
+    start, out = ctx.Barrier(PROCS), ctx.Queue()
+    url = _url(instance, database_url)
+    workers = [
+        ctx.Process(target=_guess_in_process, args=(url, i, start, out)) for i in range(PROCS)
+    ]
+    for p in workers:
+        p.start()
+    results = [out.get(timeout=300) for _ in workers]
+    for p in workers:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    first = [o for r in results for o in r[0]]
+    second = [o for r in results for o in r[1]]
+    assert first.count("checked") == LOGIN_MAX_FAILURES, first
+    assert first.count("throttled") == PROCS * ROUNDS - LOGIN_MAX_FAILURES
+    assert second.count("checked") == LOGIN_MAX_FAILURES_PER_ADDRESS, second
+    assert second.count("throttled") == PROCS * ROUNDS - LOGIN_MAX_FAILURES_PER_ADDRESS
+    assert failures(acc.store.database, "ip:10.2.0.2") == LOGIN_MAX_FAILURES_PER_ADDRESS
+
+
+@BOTH
 def test_new_password_unlocks_a_locked_name(app, kb, users):
     c = app.test_client()
     for _ in range(LOGIN_MAX_FAILURES):
@@ -84,12 +219,13 @@ def _post_login(opener, token: str, base: str, username: str, password: str) -> 
         return exc.code
 
 
-def _serve(inst, *extra: str):
+def _serve(inst, *extra: str, env: dict | None = None):
     port = free_port()
     proc = subprocess.Popen(
         [*KBCOACH, "--instance", str(inst), "serve", "--port", str(port),
          "--articles", "/nonexistent", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc)
@@ -101,7 +237,7 @@ def _serve(inst, *extra: str):
     [(), ("--prod", "--workers", "2", "--threads", "4")],
     ids=["dev-server", "gunicorn-2-workers"],
 )
-def test_concurrent_wrong_passwords_against_a_real_server(tmp_path, serve_args):
+def test_concurrent_wrong_passwords_against_a_real_server(tmp_path, serve_args):  # SQLite
     threads = 40 if not serve_args else 20
     inst = tmp_path / "instance"
     run_cli("user", "add", "victim", "--role", "agent", "--password", PASSWORD,
@@ -129,6 +265,37 @@ def test_concurrent_wrong_passwords_against_a_real_server(tmp_path, serve_args):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_concurrent_wrong_passwords_against_two_nodes_on_postgresql(tmp_path, pg_url):
+    """Two `kbcoach serve` nodes, each with its own instance folder, on one PostgreSQL
+    database: guesses at the same moment, half to each node, are throttled as one."""
+    threads = 20
+    Accounts(Store(Database.open(pg_url))).add("victim", PASSWORD, ["agent"])
+    env = {"KBCOACH_DATABASE_URL": pg_url}
+    nodes = [_serve(tmp_path / f"node{i}", env=env) for i in range(2)]
+    try:
+        attempts = [(_attempt_opener(nodes[i % 2][1]), nodes[i % 2][1]) for i in range(threads)]
+        start = threading.Barrier(threads)
+        codes: list[int] = []
+
+        def guess(opener_token, base):
+            start.wait()
+            codes.append(_post_login(*opener_token, base, "victim", "wrong-password"))
+
+        workers = [threading.Thread(target=guess, args=a) for a in attempts]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert codes.count(401) == LOGIN_MAX_FAILURES, codes
+        assert codes.count(429) == threads - LOGIN_MAX_FAILURES
+        for _proc, base in nodes:  # locked on both nodes, even with the right password
+            assert _post_login(*_attempt_opener(base), base, "victim", PASSWORD) == 429
+    finally:
+        for proc, _base in nodes:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def test_logout_holds_across_gunicorn_workers(tmp_path):
