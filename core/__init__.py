@@ -36,6 +36,21 @@ class Services:
         register_source(self.kb, self.scripts)  # standard scripts indexed beside articles
         pins.attach(self.kb)  # pinned answers first in every search of this process
         self.search = SearchService(self.kb, self.scripts)
+        self.audit_worker = None
+
+    def start_worker(self, interval: float, checker_for) -> None:
+        """Help check running audit runs in a thread, looking for batches to claim every
+        `interval` seconds; `checker_for(version)` is the Checker of a rule version."""
+        from .audits import AuditWorker
+
+        if self.audit_worker is None or not self.audit_worker.is_alive():
+            self.audit_worker = AuditWorker(self, interval, checker_for)
+            self.audit_worker.start()
+
+    def stop_worker(self) -> None:
+        if self.audit_worker is not None:
+            self.audit_worker.stop()
+            self.audit_worker = None
 
     @property
     def database(self):

@@ -290,9 +290,10 @@ def test_a_server_helps_with_runs_it_did_not_start(tmp_path, url, conversations)
     audits.claim(run_id)
     config = {"INSTANCE": str(tmp_path / "instance"), "TESTING": True, "DATABASE_URL": url}
     idle = create_app({**config, "AUDIT_WORKER_SECONDS": 0})
-    assert "audit.worker" not in idle.extensions
+    assert idle.extensions["services"].audit_worker is None
     app = create_app({**config, "AUDIT_WORKER_SECONDS": 0.05, "INDEX_SYNC_SECONDS": 0})
-    worker = app.extensions["audit.worker"]
+    services = app.extensions["services"]
+    worker = services.audit_worker
     try:
         deadline = time.monotonic() + 60
         while audits.run(run_id)["status"] == "running" and time.monotonic() < deadline:
@@ -300,7 +301,7 @@ def test_a_server_helps_with_runs_it_did_not_start(tmp_path, url, conversations)
         run = audits.run(run_id)
         assert (run["status"], run["checked"]) == ("done", 30)
     finally:
-        worker.stop()
+        services.stop_worker()
     assert not worker.is_alive()
 
 

@@ -20,8 +20,7 @@ SQL_TEXT = re.compile(
     re.DOTALL,  # SQL is written in capitals here; prose is not
 )
 # modules still moving into storage/ (issue 11): this list only shrinks
-PENDING: set[str] = {
-}
+PENDING: set[str] = set()
 
 
 def python_files(*roots: str):

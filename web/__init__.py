@@ -98,7 +98,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)
         kb.start_sync(float(app.config["INDEX_SYNC_SECONDS"]))
-    supervise.start_worker(app)  # batches of audit runs, whichever node started them
+    if float(app.config["AUDIT_WORKER_SECONDS"] or 0) > 0:
+        # batches of audit runs, whichever process or node started them
+        services.start_worker(
+            float(app.config["AUDIT_WORKER_SECONDS"]), supervise.app_checkers(app)
+        )
 
     @app.get("/favicon.ico")
     @auth.requires(auth.PUBLIC)

@@ -3,9 +3,9 @@ with its findings, decide appeals, edit the team rule pack; agents see their own
 audited conversations and appeal a finding; admins read the audit log.
 
 Checking runs in a background thread of the process that took the upload; the audit
-worker thread of every server process (AUDIT_WORKER_SECONDS) helps with the batches
-of any running run, so the nodes sharing a PostgreSQL database check a large upload
-together.  Batches are claimed and committed in the database, so a worker that dies
+worker thread of every server process (AUDIT_WORKER_SECONDS, core/audits.py) helps
+with the batches of any running run, so the nodes sharing a PostgreSQL database check
+a large upload together.  Batches are claimed and committed in the database, so a worker that dies
 leaves its batch to another (when its claim expires) or, if none is left, an
 `interrupted` run that a supervisor resumes from the run page (or `kbcoach audit
 resume`).
@@ -13,8 +13,6 @@ resume`).
 
 from __future__ import annotations
 
-import atexit
-import logging
 import threading
 import weakref
 from pathlib import Path
@@ -33,7 +31,6 @@ from .coach import checker, checker_for
 from .errors import ApiError, json_request
 
 bp = Blueprint("supervise", __name__)
-log = logging.getLogger(__name__)
 MAX_FILES = 20
 UPLOAD_SUFFIXES = tuple(SUFFIXES) + TEXT_SUFFIXES
 API_BODY_MAX = 4 * 1024 * 1024
@@ -92,58 +89,19 @@ def start_check(run_id: int) -> None:
     threading.Thread(target=work, name=f"audit-{run_id}", daemon=True).start()
 
 
-class AuditWorker(threading.Thread):
-    """Checks batches of whatever audit runs are running (started here or on another
-    node), polling the database every `interval` seconds while there is nothing to
-    claim.  Holds its app weakly: it ends when the app is gone, on stop(), or at exit."""
+def app_checkers(app):
+    """`checker_for` of this app for a thread outside any request (the audit worker):
+    the rule packs' Checkers are the ones its requests use."""
+    ref = weakref.ref(app)
 
-    def __init__(self, app, interval: float):
-        super().__init__(name="kbcoach-audit-worker", daemon=True)
-        self._app = weakref.ref(app)
-        self.interval = interval
-        self._stopping = threading.Event()
-        atexit.register(self.stop)
+    def get(version: int):
+        current = ref()
+        if current is None:
+            raise RuntimeError("the app is gone")
+        with current.app_context():
+            return checker_for(version)
 
-    def run(self) -> None:
-        from coach.audits import new_claimer
-
-        claimer = new_claimer()
-        try:
-            while not self._stopping.wait(self.interval):
-                while not self._stopping.is_set():
-                    app = self._app()
-                    if app is None:
-                        return
-                    with app.app_context():
-                        try:
-                            checked = AuditStore(get_kb().store).work(checker_for, claimer=claimer)
-                        except Exception:  # recorded on the run as failed; the worker lives on
-                            log.exception("audit worker: a batch failed")
-                            checked = 0
-                    del app
-                    if not checked:
-                        break  # nothing to claim: wait for the next poll
-        finally:
-            app = self._app()
-            if app is not None:
-                app.extensions["kb"].close()  # this thread's database connection
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout=30)
-
-
-def start_worker(app) -> AuditWorker | None:
-    """The app's audit worker (AUDIT_WORKER_SECONDS > 0), started once."""
-    interval = float(app.config.get("AUDIT_WORKER_SECONDS") or 0)
-    if interval <= 0:
-        return None
-    worker = app.extensions.get("audit.worker")
-    if worker is None or not worker.is_alive():
-        worker = app.extensions["audit.worker"] = AuditWorker(app, interval)
-        worker.start()
-    return worker
+    return get
 
 
 def _is_supervisor() -> bool:

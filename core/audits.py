@@ -1,0 +1,56 @@
+"""The audit worker of a serving process: checks batches of whatever audit runs are
+running, whichever process or node started them (coach/audits.py claims them in the
+database), so the nodes sharing a PostgreSQL database check a large upload together."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class AuditWorker(threading.Thread):
+    """Claims, checks and saves batches while there are any, then looks again every
+    `interval` seconds.  Holds its services weakly: it ends when they are gone, on
+    stop(), or at interpreter exit."""
+
+    def __init__(self, services, interval: float, checker_for: Callable):
+        super().__init__(name="kbcoach-audit-worker", daemon=True)
+        self._services = weakref.ref(services)
+        self.interval = interval
+        self.checker_for = checker_for  # rule-pack version -> Checker
+        self._stopping = threading.Event()
+        atexit.register(self.stop)
+
+    def run(self) -> None:
+        from coach.audits import AuditStore, new_claimer
+
+        claimer = new_claimer()
+        try:
+            while not self._stopping.wait(self.interval):
+                while not self._stopping.is_set():
+                    services = self._services()
+                    if services is None:
+                        return
+                    try:
+                        store = AuditStore(services.kb.store)
+                        checked = store.work(self.checker_for, claimer=claimer)
+                    except Exception:  # recorded on the run as failed; the worker lives on
+                        log.exception("audit worker: a batch failed")
+                        checked = 0
+                    del services
+                    if not checked:
+                        break  # nothing to claim: wait for the next look
+        finally:
+            services = self._services()
+            if services is not None:
+                services.kb.close()  # this thread's database connection
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=30)
