@@ -288,10 +288,15 @@ def test_a_server_helps_with_runs_it_did_not_start(tmp_path, url, conversations)
     audits = audit_store(url)
     run_id = audits.create_run("elsewhere", conversations[:30], [], by="t")
     audits.claim(run_id)
-    config = {"INSTANCE": str(tmp_path / "instance"), "TESTING": True, "DATABASE_URL": url}
+    config = {
+        "INSTANCE": str(tmp_path / "instance"),
+        "TESTING": True,
+        "DATABASE_URL": url,
+        "INDEX_SYNC_SECONDS": 0,
+    }
     idle = create_app({**config, "AUDIT_WORKER_SECONDS": 0})
     assert idle.extensions["services"].audit_worker is None
-    app = create_app({**config, "AUDIT_WORKER_SECONDS": 0.05, "INDEX_SYNC_SECONDS": 0})
+    app = create_app({**config, "AUDIT_WORKER_SECONDS": 0.05})
     services = app.extensions["services"]
     worker = services.audit_worker
     try:
