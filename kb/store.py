@@ -94,7 +94,6 @@ class Store:
         """`target`: the instance's Database, or (for tools) an SQLite file's path."""
         from storage import Database
         from storage.articles import ArticleRepository, SearchLogRepository
-        from storage.legacy import sqlite_utils_handle
 
         if not isinstance(target, Database):
             target = Database.open(f"sqlite:///{Path(target).resolve()}")
@@ -102,12 +101,9 @@ class Store:
         self.path = target.path
         self.articles = ArticleRepository(target)
         self.searches = SearchLogRepository(target)
-        # sqlite-utils, for the modules not yet moved into storage/ (None on PostgreSQL)
-        self.db = sqlite_utils_handle(target)
 
     def close(self) -> None:
-        if self.db is not None:
-            self.db.conn.close()
+        """Nothing to release: connections return to the Database's pool after each use."""
 
     # -- articles -----------------------------------------------------------
 

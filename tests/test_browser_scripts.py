@@ -16,15 +16,17 @@ HOLD_TEXT = "非常抱歉，您的问题需要为您查询确认，请您稍等�
 
 
 def usage_count(instance, script_id: str) -> int:
+    import sqlalchemy as sa
+
     from kb.service import KnowledgeBase
+    from storage.schema import script_usage as usage
 
     kb = KnowledgeBase(instance)
     try:
-        if "script_usage" not in kb.store.db.table_names():
-            return 0
-        return kb.store.db.execute(
-            "SELECT count(*) FROM script_usage WHERE script_id = ?", [script_id]
-        ).fetchone()[0]
+        with kb.database.read() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).where(usage.c.script_id == script_id)
+            ).scalar_one()
     finally:
         kb.close()
 

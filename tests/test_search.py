@@ -54,7 +54,14 @@ def test_incremental_update_and_delete_are_visible(kb):
 def test_every_query_is_logged(kb):
     kb.search("发票怎么开", via="test")
     kb.flush_search_log()  # buffered off the request path; written every second
-    row = kb.store.db.execute("SELECT q, hits, took_ms, via FROM search_log").fetchall()[-1]
+    import sqlalchemy as sa
+
+    from storage.schema import search_log as log
+
+    with kb.database.read() as conn:
+        row = conn.execute(
+            sa.select(log.c.q, log.c.hits, log.c.took_ms, log.c.via).order_by(log.c.id)
+        ).all()[-1]
     assert row[0] == "发票怎么开" and row[1] >= 1 and row[2] > 0 and row[3] == "test"
 
 
