@@ -809,6 +809,17 @@ def copy_instance(obj: Context, target_url: str) -> None:
     click.echo(f"已复制到 {target.display_url}，各表行数一致。")
 
 
+@cli.command(name="export-sqlite")
+@click.argument("dest", type=click.Path(dir_okay=False))
+@click.pass_obj
+def export_sqlite_cmd(obj: Context, dest: str) -> None:
+    """把数据库导出为独立的 SQLite 文件（可用 Datasette 打开分析；不含密码、令牌与会话）。"""
+    from storage.export import export_sqlite
+
+    counts = export_sqlite(obj.kb.database, dest)
+    click.echo(f"已导出到 {dest}：{len(counts)} 张表，共 {sum(counts.values())} 行")
+
+
 @cli.command(name="audit-log")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")

@@ -176,3 +176,26 @@ def test_copy_instance_refuses_a_bad_or_same_target(tmp_path):
     assert bad.returncode == 2 and "不支持的数据库" in bad.stderr
     same = run_cli("copy-instance", "--to", sqlite_url(root), instance=root)
     assert same.returncode == 2 and "就是当前数据库" in same.stderr
+
+
+@BOTH
+def test_export_sqlite_writes_a_standalone_file_without_secrets(kb, users, tmp_path):
+    import sqlite_utils
+
+    from kb.accounts import Accounts
+
+    Accounts(kb.store).create_token(users["agent"], "desk")
+    kb.store.setting_once("web.secret_key", "ab" * 32)
+    dest = tmp_path / "export.db"
+    out = run_cli(*(["--database-url", kb.database_url] if kb.database_url else []),
+                  "export-sqlite", str(dest), instance=kb.root, check=True)  # fmt: skip
+    assert "已导出到" in out.stdout
+    db = sqlite_utils.Database(dest)
+    assert {"sessions", "tokens", "login_failures"}.isdisjoint(db.table_names())
+    assert "password_hash" not in db["users"].columns_dict
+    assert sorted(r["username"] for r in db["users"].rows) == sorted(users.values())
+    assert db["articles"].count == kb.store.count()
+    assert "web.secret_key" not in {r["key"] for r in db["meta"].rows}
+    assert ("item_id", "qa_items") in {
+        (fk.column, fk.other_table) for fk in db["qa_findings"].foreign_keys
+    }
