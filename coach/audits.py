@@ -111,9 +111,16 @@ def _finding_rows(run_id: int, item_id: int, agent: str, findings: list[dict]) -
 class AuditStore:
     """Runs, their conversations and findings, input errors and appeals."""
 
-    def __init__(self, store: Store, log: Callable[[str, str, str, dict], None] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        log: Callable[[str, str, str, dict], None] | None = None,
+        *,
+        lease: float = LEASE_SECONDS,
+    ):
         self.store = store
         self.database = store.database
+        self.lease = lease  # seconds a claim lasts unless renewed
         self.log = log or (lambda actor, action, target, detail: None)
 
     # -- runs ------------------------------------------------------------------
@@ -206,7 +213,7 @@ class AuditStore:
             run_id,
             os.getpid(),
             f"{HOST}:{os.getpid()}:0",
-            time.time() + LEASE_SECONDS,
+            time.time() + self.lease,
         )
 
     def check(
@@ -216,12 +223,13 @@ class AuditStore:
         *,
         progress: Callable[[int, int], None] | None = None,
         batch: int = BATCH,
-        lease: float = LEASE_SECONDS,
+        lease: float | None = None,
     ) -> dict:
         """Check a claimed run until none of its items is left, claiming its batches
         one at a time in the database (workers of other processes may take some);
         returns the run.  Stops early if the run is no longer running (it failed in
         another worker, or was found interrupted)."""
+        lease = lease or self.lease
         claimer = new_claimer()
         try:
             while True:
@@ -253,12 +261,13 @@ class AuditStore:
         *,
         claimer: str | None = None,
         batch: int = BATCH,
-        lease: float = LEASE_SECONDS,
+        lease: float | None = None,
     ) -> int:
         """One step of a worker loop: claim a batch of any running run (the oldest
         with unclaimed items), check it with the checker of the run's rule version,
         save it; returns how many conversations were checked (0: nothing to do).  A
         failure marks that run failed, as in `check`."""
+        lease = lease or self.lease
         claimer = claimer or new_claimer()
         rows = repo.claim_batch(self.database, claimer, batch, lease, now=time.time())
         if not rows:

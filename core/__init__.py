@@ -38,13 +38,13 @@ class Services:
         self.search = SearchService(self.kb, self.scripts)
         self.audit_worker = None
 
-    def start_worker(self, interval: float, checker_for) -> None:
+    def start_worker(self, interval: float, checker_for, *, lease: float | None = None) -> None:
         """Help check running audit runs in a thread, looking for batches to claim every
         `interval` seconds; `checker_for(version)` is the Checker of a rule version."""
         from .audits import AuditWorker
 
         if self.audit_worker is None or not self.audit_worker.is_alive():
-            self.audit_worker = AuditWorker(self, interval, checker_for)
+            self.audit_worker = AuditWorker(self, interval, checker_for, lease=lease)
             self.audit_worker.start()
 
     def stop_worker(self) -> None:

@@ -18,16 +18,19 @@ class AuditWorker(threading.Thread):
     `interval` seconds.  Holds its services weakly: it ends when they are gone, on
     stop(), or at interpreter exit."""
 
-    def __init__(self, services, interval: float, checker_for: Callable):
+    def __init__(
+        self, services, interval: float, checker_for: Callable, *, lease: float | None = None
+    ):
         super().__init__(name="kbcoach-audit-worker", daemon=True)
         self._services = weakref.ref(services)
         self.interval = interval
         self.checker_for = checker_for  # rule-pack version -> Checker
+        self.lease = lease
         self._stopping = threading.Event()
         atexit.register(self.stop)
 
     def run(self) -> None:
-        from coach.audits import AuditStore, new_claimer
+        from coach.audits import LEASE_SECONDS, AuditStore, new_claimer
 
         claimer = new_claimer()
         try:
@@ -37,7 +40,7 @@ class AuditWorker(threading.Thread):
                     if services is None:
                         return
                     try:
-                        store = AuditStore(services.kb.store)
+                        store = AuditStore(services.kb.store, lease=self.lease or LEASE_SECONDS)
                         checked = store.work(self.checker_for, claimer=claimer)
                     except Exception:  # recorded on the run as failed; the worker lives on
                         log.exception("audit worker: a batch failed")

@@ -10,11 +10,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 
 from kb.accounts import LOGIN_MAX_FAILURES
+from storage import Database, schema
 
+from .chatgen import conversations, write_jsonl
 from .conftest import FIXTURES, PASSWORD, Server, run_cli
 
 pytestmark = pytest.mark.slow
@@ -66,17 +70,36 @@ def nodes(tmp_path, pg_url):
     for name, role in (("trainer1", "trainer"), ("agent1", "agent"), ("super1", "supervisor")):
         run_cli(*shared, "user", "add", name, "--role", role, "--password", PASSWORD,
                 instance=a_dir, check=True)  # fmt: skip
-    token = run_cli(*shared, "token", "create", "trainer1", instance=a_dir, check=True)
-    trainer_token = token.stdout.strip().splitlines()[-1].strip()
-    a = Server(a_dir, *shared, "serve", "--articles", str(FIXTURES / "articles"))
+    tokens = {
+        name: run_cli(*shared, "token", "create", name, instance=a_dir, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+        .strip()
+        for name in ("trainer1", "super1")
+    }
+    # short leases, so a dead node's audit batches pass on within seconds
+    env = {"KBCOACH_AUDIT_LEASE_SECONDS": "3", "KBCOACH_AUDIT_WORKER_SECONDS": "0.2"}
+    a = Server(a_dir, *shared, "serve", "--articles", str(FIXTURES / "articles"), env=env)
     try:
-        b = Server(b_dir, *shared, "serve", "--articles", "/nonexistent")
+        b = Server(b_dir, *shared, "serve", "--articles", "/nonexistent", env=env)
         try:
-            yield a, b, trainer_token
+            yield Nodes(a, b, tokens["trainer1"], tokens["super1"], pg_url)
         finally:
             b.stop()
     finally:
         a.stop()
+
+
+@dataclass
+class Nodes:
+    a: Server
+    b: Server
+    trainer: str  # API tokens
+    supervisor: str
+    url: str  # the shared database
+
+    def __iter__(self):  # a, b, trainer token
+        return iter((self.a, self.b, self.trainer))
 
 
 def search_ids(base: str, token: str, q: str) -> list[str]:
@@ -125,3 +148,58 @@ def test_failed_logins_count_across_both_nodes(nodes):
     ]
     assert codes[:LOGIN_MAX_FAILURES] == [401] * LOGIN_MAX_FAILURES
     assert set(codes[LOGIN_MAX_FAILURES:]) == {429}
+
+
+def results(db: Database, run_id: int) -> dict[str, tuple]:
+    """conv_id -> (status, score, findings) of a run, from the database."""
+    items = schema.qa_items
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.select(items.c.conv_id, items.c.status, items.c.score, items.c.findings).where(
+                items.c.run_id == run_id
+            )
+        ).all()
+    return {r.conv_id: (r.status, r.score, json.loads(r.findings or "[]")) for r in rows}
+
+
+def test_an_audit_run_survives_the_death_of_the_node_it_was_uploaded_to(nodes, tmp_path):
+    convs = conversations(800, seed=11)
+    # the reference: the same conversations audited on one node, embedded SQLite
+    single = tmp_path / "single"
+    chats = write_jsonl(tmp_path / "chats.jsonl", 800, seed=11)
+    run_cli("audit", "run", str(chats), instance=single, check=True)
+    expected = results(Database(f"sqlite:///{single / 'kbcoach.db'}"), 1)
+    assert len(expected) == 800
+
+    body = api(nodes.a.url, nodes.supervisor, "POST", "/api/v1/audits",
+               {"name": "两节点", "conversations": convs})  # fmt: skip
+    run_id = body["run_id"]
+    db = Database(nodes.url)
+    run = schema.qa_runs
+    deadline = time.monotonic() + 120
+    while True:  # both nodes at work, then node A dies mid-run
+        with db.read() as conn:
+            claimers = set(
+                conn.execute(
+                    sa.select(schema.qa_items.c.claimed_by).where(
+                        schema.qa_items.c.run_id == run_id,
+                        schema.qa_items.c.claimed_by.is_not(None),
+                    )
+                ).scalars()
+            )
+            checked = conn.execute(sa.select(run.c.checked).where(run.c.id == run_id)).scalar()
+        pids = {c.split(":")[1] for c in claimers}
+        if {str(nodes.a.proc.pid), str(nodes.b.proc.pid)} <= pids and checked < 700:
+            break
+        assert checked < 800 and time.monotonic() < deadline, (checked, pids)
+        time.sleep(0.02)
+    nodes.a.kill()
+    while True:
+        status = api(nodes.b.url, nodes.supervisor, "GET", f"/api/v1/audits/{run_id}")["run"]
+        if status["status"] != "running":
+            break
+        assert time.monotonic() < deadline, nodes.b.output()[-3000:]
+        time.sleep(0.2)
+    assert (status["status"], status["checked"]) == ("done", 800)
+    got = results(db, run_id)
+    assert got == expected  # every conversation once, as one node would have scored it

@@ -36,6 +36,11 @@ SETTINGS = (
     ("SESSION_LIFETIME_HOURS", 12, "登录会话的有效期（小时），到期须重新登录"),
     ("INDEX_SYNC_SECONDS", 1.0, "检查数据库变更并补入搜索索引的间隔（秒）；0 为不检查"),
     (
+        "AUDIT_LEASE_SECONDS",
+        60.0,
+        "领取的质检批次多久内有效（秒，检查中自动续期）；节点宕机后，其批次过期即由其他节点接手",
+    ),
+    (
         "AUDIT_WORKER_SECONDS",
         1.0,
         "本进程查看有无可领取的质检任务（含其他节点发起的批次）的间隔（秒）；0 为不参与，"
@@ -101,7 +106,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if float(app.config["AUDIT_WORKER_SECONDS"] or 0) > 0:
         # batches of audit runs, whichever process or node started them
         services.start_worker(
-            float(app.config["AUDIT_WORKER_SECONDS"]), supervise.app_checkers(app)
+            float(app.config["AUDIT_WORKER_SECONDS"]),
+            supervise.app_checkers(app),
+            lease=float(app.config["AUDIT_LEASE_SECONDS"]),
         )
 
     @app.get("/favicon.ico")

@@ -60,7 +60,9 @@ def page_url(param: str, number: int, anchor: str = "") -> str:
 
 
 def audits() -> AuditStore:
-    return AuditStore(get_kb().store, log=accounts().audit)
+    return AuditStore(
+        get_kb().store, log=accounts().audit, lease=current_app.config["AUDIT_LEASE_SECONDS"]
+    )
 
 
 def rulebook() -> RuleBook:
@@ -77,7 +79,7 @@ def start_check(run_id: int) -> None:
 
     def work() -> None:
         with app.app_context():
-            audits_bg = AuditStore(get_kb().store)
+            audits_bg = AuditStore(get_kb().store, lease=app.config["AUDIT_LEASE_SECONDS"])
             try:
                 audits_bg.check(run_id, checker_for(version))
             except Exception as exc:  # recorded on the run as failed; the worker lives on
