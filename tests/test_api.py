@@ -2,6 +2,9 @@
 
 import pytest
 
+# the API on both stores: the embedded SQLite and a shared PostgreSQL
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
 
 def test_search_api_shape(client):
     resp = client.get("/api/v1/search?q=发票怎么开&limit=5")

@@ -6,10 +6,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from kb.models import Article
 from kb.service import KnowledgeBase
 
 from .conftest import REPO
+
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
 def ids(result):
@@ -35,6 +39,7 @@ def test_highlighted_snippets_use_mark_and_escape_html(kb):
     assert "<script>" not in hit.snippet and "<mark>发票</mark>" in hit.snippet
 
 
+@BOTH
 def test_filters_by_category_and_tag_and_hides_drafts(kb):
     assert "phrasing-draft" not in ids(kb.search("发票"))
     assert ids(kb.search("发票", category="norm")) == []
@@ -42,6 +47,7 @@ def test_filters_by_category_and_tag_and_hides_drafts(kb):
     assert ids(kb.search("发票", status=None, category="phrasing")) == ["phrasing-draft"]
 
 
+@BOTH
 def test_incremental_update_and_delete_are_visible(kb):
     kb.save(Article(id="product-points", title="积分怎么兑换", category="product", body="积分兑换"))
     time.sleep(0.6)  # views refresh at most every 0.5 s
@@ -51,6 +57,7 @@ def test_incremental_update_and_delete_are_visible(kb):
     assert "product-points" not in ids(kb.search("积分兑换"))
 
 
+@BOTH
 def test_every_query_is_logged(kb):
     kb.search("发票怎么开", via="test")
     kb.flush_search_log()  # buffered off the request path; written every second
