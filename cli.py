@@ -26,8 +26,12 @@ def fail(message: str, code: int = EXIT_FINDINGS) -> None:
 
 class Context:
     def __init__(self, instance: str, database_url: str | None = None):
+        from core import configured_database_url
+
         self.instance = Path(instance)
-        self.database_url = database_url or None
+        # the option or KBCOACH_DATABASE_URL, else DATABASE_URL of instance/config.py,
+        # as the web app reads it: every command acts on the database the server uses
+        self.database_url = database_url or configured_database_url(self.instance)
         self._services = None
 
     @property
@@ -764,6 +768,8 @@ def migrate(obj: Context) -> None:
     from storage import Database
     from storage.database import sqlite_url
 
+    if not obj.database_url:
+        obj.instance.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(obj.database_url or sqlite_url(obj.instance), migrate=False)
     try:
         before, after = db.migrate()
@@ -793,30 +799,49 @@ def copy_instance(obj: Context, target_url: str) -> None:
     source_url = obj.database_url or sqlite_url(obj.instance)
     try:
         same = normalize_url(target_url) == normalize_url(source_url)
-    except Exception:  # noqa: BLE001 - sqlalchemy's own parse error, in Chinese below
-        fail(f"无法识别的数据库地址：{target_url}", EXIT_USAGE)
+    except DatabaseError as exc:
+        fail(str(exc), EXIT_USAGE)
     if same:
-        fail("目标数据库就是当前数据库", EXIT_USAGE)
+        where = (
+            "（当前数据库来自 --database-url、KBCOACH_DATABASE_URL 或实例的 config.py；"
+            "复制前请先去掉它，让命令读实例目录中的 SQLite 文件）"
+            if obj.database_url
+            else ""
+        )
+        fail(f"目标数据库就是当前数据库{where}", EXIT_USAGE)
     try:
         source, target = Database(source_url), Database(target_url)
     except DatabaseError as exc:
         fail(str(exc), EXIT_USAGE)
     report = copy_database(source, target)
-    for name, (n_source, copied) in report.tables.items():
-        click.echo(f"{name}\t源 {n_source} 行\t本次复制 {copied} 行")
+    for name, (n_source, added, removed) in report.tables.items():
+        extra = f"\t删除 {removed} 行" if removed else ""
+        click.echo(f"{name}\t源 {n_source} 行\t新增 {added} 行{extra}")
     if not report.ok:
-        fail(f"以下表的目标行数少于源：{', '.join(report.mismatched)}")
-    click.echo(f"已复制到 {target.display_url}，各表行数一致。")
+        fail(f"以下表的行数与源不一致：{', '.join(report.mismatched)}")
+    click.echo(f"已复制到 {target.display_url}，各表与源一致（改动过的行已更新）。")
 
 
 @cli.command(name="export-sqlite")
 @click.argument("dest", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="DEST 已存在时覆盖它。")
 @click.pass_obj
-def export_sqlite_cmd(obj: Context, dest: str) -> None:
+def export_sqlite_cmd(obj: Context, dest: str, force: bool) -> None:
     """把数据库导出为独立的 SQLite 文件（可用 Datasette 打开分析；不含密码、令牌与会话）。"""
     from storage.export import export_sqlite
 
-    counts = export_sqlite(obj.kb.database, dest)
+    target = Path(dest).resolve()
+    live = obj.kb.database.path
+    if live is not None and target in {
+        live.resolve(),
+        *(Path(f"{live}{x}").resolve() for x in ("-wal", "-shm")),
+    }:
+        fail(f"{dest} 是本实例正在使用的数据库，请换一个文件名", EXIT_USAGE)
+    if not target.parent.is_dir():
+        fail(f"目录不存在：{target.parent}", EXIT_USAGE)
+    if target.exists() and not force:
+        fail(f"{dest} 已存在；确认要覆盖请加 --force", EXIT_USAGE)
+    counts = export_sqlite(obj.kb.database, target)
     click.echo(f"已导出到 {dest}：{len(counts)} 张表，共 {sum(counts.values())} 行")
 
 
@@ -856,6 +881,11 @@ def main() -> None:
 
         if isinstance(exc, KbError):
             click.echo(f"错误：{exc}", err=True)
+            sys.exit(EXIT_FINDINGS)
+        from storage import UNAVAILABLE, reason
+
+        if isinstance(exc, UNAVAILABLE) and not os.environ.get("KBCOACH_DEBUG"):
+            click.echo(f"错误：无法连接数据库：{reason(exc)}", err=True)
             sys.exit(EXIT_FINDINGS)
         if os.environ.get("KBCOACH_DEBUG"):
             raise

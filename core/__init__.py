@@ -66,9 +66,27 @@ class Services:
         self.kb.close()
 
 
+def configured_database_url(instance: Path) -> str | None:
+    """DATABASE_URL of `<instance>/config.py` (the file the web app reads settings
+    from), so the CLI and the server agree on the database."""
+    import runpy
+
+    path = Path(instance) / "config.py"
+    if not path.is_file():
+        return None
+    return runpy.run_path(str(path)).get("DATABASE_URL") or None
+
+
 def open_instance(settings: Settings) -> Services:
     """Open (creating or upgrading if needed) an instance and its services."""
     return Services(settings)
 
 
-__all__ = ["Answer", "SearchService", "Services", "Settings", "open_instance"]
+__all__ = [
+    "Answer",
+    "SearchService",
+    "Services",
+    "Settings",
+    "configured_database_url",
+    "open_instance",
+]

@@ -33,6 +33,7 @@ class AuditWorker(threading.Thread):
         from coach.audits import LEASE_SECONDS, AuditStore, new_claimer
 
         claimer = new_claimer()
+        failing = False
         try:
             while not self._stopping.wait(self.interval):
                 while not self._stopping.is_set():
@@ -42,8 +43,13 @@ class AuditWorker(threading.Thread):
                     try:
                         store = AuditStore(services.kb.store, lease=self.lease or LEASE_SECONDS)
                         checked = store.work(self.checker_for, claimer=claimer)
+                        if failing:
+                            log.warning("audit worker works again")
+                        failing = False
                     except Exception:  # recorded on the run as failed; the worker lives on
-                        log.exception("audit worker: a batch failed")
+                        if not failing:  # once, not every look while the database is down
+                            log.exception("audit worker: a batch failed")
+                        failing = True
                         checked = 0
                     del services
                     if not checked:

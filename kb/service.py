@@ -471,6 +471,7 @@ class IndexSync(threading.Thread):
         atexit.register(self.stop)
 
     def run(self) -> None:
+        failing = False  # log a failure once, not every second while the database is down
         try:
             while not self._stopping.wait(self.interval):
                 kb = self._kb()
@@ -478,8 +479,13 @@ class IndexSync(threading.Thread):
                     return
                 try:
                     kb.poll_changes()
+                    if failing:
+                        log.warning("index sync works again")
+                    failing = False
                 except Exception:
-                    log.exception("index sync failed; retrying")
+                    if not failing:
+                        log.exception("index sync failed; retrying every %ss", self.interval)
+                    failing = True
                 del kb
         finally:
             kb = self._kb()

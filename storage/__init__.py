@@ -3,6 +3,13 @@
 Only this package speaks SQL or creates tables (tests/test_layers.py checks it).
 """
 
-from .database import Database, DatabaseError, normalize_url, sqlite_url
+from .database import UNAVAILABLE, Database, DatabaseError, normalize_url, reason, sqlite_url
 
-__all__ = ["Database", "DatabaseError", "normalize_url", "sqlite_url"]
+__all__ = [
+    "UNAVAILABLE",
+    "Database",
+    "DatabaseError",
+    "normalize_url",
+    "reason",
+    "sqlite_url",
+]

@@ -50,7 +50,12 @@ def sqlite_url(instance: str | Path) -> str:
 
 def normalize_url(url: str) -> str:
     """``postgresql://`` (what people write) means psycopg 3, the driver installed."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise DatabaseError(
+            f"无法识别的数据库地址：{url}（应形如 postgresql://用户:密码@主机/库名）"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
@@ -75,6 +80,10 @@ class Database:
     def __init__(self, url: str, *, migrate: bool = True):
         self.url = normalize_url(url)
         parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite" and not parsed.database:
+            raise DatabaseError(
+                "SQLite 数据库地址缺少文件路径（应为 sqlite:////绝对路径/kbcoach.db）"
+            )
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise DatabaseError(
@@ -83,7 +92,8 @@ class Database:
         self.path: Path | None = None
         if self.dialect == "sqlite":
             self.path = Path(parsed.database or "")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.is_dir():
+                raise DatabaseError(f"数据库所在目录不存在：{self.path.parent}")
             _private_file(str(self.path))  # the database holds password hashes
             self.engine = sa.create_engine(
                 self.url,
@@ -193,6 +203,12 @@ class Database:
 
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
+    def known_revisions(self) -> set[str]:
+        from alembic.script import ScriptDirectory
+
+        scripts = ScriptDirectory.from_config(self._alembic_config())
+        return {rev.revision for rev in scripts.walk_revisions()}
+
     def current(self) -> str | None:
         """The revision this database is at (None before the first migration)."""
         with self.engine.connect() as conn:
@@ -202,12 +218,23 @@ class Database:
 
     def migrate(self, target: str = "head") -> tuple[str | None, str]:
         """Upgrade the schema; returns (before, after).  Safe to run concurrently."""
+        try:
+            return self._migrate(target)
+        except sa.exc.OperationalError as exc:
+            raise DatabaseError(f"无法连接数据库 {self.display_url}：{reason(exc)}") from None
+
+    def _migrate(self, target: str) -> tuple[str | None, str]:
         from alembic import command
 
         head = self.head() if target == "head" else target
         before = self.current()
         if before == head:
             return before, head
+        if before is not None and before not in self.known_revisions():
+            raise DatabaseError(
+                f"数据库 {self.display_url} 的结构版本 {before} 比本程序新（本程序最新为 "
+                f"{head}）：请先把本节点升级到与其他节点相同的 kbcoach 版本"
+            )
         cfg = self._alembic_config()
         with self.begin() as conn:
             if self.dialect == "postgresql":
@@ -231,6 +258,16 @@ class Database:
                 name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
                 for name, table in schema.metadata.tables.items()
             }
+
+
+# what a lost or refused connection raises (web/ answers 503, the CLI says so)
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def reason(exc: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's statement and links."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def close_all(url: str | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -154,15 +155,27 @@ def test_kbcoach_migrate_upgrades_a_release_0_1_instance_once(tmp_path):
 def test_copy_instance_to_postgresql_keeps_ids_and_is_safe_to_rerun(tmp_path, pg_url):
     root = legacy_instance(tmp_path)
     out = run_cli("copy-instance", "--to", pg_url, instance=root, check=True).stdout
-    assert "各表行数一致" in out and "users\t源 4 行\t本次复制 4 行" in out
+    assert "各表与源一致" in out and "users\t源 4 行\t新增 4 行" in out
     again = run_cli("copy-instance", "--to", pg_url, instance=root, check=True).stdout
-    assert "users\t源 4 行\t本次复制 0 行" in again
+    assert "users\t源 4 行\t新增 0 行" in again
     target = Database(pg_url)
-    assert {k: v for k, v in target.counts().items() if k in LEGACY_COUNTS} == LEGACY_COUNTS
+    copied = {k: v for k, v in target.counts().items() if k in LEGACY_COUNTS}
+    assert copied == {**LEGACY_COUNTS, "meta": 3}  # + which instance it copies
     with target.read() as conn:
         names = conn.execute(sa.select(schema.users.c.id, schema.users.c.username)).all()
     with sqlite3.connect(root / "kbcoach.db") as src:
         assert sorted(names) == sorted(src.execute("SELECT id, username FROM users").fetchall())
+    # an edit and a deletion made on the old node before the final copy reach the target
+    with sqlite3.connect(root / "kbcoach.db") as src:
+        src.execute("UPDATE articles SET title = '最后一刻的修改' WHERE id = 'product-refund'")
+        src.execute("DELETE FROM pins")
+    final = run_cli("copy-instance", "--to", pg_url, instance=root, check=True).stdout
+    assert "pins\t源 0 行\t新增 0 行\t删除 1 行" in final
+    with target.read() as conn:
+        title = conn.execute(
+            sa.select(schema.articles.c.title).where(schema.articles.c.id == "product-refund")
+        ).scalar()
+    assert title == "最后一刻的修改" and target.counts()["pins"] == 0
     with target.begin() as conn:  # the next id follows the copied ones
         new_id = conn.execute(
             sa.insert(schema.users).values(username="new").returning(schema.users.c.id)
@@ -170,10 +183,22 @@ def test_copy_instance_to_postgresql_keeps_ids_and_is_safe_to_rerun(tmp_path, pg
     assert new_id == max(i for i, _ in names) + 1
 
 
+def test_copy_instance_refuses_a_target_holding_another_instance(tmp_path, pg_url):
+    other = tmp_path / "other"
+    run_cli("--database-url", pg_url, "import", str(FIXTURES / "articles"), instance=other,
+            check=True)  # fmt: skip
+    root = legacy_instance(tmp_path)
+    out = run_cli("copy-instance", "--to", pg_url, instance=root)
+    assert out.returncode == 1 and "已有另一个实例的数据" in out.stderr
+    assert Database(pg_url).counts()["users"] == 0  # nothing was copied
+
+
 def test_copy_instance_refuses_a_bad_or_same_target(tmp_path):
     root = legacy_instance(tmp_path)
     bad = run_cli("copy-instance", "--to", "mysql://x@y/z", instance=root)
     assert bad.returncode == 2 and "不支持的数据库" in bad.stderr
+    garbled = run_cli("copy-instance", "--to", "foo", instance=root)
+    assert garbled.returncode == 2 and "无法识别的数据库地址" in garbled.stderr
     same = run_cli("copy-instance", "--to", sqlite_url(root), instance=root)
     assert same.returncode == 2 and "就是当前数据库" in same.stderr
 
@@ -196,6 +221,70 @@ def test_export_sqlite_writes_a_standalone_file_without_secrets(kb, users, tmp_p
     assert sorted(r["username"] for r in db["users"].rows) == sorted(users.values())
     assert db["articles"].count == kb.store.count()
     assert "web.secret_key" not in {r["key"] for r in db["meta"].rows}
+    again = run_cli(*(["--database-url", kb.database_url] if kb.database_url else []),
+                    "export-sqlite", str(dest), instance=kb.root)  # fmt: skip
+    assert again.returncode == 2 and "--force" in again.stderr
+    if not kb.database_url:
+        live = run_cli("export-sqlite", str(kb.root / "kbcoach.db"), "--force", instance=kb.root)
+        assert live.returncode == 2 and "正在使用的数据库" in live.stderr
     assert ("item_id", "qa_items") in {
         (fk.column, fk.other_table) for fk in db["qa_findings"].foreign_keys
     }
+
+
+def test_a_node_whose_database_is_gone_answers_503_and_recovers(tmp_path, pg_server):
+    """503 (so a proxy tries another node) with the one error shape, never a 500."""
+    from web import create_app
+
+    name = pg_server.new_database()
+    url = pg_server.url(name)
+    app = create_app(
+        {"INSTANCE": str(tmp_path / "node"), "TESTING": True, "DATABASE_URL": url,
+         "INDEX_SYNC_SECONDS": 0, "AUDIT_WORKER_SECONDS": 0}
+    )  # fmt: skip
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    pg_server.drop_database(name)  # every connection of the node is cut
+    down = client.get("/healthz")
+    assert down.status_code == 503 and down.get_json()["ok"] is False
+    api = client.get("/api/v1/search?q=x", headers={"Authorization": "Bearer kbc_x"})
+    assert api.status_code == 503 and "数据库暂时无法连接" in api.get_json()["error"]
+    pg_server.create_database(name)
+    Database(url)  # migrated again, as a restored database would be
+    assert client.get("/healthz").status_code == 200
+
+
+def test_database_errors_are_chinese_and_name_the_problem(tmp_path, pg_server):
+    root = tmp_path / "inst"
+    cases = [
+        ("foo", "无法识别的数据库地址"),
+        ("mysql://a@b/c", "不支持的数据库"),
+        (pg_server.url("no_such_db"), "无法连接数据库"),
+        ("sqlite:////nonexistent-dir/x.db", "数据库所在目录不存在"),
+    ]
+    for url, message in cases:
+        out = run_cli("--database-url", url, "migrate", instance=root)
+        assert out.returncode == 1 and message in out.stderr, (url, out.stderr)
+        assert "Traceback" not in out.stderr and "内部错误" not in out.stderr
+    assert not Path("/nonexistent-dir").exists()
+
+
+def test_a_database_from_a_newer_release_is_refused_clearly(tmp_path):
+    db = Database(sqlite_url(tmp_path))
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    db.dispose()
+    out = run_cli("migrate", instance=tmp_path)
+    assert out.returncode == 1 and "0099 比本程序新" in out.stderr
+
+
+def test_the_cli_uses_the_database_of_the_instance_config(tmp_path, pg_url):
+    """DATABASE_URL in instance/config.py (read by the server) is the CLI's too."""
+    root = tmp_path / "node"
+    root.mkdir()
+    (root / "config.py").write_text(f"DATABASE_URL = {pg_url!r}\n", encoding="utf-8")
+    run_cli("user", "add", "agent9", "--role", "agent", "--password", "pw-123456789",
+            instance=root, check=True)  # fmt: skip
+    assert not (root / "kbcoach.db").exists()
+    with Database(pg_url).read() as conn:
+        assert conn.execute(sa.select(schema.users.c.username)).scalars().all() == ["agent9"]

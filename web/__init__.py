@@ -119,7 +119,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.get("/healthz")
     @auth.requires(auth.PUBLIC)
     def healthz():
-        return {"ok": True, "articles": kb.store.count()}
+        from storage import UNAVAILABLE
+
+        try:
+            return {"ok": True, "articles": kb.store.count()}
+        except UNAVAILABLE:  # JSON for load balancers, whatever they accept
+            return {"ok": False, "error": "数据库暂时无法连接", "status": 503}, 503
 
     return app
 

@@ -57,6 +57,16 @@ def register(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return error_response(exc.message, exc.status)
 
+    from storage import UNAVAILABLE
+
+    def _database_down(exc):
+        # 503: a proxy in front (proxy_next_upstream http_503) tries another node
+        app.logger.warning("database unavailable: %s", type(exc).__name__)
+        return error_response("数据库暂时无法连接，请稍后再试", 503)
+
+    for exc_class in UNAVAILABLE:
+        app.register_error_handler(exc_class, _database_down)
+
     @app.errorhandler(KbError)
     def _kb_error(exc: KbError):
         return error_response(str(exc), exc.status)
