@@ -8,8 +8,9 @@ it on demand); concurrent starters wait for each other.
 Transactions are ambient per thread: ``with db.begin() as conn`` starts a write
 transaction (``BEGIN IMMEDIATE`` on SQLite, so a read-then-write never fails half way
 with "database is locked"), and any ``db.begin()`` or ``db.read()`` inside it, in the
-same thread, joins it.  ``db.read()`` alone reads committed data: one snapshot on
-SQLite, one per statement on PostgreSQL (autocommit: no BEGIN/ROLLBACK round trips).
+same thread, joins it.  ``db.read()`` alone reads committed data, one snapshot per
+statement on both backends (autocommit: no BEGIN/ROLLBACK around the request path's
+one-query reads).
 """
 
 from __future__ import annotations
@@ -92,8 +93,10 @@ class Database:
         self.path: Path | None = None
         if self.dialect == "sqlite":
             self.path = Path(parsed.database or "")
-            if not self.path.parent.is_dir():
-                raise DatabaseError(f"数据库所在目录不存在：{self.path.parent}")
+            try:  # the instance folder itself, owner-only; never a chain of folders
+                self.path.parent.mkdir(mode=0o700, exist_ok=True)
+            except FileNotFoundError:
+                raise DatabaseError(f"数据库所在目录不存在：{self.path.parent.parent}") from None
             _private_file(str(self.path))  # the database holds password hashes
             self.engine = sa.create_engine(
                 self.url,
@@ -169,10 +172,12 @@ class Database:
             yield current
             return
         with self.engine.connect() as conn:
+            # each statement its own snapshot: no BEGIN/ROLLBACK around the one-query
+            # reads of the request path (session, token, article)
             if self.dialect == "postgresql":
-                # each statement its own snapshot: no BEGIN/ROLLBACK round trips on
-                # the request path (SQLite's BEGIN DEFERRED costs nothing: kept)
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                conn = conn.execution_options(sqlite_begin=None)
             yield conn
 
     @property
@@ -295,4 +300,5 @@ def _sqlite_transactions(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn):
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: a read, statement by statement (autocommit)
+            conn.exec_driver_sql(f"BEGIN {mode}")

@@ -146,7 +146,7 @@ def test_a_release_0_1_instance_upgrades_in_place(tmp_path):
 def test_kbcoach_migrate_upgrades_a_release_0_1_instance_once(tmp_path):
     root = legacy_instance(tmp_path)
     first = run_cli("migrate", instance=root, check=True).stdout
-    head = Database(sqlite_url(tmp_path / "head")).head()  # the newest revision
+    head = Database(sqlite_url(root), migrate=False).head()  # the newest revision
     assert f"（无版本记录） 升级到 {head}" in first
     again = run_cli("migrate", instance=root, check=True).stdout
     assert "已是最新结构" in again
@@ -260,7 +260,7 @@ def test_database_errors_are_chinese_and_name_the_problem(tmp_path, pg_server):
         ("foo", "无法识别的数据库地址"),
         ("mysql://a@b/c", "不支持的数据库"),
         (pg_server.url("no_such_db"), "无法连接数据库"),
-        ("sqlite:////nonexistent-dir/x.db", "数据库所在目录不存在"),
+        ("sqlite:////nonexistent-dir/sub/x.db", "数据库所在目录不存在"),
     ]
     for url, message in cases:
         out = run_cli("--database-url", url, "migrate", instance=root)
