@@ -120,10 +120,10 @@ def _secret_key(kb) -> bytes:
         legacy = kb.root / "secret_key"
         try:
             candidate = legacy.read_bytes()
-            legacy.unlink()  # from now on the database holds it
         except FileNotFoundError:
             candidate = os.urandom(32)
         stored = kb.store.setting_once(SECRET_KEY_SETTING, candidate.hex())
+        legacy.unlink(missing_ok=True)  # from now on the database holds it
     return bytes.fromhex(stored)
 
 
