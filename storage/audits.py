@@ -416,21 +416,11 @@ def get_item(db: Database, item_id: int) -> dict | None:
 
 
 def item_head(db: Database, item_id: int) -> dict | None:
-    """An item's columns but the conversation and findings, with `nfindings`."""
-    stmt = sa.select(
-        _items.c.id,
-        _items.c.run_id,
-        _items.c.seq,
-        _items.c.conv_id,
-        _items.c.agent,
-        _items.c.source,
-        _items.c.status,
-        _items.c.score,
-        _items.c.turns,
-        _items.c.agent_turns,
-        _items.c.unchecked,
-        _NFINDINGS,
-    ).where(_items.c.id == item_id)
+    """An item's columns but the conversation and findings, with `nfindings`: the
+    listed columns plus the run and the rules it could not check."""
+    stmt = sa.select(*_LISTED_ITEM, _items.c.run_id, _items.c.unchecked).where(
+        _items.c.id == item_id
+    )
     with db.read() as conn:
         row = conn.execute(stmt).first()
     return dict(row._mapping) if row else None
