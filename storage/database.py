@@ -16,7 +16,9 @@ one-query reads).
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -284,6 +286,23 @@ def close_all(url: str | None = None) -> None:
         db.engine.dispose()
 
 
+def _enter_wal(cur, patience: float = 30.0) -> None:
+    """Switch a new database file to WAL (the mode persists in the file).  SQLite does not
+    call the busy handler for this switch, so processes starting together on a fresh file
+    get "database is locked" at once: retry until the first of them has made the switch."""
+    deadline = time.monotonic() + patience
+    while True:
+        if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_transactions(engine: Engine) -> None:
     """pysqlite's own transaction handling begins late and never IMMEDIATE: take it over
     (the recipe in SQLAlchemy's SQLite dialect documentation)."""
@@ -292,9 +311,9 @@ def _sqlite_transactions(engine: Engine) -> None:
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # no implicit BEGIN from the driver
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        _enter_wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @event.listens_for(engine, "begin")
