@@ -57,10 +57,12 @@ def line_chart_svg(
     left, right, top, bottom = 56, 16, 28, 48
     plot_w, plot_h = width - left - right, height - top - bottom
 
+    pad = 28  # the first and last dots (and their values) stay clear of the edges
+
     def x_at(i: int) -> float:
         if len(points) == 1:
             return left + plot_w / 2
-        return left + plot_w * i / (len(points) - 1)
+        return left + pad + (plot_w - 2 * pad) * i / (len(points) - 1)
 
     def y_at(v: float) -> float:
         return top + plot_h * (1 - (v - low) / (high - low))
