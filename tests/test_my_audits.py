@@ -262,6 +262,8 @@ def test_my_audits_page_and_api(app, kb, users):
     sup, _ = logged_in(app, users["supervisor"])
     page = sup.get("/my/audits?agent=agent1").get_data(as_text=True)
     assert "客服「agent1」的质检" in page and ">c-a</a>" in page
+    assert 'name="agent" value="agent1"' in page  # a supervisor picks the agent on the page
+    assert 'name="agent"' not in agent.get("/my/audits").get_data(as_text=True)
     assert sup.get("/api/v1/my/audits?agent=bob").get_json()["summary"]["conversations"] == 1
 
 

@@ -413,6 +413,7 @@ def mine():
         view=view,
         agent=agent,
         own=agent == current_user.username,
+        supervisor=_is_supervisor(),
         filters=filters,
         errors=errors,
         presets=presets(),
