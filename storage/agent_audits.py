@@ -64,7 +64,8 @@ def _latest_items(agent: str, period: Period):
 
 def summary(db: Database, agent: str, period: Period) -> dict:
     """conversations, audits (all runs of them), mean score, conversations with
-    findings and findings that count, over the latest audits."""
+    findings, findings that count, agent turns and findings per 100 agent turns,
+    over the latest audits."""
     latest, joined = _latest_items(agent, period)
     nfind = _counted_findings()
     stmt = sa.select(
@@ -73,15 +74,18 @@ def summary(db: Database, agent: str, period: Period) -> dict:
         sa.func.avg(_items.c.score),
         sa.func.coalesce(sa.func.sum(sa.case((nfind > 0, 1), else_=0)), 0),
         sa.func.coalesce(sa.func.sum(nfind), 0),
+        sa.func.coalesce(sa.func.sum(_items.c.agent_turns), 0),
     ).select_from(joined)
     with db.read() as conn:
-        n, audits, mean, flagged, findings = conn.execute(stmt).one()
+        n, audits, mean, flagged, findings, turns = conn.execute(stmt).one()
     return {
         "conversations": int(n),
         "audits": int(audits),
         "mean_score": round(float(mean), 1) if mean is not None else None,
         "with_findings": int(flagged),
         "findings": int(findings),
+        "agent_turns": int(turns),
+        "findings_per_100_turns": round(100.0 * int(findings) / int(turns), 1) if turns else 0.0,
     }
 
 

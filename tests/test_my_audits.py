@@ -95,6 +95,8 @@ def test_latest_audit_per_conversation_mean_trend_and_habits(audits):
     summary = view["summary"]
     assert summary["conversations"] == 3 and summary["audits"] == 4
     assert summary["mean_score"] == round(sum(latest) / 3, 1)
+    assert summary["agent_turns"] == 6  # two agent turns in each of the three
+    assert summary["findings_per_100_turns"] == round(100 * summary["findings"] / 6, 1)
     assert view["weeks"] == [
         {"week": "2026-11-02", "conversations": 1, "mean_score": s1["c-b"]},
         {
