@@ -14,8 +14,7 @@ from coach.audits import AuditStore
 from coach.checker import Checker
 from coach.transcripts import load_text
 from core import gaps as core_gaps
-from kb import feedback
-from kb import gaps
+from kb import feedback, gaps
 from kb.errors import NotFound, ValidationError
 
 from .conftest import signed_in
@@ -49,8 +48,13 @@ def groups(kb) -> dict[str, gaps.Group]:
 
 @pytest.mark.parametrize(
     "variant,base",
-    [("发票 怎么开", "发票怎么开"), ("發票怎麼開", "发票怎么开"), ("发票怎么开？", "发票怎么开"),
-     ("ＶＩＰ 发票怎么开", "vip发票怎么开"), ("怎么开 发票", "发票怎么开")],  # fmt: skip
+    [
+        ("发票 怎么开", "发票怎么开"),
+        ("發票怎麼開", "发票怎么开"),
+        ("发票怎么开？", "发票怎么开"),
+        ("ＶＩＰ 发票怎么开", "vip发票怎么开"),
+        ("怎么开 发票", "发票怎么开"),
+    ],  # fmt: skip
 )
 def test_the_group_key_ignores_width_script_spacing_order_and_punctuation(variant, base):
     assert gaps.query_key(variant) == gaps.query_key(base)
@@ -108,8 +112,17 @@ def test_the_window_is_bounded_and_old_entries_get_their_key(kb):
     assert set(groups(kb)) == {"时光机"}  # 40 days ago is outside the window
     # an entry logged before the key column (0007) gets its key when first read
     kb.store.searches.add(
-        [{"at": kb_now(), "q": "时光 机", "category": "", "tag": "", "hits": 0,
-          "took_ms": 1.0, "via": "api"}]  # fmt: skip
+        [
+            {
+                "at": kb_now(),
+                "q": "时光 机",
+                "category": "",
+                "tag": "",
+                "hits": 0,
+                "took_ms": 1.0,
+                "via": "api",
+            }
+        ]  # fmt: skip
     )
     assert groups(kb)["时光 机"].count == 2
 
@@ -118,7 +131,13 @@ def kb_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-ANSWERED = ["发票怎么开", "退款要多久才能到账", "能开专票吗", "钱什么时候退回来", "客户来了多久要回复"]
+ANSWERED = [
+    "发票怎么开",
+    "退款要多久才能到账",
+    "能开专票吗",
+    "钱什么时候退回来",
+    "客户来了多久要回复",
+]
 UNANSWERED = ["这个手机防水吗", "会员积分怎么兑换", "你们周六上班吗", "优惠券怎么用", "能便宜点吗"]
 
 
@@ -130,8 +149,15 @@ def test_the_threshold_separates_answered_from_unanswered_questions(kb):
 
 @pytest.mark.parametrize(
     "text,question",
-    [("这个手机防水吗", True), ("发票怎么开", True), ("好的谢谢", False), ("在吗", False),
-     ("[订单x]", False), ("我要退货", False), ("x" * 300 + "吗", False)],  # fmt: skip
+    [
+        ("这个手机防水吗", True),
+        ("发票怎么开", True),
+        ("好的谢谢", False),
+        ("在吗", False),
+        ("[订单x]", False),
+        ("我要退货", False),
+        ("x" * 300 + "吗", False),
+    ],  # fmt: skip
 )
 def test_customer_questions(text, question):
     assert core_gaps.is_question(text) is question
@@ -249,9 +275,12 @@ def test_a_search_nobody_opened_shows_and_an_opened_one_does_not(app, users, kb)
     assert hits[0]["url"].startswith("/articles/product-invoice?q=") and "pos=1" in hits[0]["url"]
     assert agent.get(hits[0]["url"]).status_code == 200  # the hit URL records the open
     agent.get("/api/v1/search?q=退款多久")
-    assert agent.post(
-        "/api/v1/search/opened", json={"q": "退款多久", "id": "product-refund", "position": 1}
-    ).status_code == 204
+    assert (
+        agent.post(
+            "/api/v1/search/opened", json={"q": "退款多久", "id": "product-refund", "position": 1}
+        ).status_code
+        == 204
+    )
     page = trainer.get("/gaps").get_data(as_text=True)
     shown = re.findall(r'class="gap-query">([^<]+)<', page)
     assert shown == ["量子纠缠"]

@@ -53,8 +53,8 @@ def article(article_id: str, feedback_error: str = "", comment: str | None = Non
 
     kb = get_kb()
     art = article_payload(kb, _readable(kb, article_id))
-    if request.method == "GET":
-        record_hit_open(article_id)  # reached from a search result's URL
+    if request.method == "GET" and not (request.args.get("rpage") or request.args.get("fpage")):
+        record_hit_open(article_id)  # reached from a search result's URL (not its pager)
     page = page_arg("rpage")
     return render_template(
         "article.html",
