@@ -138,7 +138,14 @@ ANSWERED = [
     "钱什么时候退回来",
     "客户来了多久要回复",
 ]
-UNANSWERED = ["这个手机防水吗", "会员积分怎么兑换", "你们周六上班吗", "优惠券怎么用", "能便宜点吗"]
+UNANSWERED = [
+    "这个手机防水吗",
+    "会员积分怎么兑换",
+    "你们周六上班吗",
+    "优惠券怎么用",
+    "能便宜点吗",
+    "多久发货",
+]
 
 
 def test_the_threshold_separates_answered_from_unanswered_questions(kb):
@@ -332,8 +339,11 @@ def test_feedback_from_the_article_page_and_the_api_reaches_the_trainer(app, use
     assert data["ok"] and data["useful"] == 1
     mine = agent.get("/api/v1/articles/product-invoice").get_json()["article"]["my_feedback"]
     assert mine["useful"] is True
-    resp = agent.post("/api/v1/articles/nope/feedback", json={"useful": "useful"})
-    assert resp.status_code == 404
+    for missing in ("nope", "phrasing-draft"):  # a draft is as unknown to agents
+        resp = agent.post(f"/api/v1/articles/{missing}/feedback", json={"useful": "useful"})
+        assert resp.status_code == 404 and resp.get_json()["error"] == f"文章「{missing}」不存在"
+        resp = agent.post(f"/articles/{missing}/feedback", data={"useful": "useful"})
+        assert resp.status_code == 404
     article = trainer.get("/articles/product-refund").get_data(as_text=True)
     assert re.search(r'class="n-useless">1<', article) and "没写银行卡" in article
     listing = trainer.get("/feedback").get_data(as_text=True)

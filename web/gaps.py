@@ -119,9 +119,10 @@ def feedback_page():
 def vote_form(article_id: str):
     """The article page's form: back to the article, or the page with the message
     next to the comment field."""
-    from .pages import article
+    from .pages import _readable, article
 
     kb = get_kb()
+    _readable(kb, article_id)  # 404 for an article this user may not read
     try:
         feedback.vote(
             kb.store,
@@ -144,9 +145,13 @@ def vote_form(article_id: str):
 @requires("article.read")
 def vote_api(article_id: str):
     """{"useful": "useful" | "useless", "comment"?} → the article's counts and this vote."""
+    from .pages import _readable
+
     data = json_body(("useful", "comment"))
+    kb = get_kb()
+    _readable(kb, article_id)  # 404 for an article this user may not read
     result = feedback.vote(
-        get_kb().store, article_id, _user_id(), actor(), data.get("useful"), data.get("comment")
+        kb.store, article_id, _user_id(), actor(), data.get("useful"), data.get("comment")
     )
     created = result.pop("created")
     result.pop("useless_rate", None)
