@@ -17,7 +17,7 @@ from core import gaps as core_gaps
 from kb import feedback, gaps
 from kb.errors import NotFound, ValidationError
 
-from .conftest import signed_in
+from .conftest import run_cli, signed_in
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
@@ -364,3 +364,20 @@ def test_the_scan_button_reports_what_it_found(app, users, kb):
     page = resp.get_data(as_text=True)
     assert "已分析 1 个质检会话，发现 1 个未能回答的客户问题" in page
     assert "这个手机防水吗" in page
+
+
+def test_cli_scans_and_lists_the_gaps(kb, instance, tmp_path):
+    log(kb, ("量子纠缠", 0, 5, "api"))
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(
+        json.dumps(conversation("c1", "这个手机防水吗", "发票怎么开"), ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    run_cli("audit", "run", str(chats), instance=instance, check=True)
+    out = run_cli("gaps", "--scan", "--json", instance=instance, check=True)
+    body = json.loads(out.stdout)
+    assert body["scanned"] == {"scanned": 1, "questions": 1, "left": 0}
+    assert [g["query"] for g in body["searches"]] == ["量子纠缠"]
+    assert [g["query"] for g in body["questions"]] == ["这个手机防水吗"]
+    text = run_cli("gaps", instance=instance, check=True).stdout
+    assert "量子纠缠" in text and "这个手机防水吗" in text
