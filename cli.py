@@ -523,6 +523,71 @@ def runs(obj: Context, limit: int) -> None:
         click.echo(f"{r['id']}\t{r['kind']}\t{r['status']}\t{r['started_at'][:19]}\t{r['source']}")
 
 
+@cli.command()
+@click.option(
+    "--scan", is_flag=True, help="先分析尚未分析的已质检会话，找出知识库未能回答的客户问题。"
+)
+@click.option(
+    "--scan-limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="本次最多分析多少个会话。",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="最佳文章得分低于此值即视为未能回答（默认同网页设置 GAP_SCORE_THRESHOLD 的默认值 6）。",
+)
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="每部分最多列出多少组。",
+)
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")
+@click.pass_obj
+def gaps(obj: Context, scan: bool, scan_limit: int, threshold, limit: int, as_json: bool) -> None:
+    """内容缺口：最近 30 天客服搜不到或无人打开结果的搜索，以及质检会话中知识库未能回答的客户问题（按相同的词归组）。"""
+    from core import gaps as core_gaps
+    from kb import gaps as kb_gaps
+
+    services = obj.services
+    scanned = None
+    if scan:
+        scanned = core_gaps.scan_transcripts(
+            services, limit=scan_limit, threshold=threshold or core_gaps.ANSWER_THRESHOLD
+        )
+    db = services.kb.database
+    searches = [g.to_dict() for g in kb_gaps.search_groups(db)]
+    questions = [g.to_dict() for g in kb_gaps.question_groups(db)]
+    if as_json:
+        body = {
+            "searches": searches[:limit],
+            "search_groups": len(searches),
+            "questions": questions[:limit],
+            "question_groups": len(questions),
+            "pending": core_gaps.pending(services),
+        }
+        if scanned is not None:
+            body["scanned"] = scanned
+        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
+    if scanned is not None:
+        click.echo(
+            f"已分析 {scanned['scanned']} 个质检会话，发现 {scanned['questions']} 个未能回答的客户问题，"
+            f"还有 {scanned['left']} 个待分析"
+        )
+    click.echo(f"搜不到或无人打开的搜索（{len(searches)} 组）：次数 / 无结果 / 打开 / 最近 / 问题")
+    for g in searches[:limit]:
+        click.echo(f"{g['count']}\t{g['zero']}\t{g['opens']}\t{g['last_seen'][:16]}\t{g['query']}")
+    click.echo(f"知识库未能回答的客户问题（{len(questions)} 组）：次数 / 最近 / 问题")
+    for g in questions[:limit]:
+        click.echo(f"{g['count']}\t{g['last_seen'][:16]}\t{g['query']}")
+
+
 # --- coach commands ---------------------------------------------------------
 
 
