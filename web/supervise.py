@@ -130,10 +130,12 @@ def _own_item(item_id: int, page: int | None = None) -> dict:
 
 @bp.get("/audits")
 @requires("coach.audit")
-def runs():
+def runs(form_errors: dict | None = None, status: int = 200):
     store, page = audits(), page_arg()
     return render_template(
         "audits.html",
+        form_errors=form_errors or {},
+        form=request.form if form_errors else {},
         runs=store.runs(LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
         run_count=store.run_count(),
         page=page,
@@ -141,7 +143,28 @@ def runs():
         max_files=MAX_FILES,
         suffixes=" ".join(UPLOAD_SUFFIXES),
         max_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
-    )
+    ), status
+
+
+def _upload_agents() -> tuple[dict, dict]:
+    """Loader options from the upload form's 客服 fields, and the form errors (Chinese,
+    shown next to each field)."""
+    from coach.agents import AgentOptionError, AgentTest, compile_pattern, split_names
+
+    errors: dict[str, str] = {}
+    names: list[str] = []
+    pattern = None
+    try:
+        names = split_names([request.form.get("agents", "")])
+    except AgentOptionError as exc:
+        errors["agents"] = str(exc)
+    raw = (request.form.get("agent_pattern") or "").strip()
+    if raw:
+        try:
+            pattern = compile_pattern(raw)
+        except AgentOptionError as exc:
+            errors["agent_pattern"] = str(exc)
+    return {"agent_test": AgentTest(names, pattern)}, errors
 
 
 @bp.post("/audits")
@@ -152,12 +175,15 @@ def upload():
         raise ApiError("请选择要质检的会话记录文件", 400)
     if len(files) > MAX_FILES:
         raise ApiError(f"一次最多上传 {MAX_FILES} 个文件", 413)
+    load, form_errors = _upload_agents()
+    if form_errors:
+        return runs(form_errors, 400)
     convs, errors, empty = [], [], []
     for f in files:
         name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise ApiError(f"文件「{name}」类型不支持，可用: {' '.join(UPLOAD_SUFFIXES)}", 415)
-        c, e = load_bytes(f.read(), name)
+        c, e = load_bytes(f.read(), name, **load)
         if not c and not e:
             empty.append(name)
         convs.extend(c)
