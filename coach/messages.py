@@ -91,7 +91,8 @@ def detect(record: dict) -> str | None:
 
 
 def load_records(text: str) -> tuple[str, list[tuple[int, dict]]] | None:
-    """(kind, [(record number or line, record)]) when the JSON text is a message list."""
+    """(kind, [(record number or line, record)]) when the JSON text is a message list;
+    kind "unknown" for one JSON object that is neither that nor a conversation."""
     body = text.lstrip("\ufeff \t\r\n")
     if body[:1] not in ("[", "{"):
         return None
@@ -105,6 +106,8 @@ def load_records(text: str) -> tuple[str, list[tuple[int, dict]]] | None:
             records = [data]
         kind = next((k for k in map(detect, (records or [])[:5]) if k), None)
         if kind is None:
+            if isinstance(data, dict) and "turns" not in data and "id" not in data:
+                return "unknown", []  # one JSON document, neither ours nor a known list
             return None
         return kind, list(enumerate(records, 1))
     # JSON Lines of messages (a decrypted archive, one message per line)

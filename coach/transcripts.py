@@ -244,6 +244,15 @@ def load_text(
         if fmt in messages.KINDS and (found is None or found[0] != fmt):
             kind_name = messages.CHANNELS[fmt]
             return [], [ImportIssue(path, 0, f"文件不是{kind_name}消息列表（找不到它的字段）")]
+        if found is not None and found[0] == "unknown":
+            return [], [
+                ImportIssue(
+                    path,
+                    0,
+                    "JSON 中既没有会话（turns），也不是已知的消息列表"
+                    "（企业微信会话存档/七鱼/飞书/Chatwoot），请用映射文件（--mapping）指明字段",
+                )
+            ]
         if found is not None:
             convs, issues = messages.parse_messages(found[0], found[1], path, agents)
         else:

@@ -225,6 +225,11 @@ def test_unsupported_files_say_so_once():
         assert convs == [] and len(issues) == 1 and kind in issues[0].reason
 
 
+def test_unknown_json_points_to_the_mapping_file():
+    convs, issues = load("helpdesk.json")
+    assert convs == [] and len(issues) == 1 and "--mapping" in issues[0].reason
+
+
 def test_format_in_forces_a_reader():
     convs, issues = load_path(EXPORTS / "qiyu_messages.json", fmt="wecom")
     assert convs == [] and "不是企业微信消息列表" in issues[0].reason
