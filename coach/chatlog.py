@@ -43,7 +43,8 @@ _SEPARATOR = re.compile(
     r"^[\s=\-#*_~]*会话(?:\s*(?:id|ID|编号))?\s*[:：#]?\s*([^\s=\-#*]*)[\s=\-#*_~]*$"
 )
 _QQ_OBJECT = re.compile(r"^消息对象\s*[:：]\s*(.*)$")
-_QQ_SKIP = re.compile(r"^(?:消息记录|消息分组\s*[:：]|={3,}\s*$)")
+_QQ_GROUP = re.compile(r"^消息分组\s*[:：]")
+_QQ_RULE = re.compile(r"^={20,}$")
 _BRACKETED = re.compile(r"^(.*?)\s*[(（<]([^()（）<>]{1,60})[)）>]$")
 _BADGE = re.compile(r"^【[^】]{0,20}】")
 QQ_SYSTEM_IDS = ("10000",)
@@ -98,18 +99,16 @@ def _header(line: str) -> tuple[float, str, str | None] | None:
 
 
 def is_qq_export(text: str) -> bool:
-    """Does the text start like a QQ 消息管理器 export?"""
-    seen = 0
-    for line in text[:5000].splitlines():
-        line = line.strip().lstrip("\ufeff")
-        if not line:
-            continue
-        if line.startswith("消息记录") or _QQ_OBJECT.match(line) or line.startswith("消息分组"):
-            return True
-        seen += 1
-        if seen > 8:
-            break
-    return False
+    """Does the text start like a QQ 消息管理器 export (its title line, or a rule of =
+    signs followed by 消息分组 / 消息对象)?"""
+    lines = [line.strip().lstrip("\ufeff") for line in text[:5000].splitlines()]
+    lines = [line for line in lines if line][:12]
+    if lines and lines[0].startswith(("消息记录（", "消息记录(")):
+        return True
+    return any(
+        _QQ_RULE.match(a) and (_QQ_GROUP.match(b) or _QQ_OBJECT.match(b))
+        for a, b in zip(lines, lines[1:], strict=False)
+    )
 
 
 def parse_chatlog(
@@ -129,6 +128,7 @@ def parse_chatlog(
     more: dict[int, tuple[Turn, list[str]]] = {}  # message lines of each turn
     blank_run = 0
     next_id: str | None = None
+    after_rule = False  # QQ: the previous non-blank line was a rule of = signs
 
     def start(lineno: int) -> Conversation:
         nonlocal next_id
@@ -149,12 +149,21 @@ def parse_chatlog(
             continue
         blank_run = 0
         if qq:
-            obj = _QQ_OBJECT.match(line)
+            # header lines only where the export puts them: a 消息分组 / 消息对象 line
+            # right after a rule of = signs, 消息记录 before the first message; the same
+            # words inside a message stay message text
+            ruled, after_rule = after_rule, False
+            if _QQ_RULE.match(line.strip()):
+                after_rule = True
+                continue
+            obj = _QQ_OBJECT.match(line) if ruled else None
             if obj:
                 current, open_turn, skipping = None, None, False
                 next_id = obj.group(1).strip()[:200] or None
                 continue
-            if _QQ_SKIP.match(line):
+            if (ruled and _QQ_GROUP.match(line)) or (
+                not convs and current is None and line.startswith("消息记录")
+            ):
                 continue
         else:
             sep = _SEPARATOR.match(line)

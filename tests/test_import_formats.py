@@ -116,6 +116,16 @@ def test_qq_export_header_12_hour_times_blank_lines_and_system_messages():
     assert all("已成功接收" not in t.text for c in convs for t in c.turns)
 
 
+def test_qq_header_words_inside_a_message_stay_message_text():
+    text = (EXPORTS / "qq_zh.txt").read_text(encoding="utf-8")
+    text = text.replace("您好，在的。", "您好，在的。\n消息对象:不是新会话\n消息记录在这里\n====")
+    convs, issues = load_text(text, "qq.txt", agent_pattern="^售后")
+    assert issues == [] and [c.id for c in convs] == ["林小满", "周一鸣"]
+    assert (
+        convs[0].turns[1].text.startswith("您好，在的。\n消息对象:不是新会话\n消息记录在这里\n====")
+    )
+
+
 def test_qq_export_english_times_pm_is_afternoon():
     (conv,), issues = load("qq_en.txt", agent_names=["87200001"])
     assert issues == []
