@@ -27,7 +27,7 @@ import json
 import re
 from datetime import UTC, datetime
 
-from .agents import AgentTest, agent_id
+from .agents import DEFAULT_AGENT_PREFIXES, AgentTest, agent_id  # noqa: F401 - old names
 from .transcripts import Conversation, ImportIssue, Turn, no_agent_reason, over_limit
 
 ROLE_WORDS = {
@@ -366,3 +366,15 @@ def parse_table(
             conv.started_at = ts
         conv.turns.append(Turn(role, str(row[cols["text"]]), ts, speaker))
     return list(convs.values()), issues
+
+
+def parse_chatlog(
+    text: str,
+    path: str,
+    agent_prefixes: list[str] | tuple[str, ...] | None = None,
+    agent_names: list[str] | None = None,
+) -> tuple[list[Conversation], list[ImportIssue]]:
+    """Chat-log text (kept here for callers of the old place; see coach/chatlog.py)."""
+    from .chatlog import parse_chatlog as parse
+
+    return parse(text, path, AgentTest(agent_names or (), None, agent_prefixes))
