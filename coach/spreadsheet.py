@@ -22,7 +22,6 @@ _MAGIC = (
     (b"\x89PNG", "图片"),
     (b"\xff\xd8\xff", "图片"),
     (b"GIF8", "图片"),
-    (b"BM", None),  # too short a signature: only with an image suffix
     (b"\xd0\xcf\x11\xe0", "旧版 Office 文件（.xls/.doc）"),
     (b"Rar!", "压缩包"),
     (b"7z\xbc\xaf", "压缩包"),
@@ -44,7 +43,7 @@ def is_xlsx(data: bytes) -> bool:
 def unsupported_kind(data: bytes, name: str = "") -> str | None:
     """What an unreadable file is (Chinese), or None when an importer may read it."""
     for magic, kind in _MAGIC:
-        if kind and data.startswith(magic):
+        if data.startswith(magic):
             return kind
     if data.startswith(b"PK\x03\x04") and not is_xlsx(data):
         return "压缩包或 Word 文件"
