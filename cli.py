@@ -591,6 +591,44 @@ def gaps(obj: Context, scan: bool, scan_limit: int, threshold, limit: int, as_js
 # --- coach commands ---------------------------------------------------------
 
 
+def _input_options(f):
+    """--agent, --agent-pattern, --mapping and --format-in: how to read the input."""
+    f = click.option(
+        "--format-in",
+        "format_in",
+        default=None,
+        help="强制输入格式（默认按内容识别）：jsonl csv xlsx chatlog memotrace-txt "
+        "memotrace-csv qq wecom qiyu feishu chatwoot。",
+    )(f)
+    f = click.option(
+        "--mapping",
+        type=click.Path(dir_okay=False),
+        help="映射文件（YAML）：其他系统的 JSON/CSV 导出中，会话、发送人、角色、时间、内容各是哪个字段。",
+    )(f)
+    f = click.option(
+        "--agent-pattern",
+        default=None,
+        help="客服名称规则（正则表达式，匹配发送人名称），例如 '^(售后|客服)'。",
+    )(f)
+    f = click.option(
+        "--agent",
+        "agents",
+        multiple=True,
+        help="客服的发送人名称（可重复给出，或用逗号分隔）；导出中客服名称不以“客服”开头时必须给出。",
+    )(f)
+    return f
+
+
+def _load_options(agents, agent_pattern, mapping, format_in) -> dict:
+    """Loader options, or exit 2 with the Chinese reason."""
+    from coach.report import UsageError, load_options
+
+    try:
+        return load_options(agents, agent_pattern, mapping, format_in)
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
@@ -616,12 +654,18 @@ def gaps(obj: Context, scan: bool, scan_limit: int, threshold, limit: int, as_js
     help="只输出该级别及以上的问题。",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="写入文件（xlsx 必须给出）。")
-def check(paths, fmt, rules_paths, min_level, output) -> None:
-    """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / 聊天记录文本。
+@_input_options
+def check(paths, fmt, rules_paths, min_level, output, agents, agent_pattern, mapping, format_in):
+    """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / XLSX /
+    聊天记录文本（微信 MemoTrace、QQ 消息管理器）/ 企业微信会话存档、七鱼、飞书、Chatwoot 的 JSON。
 
-    退出码：0 无问题，1 有问题（或有记录无法读取），2 用法错误，4 内部错误。
+    没有客服发言的会话不打分，列为无法质检（并列出找到的发送人）。
+
+    退出码：0 无问题，1 有问题（或有记录无法读取、无法质检），2 用法错误，4 内部错误。
     """
     from coach.report import run_check
+
+    load = _load_options(agents, agent_pattern, mapping, format_in)
 
     progress = None
     bar = None
@@ -633,7 +677,9 @@ def check(paths, fmt, rules_paths, min_level, output) -> None:
             bar.update(done - bar.pos)
 
     try:
-        code = run_check(list(paths), fmt, list(rules_paths), min_level, output, progress=progress)
+        code = run_check(
+            list(paths), fmt, list(rules_paths), min_level, output, progress=progress, load=load
+        )
     finally:
         if bar is not None:
             bar.render_finish()
@@ -693,15 +739,29 @@ def audit() -> None:
 @click.option("--name", default="", help="批次名称（默认取文件名）。")
 @click.option("--by", default="cli", show_default=True, help="记录在审计日志中的操作人。")
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
+@_input_options
 @click.pass_obj
-def audit_run(obj: Context, paths, name: str, by: str, as_json: bool) -> None:
-    """导入会话记录（文件、目录或 -）并质检，结果保存在实例中。"""
+def audit_run(
+    obj: Context,
+    paths,
+    name: str,
+    by: str,
+    as_json: bool,
+    agents,
+    agent_pattern,
+    mapping,
+    format_in,
+) -> None:
+    """导入会话记录（文件、目录或 -）并质检，结果保存在实例中。
+
+    没有客服发言的会话记为无法读取（附找到的发送人），不打分。"""
     from coach.audits import AuditError
     from coach.transcripts import load_path
 
+    load = _load_options(agents, agent_pattern, mapping, format_in)
     convs, errors = [], []
     for p in paths:
-        c, e = load_path(p)
+        c, e = load_path(p, **load)
         convs.extend(c)
         errors.extend(e)
     for e in errors:

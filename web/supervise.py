@@ -146,13 +146,34 @@ def _render_runs(errors: dict | None = None, form: dict | None = None, status: i
     ), status
 
 
+def _upload_agents() -> tuple[dict, dict]:
+    """Loader options from the upload form's 客服 fields, and the form errors (Chinese,
+    shown next to each field)."""
+    from coach.agents import AgentOptionError, AgentTest, compile_pattern, split_names
+
+    errors: dict[str, str] = {}
+    names: list[str] = []
+    pattern = None
+    try:
+        names = split_names([request.form.get("agents", "")])
+    except AgentOptionError as exc:
+        errors["agents"] = str(exc)
+    raw = (request.form.get("agent_pattern") or "").strip()
+    if raw:
+        try:
+            pattern = compile_pattern(raw)
+        except AgentOptionError as exc:
+            errors["agent_pattern"] = str(exc)
+    return {"agent_test": AgentTest(names, pattern)}, errors
+
+
 @bp.get("/audits")
 @requires("coach.audit")
 def runs():
     return _render_runs()
 
 
-def _read_upload(files) -> tuple[list, list]:
+def _read_upload(files, load: dict) -> tuple[list, list]:
     """The conversations and unreadable records of the uploaded files, or an
     ApiError about the files field."""
     if not files:
@@ -164,7 +185,7 @@ def _read_upload(files) -> tuple[list, list]:
         name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise ApiError(f"文件「{name}」类型不支持，可用: {' '.join(UPLOAD_SUFFIXES)}", 415)
-        c, e = load_bytes(f.read(), name)
+        c, e = load_bytes(f.read(), name, **load)
         if not c and not e:
             empty.append(name)
         convs.extend(c)
@@ -180,13 +201,18 @@ def _read_upload(files) -> tuple[list, list]:
 @requires("coach.audit")
 def upload():
     files = [f for f in request.files.getlist("files") if f and f.filename]
+    # a browser cannot keep the chosen files; what was typed is kept
+    form = {k: request.form.get(k, "")[:200] for k in ("name", "agents", "agent_pattern")}
+    load, form_errors = _upload_agents()
+    if form_errors:
+        if wants_json():
+            raise ApiError(next(iter(form_errors.values())), 400)
+        return _render_runs(form_errors, form, 400)
     try:
-        convs, errors = _read_upload(files)
+        convs, errors = _read_upload(files, load)
     except ApiError as exc:
         if wants_json():
             raise
-        # a browser cannot keep the chosen files; the name typed is kept
-        form = {"name": request.form.get("name", "")[:200]}
         return _render_runs({"files": exc.message}, form, exc.status)
     label = (request.form.get("name") or "").strip() or ", ".join(
         Path(f.filename).name for f in files
