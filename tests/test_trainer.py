@@ -130,8 +130,7 @@ def test_two_writers_racing_on_one_version_never_both_win(kb):
         base = version_of(kb, "product-refund")
         art = kb.get("product-refund")
         barrier = threading.Barrier(writers)
-        outcomes: list[str] = []
-        lock = threading.Lock()
+        outcomes: list[str] = []  # list.append is atomic
 
         def write(n: int, base=base, art=art, barrier=barrier, outcomes=outcomes, r=r) -> None:
             barrier.wait()
@@ -144,8 +143,7 @@ def test_two_writers_racing_on_one_version_never_both_win(kb):
                 result = "refused"
             finally:
                 kb.close()  # this thread's store
-            with lock:
-                outcomes.append(result)
+            outcomes.append(result)
 
         threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
         for t in threads:
