@@ -76,7 +76,11 @@ def articles():
         page=page,
         per_page=LIST_PER_PAGE,
         error=error,
-        keep={k: v for k, v in args.items() if v and k not in ("status", "mine")},
+        keep={
+            k: v
+            for k, v in args.items()
+            if v and k not in ("status", "mine") and (k, v) != ("order", "updated")
+        },
         statuses=STATUS_LABELS,
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
