@@ -496,3 +496,25 @@ def test_pins_to_unpublished_articles_are_flagged_and_never_shown(app, users, kb
     assert "（文章已删除，客服搜索不显示）" in html
     assert "product-invoice" not in dict(fresh_hits(kb, "退钱要多久"))
     assert pins.unpublished_count(kb.store) == 1
+
+
+@BOTH
+def test_personal_script_saves_state_the_version_they_were_based_on(app, users):
+    agent = signed_in(app, users["agent"])
+    made = agent.post("/api/v1/my/scripts", json={"title": "我的问候", "text": "您好，请稍等"})
+    script = made.get_json()["script"]
+    url = f"/api/v1/my/scripts/{script['id']}"
+    first = agent.put(url, json={"title": "我的问候", "text": "您好，请稍等片刻",
+                                 "updated_at": script["updated_at"]})  # fmt: skip
+    assert first.status_code == 200
+    assert first.get_json()["script"]["updated_at"] > script["updated_at"]
+    stale = agent.put(url, json={"title": "我的问候", "text": "您好，马上为您查询",
+                                 "updated_at": script["updated_at"]})  # fmt: skip
+    body = stale.get_json()
+    assert stale.status_code == 409 and "未保存" in body["error"]
+    assert body["current"]["text"] == "您好，请稍等片刻" and "<ins>" in body["diff"][0]["html"]
+    assert agent.get(url).get_json()["script"]["text"] == "您好，请稍等片刻"
+    bad = agent.put(url, json={"title": "t", "text": "x", "updated_at": 5})
+    assert bad.status_code == 400 and "updated_at" in bad.get_json()["error"]
+    # without the field: unchecked, as the clients written before versions expect
+    assert agent.put(url, json={"title": "我的问候", "text": "您好"}).status_code == 200
