@@ -25,9 +25,7 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-def test_second_save_from_another_browser_is_refused_with_the_diff_then_reapplied(
-    browser, server
-):
+def test_second_save_from_another_browser_is_refused_with_the_diff_then_reapplied(browser, server):
     ctx1, one = open_logged_in(browser, server.url, "writer1")
     ctx2, two = open_logged_in(browser, server.url, "writer2")
     for page in (one, two):
