@@ -19,11 +19,13 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 from coach.audits import APPEAL_LABELS, AuditError, AuditStore
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
+from kb.errors import StaleVersion
 
 from . import get_kb
 from .auth import accounts, actor, requires
@@ -461,17 +463,32 @@ def rules():
     problems: list[str] = []
     current = book.current()
     text = current["yaml"] if current else STARTER
-    status = 200
+    base = current["id"] if current else 0  # the version the form is based on
+    status, note, conflict, notice = 200, "", None, None
     if request.method == "POST":
         if "yaml" not in request.form:
             raise ApiError("缺少字段 yaml", 400)
         text = request.form["yaml"]
         note = (request.form.get("note") or "").strip()
+        # the page's form always sends it; a post without one (a script written
+        # before versions) is saved as before, unchecked
+        base = _version_field(request.form["version"]) if "version" in request.form else None
+        if request.form.get("action") == "reapply":
+            base = _version_field(request.form.get("rebase_to"))
+            notice = f"已把你的规则放到当前 v{base} 之上：请检查后再保存。"
+            return _rules_page(book, text, note, base, problems, None, notice, 200)
         if book.unchanged(text):
             flash("规则没有改动，未保存新版本")
             return redirect(url_for("supervise.rules"))
         try:
-            version = book.save(text, by=actor(), note=note)
+            version = book.save(text, by=actor(), note=note, base_version=base)
+        except StaleVersion as exc:
+            status = 409
+            conflict = {
+                "message": exc.message,
+                "current_version": exc.current_version,
+                "diff": [{**d, "html": Markup(d["html"])} for d in exc.details["diff"]],
+            }
         except RuleError as exc:
             problems = exc.problems
             status = 400
@@ -480,6 +497,18 @@ def rules():
             current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
             flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
             return redirect(url_for("supervise.rules"))
+    return _rules_page(book, text, note, base, problems, conflict, notice, status)
+
+
+def _version_field(raw: str | None) -> int:
+    value = (raw or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise ApiError("表单缺少有效的版本号：请重新打开规则页再修改", 400)
+    return int(value)
+
+
+def _rules_page(book, text, note, base, problems, conflict, notice, status):
+    current = book.current()
     try:
         rules_now = checker_for(book.version()).pack.rules
     except RuleError as exc:  # a version saved before a check it now fails: show why
@@ -500,6 +529,10 @@ def rules():
         per_page=LIST_PER_PAGE,
         current=current,
         rules=rules_now,
+        base=base if base is not None else (current["id"] if current else 0),
+        note=note,
+        conflict=conflict,
+        notice=notice,
     ), status
 
 
