@@ -13,14 +13,26 @@ resume`).
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import weakref
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 
 from coach.audits import APPEAL_LABELS, AuditStore
+from coach.exports import FORMATS, AuditExport, Scope
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
@@ -39,6 +51,7 @@ MAX_API_CONVERSATIONS = 5000
 # stays small whatever was uploaded (issue 10).
 PER_PAGE = 100  # conversations of a run
 ERRORS_PER_PAGE = 50  # unreadable records of a run
+DUPES_PER_PAGE = 50  # conversations of a run skipped as already audited
 AGENTS_PER_PAGE = 50
 TURNS_PER_PAGE = 50  # of one conversation
 LIST_PER_PAGE = 50  # runs, appeals, my conversations and appeals, rule versions
@@ -170,7 +183,14 @@ def upload():
         Path(f.filename).name for f in files
     )
     store = audits()
-    run_id = store.create_run(label, convs, errors, by=actor(), rules_version=rulebook().version())
+    run_id = store.create_run(
+        label,
+        convs,
+        errors,
+        by=actor(),
+        rules_version=rulebook().version(),
+        reaudit=request.form.get("reaudit") == "1",
+    )
     start_check(run_id)
     return redirect(url_for("supervise.run", run_id=run_id))
 
@@ -182,9 +202,15 @@ def run(run_id: int):
     store.mark_interrupted()
     info = store.run(run_id)
     agent = request.args.get("agent")
-    page, epage, apage = page_arg(), page_arg("epage"), page_arg("apage")
+    page, epage, apage, dpage = page_arg(), page_arg("epage"), page_arg("apage"), page_arg("dpage")
     return render_template(
         "audit_run.html",
+        duplicates=store.duplicates(
+            run_id, limit=DUPES_PER_PAGE, offset=(dpage - 1) * DUPES_PER_PAGE
+        ),
+        duplicate_count=store.duplicate_count(run_id),
+        dpage=dpage,
+        dupes_per_page=DUPES_PER_PAGE,
         run=info,
         agents=store.agents(run_id, limit=AGENTS_PER_PAGE, offset=(apage - 1) * AGENTS_PER_PAGE),
         agent_count=store.agent_count(run_id),
@@ -424,6 +450,9 @@ def api_create():
     name = body.get("name") or "API 上传"
     if not isinstance(name, str):
         raise ApiError("字段 name 应为字符串", 400)
+    reaudit = body.get("reaudit", False)
+    if not isinstance(reaudit, bool):
+        raise ApiError("字段 reaudit 应为 true 或 false", 400)
     convs, errors = [], []
     for n, record in enumerate(records, 1):
         try:
@@ -431,9 +460,16 @@ def api_create():
         except ValueError as exc:
             errors.append(ImportIssue("<request>", n, str(exc)))
     store = audits()
-    run_id = store.create_run(name, convs, errors, by=actor(), rules_version=rulebook().version())
+    run_id = store.create_run(
+        name, convs, errors, by=actor(), rules_version=rulebook().version(), reaudit=reaudit
+    )
     start_check(run_id)
-    return {"ok": True, "run_id": run_id, "errors": [e.to_dict() for e in errors]}, 202
+    return {
+        "ok": True,
+        "run_id": run_id,
+        "errors": [e.to_dict() for e in errors],
+        "duplicate_count": store.duplicate_count(run_id),
+    }, 202
 
 
 @bp.get("/api/v1/audits/<int:run_id>")
@@ -457,7 +493,80 @@ def api_run(run_id: int):
         "item_count": store.item_count(run_id),
         "errors": store.errors(run_id, **at),
         "error_count": store.error_count(run_id),
+        "duplicates": store.duplicates(run_id, **at),
+        "duplicate_count": store.duplicate_count(run_id),
     }
+
+
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FILE_CHUNK = 64 * 1024
+
+
+@bp.get("/api/v1/audits/<int:run_id>/export")
+@requires("coach.audit")
+def api_export(run_id: int):
+    """A run's saved results: ?format=xlsx (sheets 会话, 问题, 客服) or ?format=csv with
+    ?table=findings|conversations|agents.  The page's download links point here."""
+    audits().run(run_id)  # 404 for a run that does not exist
+    return _export(Scope(run_id=run_id), str(run_id))
+
+
+@bp.get("/api/v1/audits/export")
+@requires("coach.audit")
+def api_export_scope():
+    """Saved results of every run, each conversation once, for ?agent= and/or a
+    period of run dates ?since=&until= (YYYY-MM-DD, inclusive); format as above."""
+    args = request.args
+    scope = Scope.of(agent=args.get("agent"), since=args.get("since"), until=args.get("until"))
+    return _export(scope, "*")
+
+
+def _export(scope: Scope, target: str) -> Response:
+    """The export as a download: CSV generated as it is sent; XLSX written (write-only,
+    row by row) to an anonymous temporary file, then sent from it in chunks."""
+    fmt = request.args.get("format", "xlsx")
+    if fmt not in FORMATS:
+        raise ApiError("参数 format 应为 xlsx 或 csv", 400)
+    table = request.args.get("table", "findings")
+    export = AuditExport(audits().database, scope)
+    detail = {"format": fmt, "agent": scope.agent, "since": scope.since, "until": scope.until}
+    if fmt == "csv":
+        chunks = export.csv(table)  # checks the table before anything is sent
+        accounts().audit(actor(), "audit.export", target, {**detail, "table": table})
+        response = Response(
+            stream_with_context(c.encode("utf-8") for c in chunks),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{scope.filename(fmt, table)}"'},
+        )
+        response.charset = "utf-8"
+        return response
+    tmp = tempfile.TemporaryFile()
+    try:
+        export.write_xlsx(tmp)
+        size = tmp.tell()
+        tmp.seek(0)
+    except BaseException:
+        tmp.close()
+        raise
+    accounts().audit(actor(), "audit.export", target, detail)
+
+    def send():
+        try:
+            while chunk := tmp.read(FILE_CHUNK):
+                yield chunk
+        finally:
+            tmp.close()
+
+    response = Response(
+        send(),
+        mimetype=XLSX_MIME,
+        headers={
+            "Content-Disposition": f'attachment; filename="{scope.filename(fmt)}"',
+            "Content-Length": str(size),
+        },
+    )
+    response.call_on_close(tmp.close)
+    return response
 
 
 # -- template helpers ----------------------------------------------------------------------
@@ -495,6 +604,7 @@ ACTION_NAMES = {
     "article.import": "导入文章",
     "audit.run": "新建质检批次",
     "audit.resume": "继续质检",
+    "audit.export": "导出质检结果",
     "rules.update": "修改质检规则",
     "appeal.create": "提出申诉",
     "appeal.accept": "采纳申诉",
