@@ -239,3 +239,27 @@ def test_cli_exports_a_run_an_agent_and_refuses_bad_arguments(instance, tmp_path
     assert nothing.returncode == 2 and "请指定" in nothing.stderr
     log = run_cli("audit-log", instance=instance).stdout
     assert "\tcli\taudit.export\t1\t" in log
+
+
+def test_the_export_form_checks_its_fields_and_sends_on_to_the_download(app, users):
+    sup = signed_in(app, users["supervisor"])
+    page = sup.get("/audits/export")
+    assert page.status_code == 200 and 'name="since"' in page.get_data(as_text=True)
+    assert "/audits/export" in sup.get("/audits").get_data(as_text=True)
+    for query, message in (
+        ("go=1", "请填写客服账号，或选择日期范围"),
+        ("go=1&since=2026-13-01", "日期格式应为 2026-11-01"),
+        ("go=1&since=2026-11-30&until=2026-11-01", "结束日期不能早于开始日期"),
+        ("go=1&agent=bob&format=pdf", "请选择 Excel 或 CSV"),
+    ):
+        resp = sup.get(f"/audits/export?{query}")
+        text = resp.get_data(as_text=True)
+        assert resp.status_code == 400 and "field-error" in text and message in text, query
+    resp = sup.get("/audits/export?go=1&agent=bob&since=&until=2026-11-30&format=csv")
+    assert resp.status_code == 302
+    location = resp.headers["Location"]
+    assert location.startswith("/api/v1/audits/export?") and "agent=bob" in location
+    assert "until=2026-11-30" in location and "since" not in location
+    got = sup.get(location)
+    assert got.status_code == 200 and read_csv(got.get_data(as_text=True))[0] == FINDING_HEADER
+    assert signed_in(app, users["agent"]).get("/audits/export").status_code == 403

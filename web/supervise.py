@@ -13,26 +13,14 @@ resume`).
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import weakref
 from pathlib import Path
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    stream_with_context,
-    url_for,
-)
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from coach.audits import APPEAL_LABELS, AuditStore
-from coach.exports import FORMATS, AuditExport, Scope
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
@@ -496,77 +484,6 @@ def api_run(run_id: int):
         "duplicates": store.duplicates(run_id, **at),
         "duplicate_count": store.duplicate_count(run_id),
     }
-
-
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-FILE_CHUNK = 64 * 1024
-
-
-@bp.get("/api/v1/audits/<int:run_id>/export")
-@requires("coach.audit")
-def api_export(run_id: int):
-    """A run's saved results: ?format=xlsx (sheets 会话, 问题, 客服) or ?format=csv with
-    ?table=findings|conversations|agents.  The page's download links point here."""
-    audits().run(run_id)  # 404 for a run that does not exist
-    return _export(Scope(run_id=run_id), str(run_id))
-
-
-@bp.get("/api/v1/audits/export")
-@requires("coach.audit")
-def api_export_scope():
-    """Saved results of every run, each conversation once, for ?agent= and/or a
-    period of run dates ?since=&until= (YYYY-MM-DD, inclusive); format as above."""
-    args = request.args
-    scope = Scope.of(agent=args.get("agent"), since=args.get("since"), until=args.get("until"))
-    return _export(scope, "*")
-
-
-def _export(scope: Scope, target: str) -> Response:
-    """The export as a download: CSV generated as it is sent; XLSX written (write-only,
-    row by row) to an anonymous temporary file, then sent from it in chunks."""
-    fmt = request.args.get("format", "xlsx")
-    if fmt not in FORMATS:
-        raise ApiError("参数 format 应为 xlsx 或 csv", 400)
-    table = request.args.get("table", "findings")
-    export = AuditExport(audits().database, scope)
-    detail = {"format": fmt, "agent": scope.agent, "since": scope.since, "until": scope.until}
-    if fmt == "csv":
-        chunks = export.csv(table)  # checks the table before anything is sent
-        accounts().audit(actor(), "audit.export", target, {**detail, "table": table})
-        response = Response(
-            stream_with_context(c.encode("utf-8") for c in chunks),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{scope.filename(fmt, table)}"'},
-        )
-        response.charset = "utf-8"
-        return response
-    tmp = tempfile.TemporaryFile()
-    try:
-        export.write_xlsx(tmp)
-        size = tmp.tell()
-        tmp.seek(0)
-    except BaseException:
-        tmp.close()
-        raise
-    accounts().audit(actor(), "audit.export", target, detail)
-
-    def send():
-        try:
-            while chunk := tmp.read(FILE_CHUNK):
-                yield chunk
-        finally:
-            tmp.close()
-
-    response = Response(
-        send(),
-        mimetype=XLSX_MIME,
-        headers={
-            "Content-Disposition": f'attachment; filename="{scope.filename(fmt)}"',
-            "Content-Length": str(size),
-        },
-    )
-    response.call_on_close(tmp.close)
-    return response
 
 
 # -- template helpers ----------------------------------------------------------------------
