@@ -232,10 +232,12 @@ def test_the_run_page_and_api_list_skipped_duplicates(app, users, kb):
     h = {"Authorization": f"Bearer {token}"}
     resp = app.test_client().post("/api/v1/audits", json={"conversations": CONVS}, headers=h)
     assert resp.status_code == 202 and resp.get_json()["duplicate_count"] == 2
+    wait_done(sup, resp.get_json()["run_id"])  # its check ends before the database goes
     resp = app.test_client().post(
         "/api/v1/audits", json={"conversations": CONVS, "reaudit": True}, headers=h
     )
     assert resp.get_json()["duplicate_count"] == 0
+    wait_done(sup, resp.get_json()["run_id"])
     bad = {"conversations": CONVS, "reaudit": "yes"}
     resp = app.test_client().post("/api/v1/audits", json=bad, headers=h)
     assert resp.status_code == 400 and "reaudit" in resp.get_json()["error"]
