@@ -738,6 +738,9 @@ def audit() -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--name", default="", help="批次名称（默认取文件名）。")
 @click.option("--by", default="cli", show_default=True, help="记录在审计日志中的操作人。")
+@click.option(
+    "--reaudit", is_flag=True, help="重新质检已质检过的会话（默认跳过：会话ID相同或内容相同）。"
+)
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
 @_input_options
 @click.pass_obj
@@ -746,6 +749,7 @@ def audit_run(
     paths,
     name: str,
     by: str,
+    reaudit: bool,
     as_json: bool,
     agents,
     agent_pattern,
@@ -774,10 +778,14 @@ def audit_run(
             errors,
             by=by,
             rules_version=books.version(),
+            reaudit=reaudit,
         )
     except AuditError as exc:
         fail(str(exc))
-    click.echo(f"质检批次 {run_id}：{len(convs)} 个会话", err=True)
+    dupes = audits.duplicate_count(run_id)
+    click.echo(f"质检批次 {run_id}：{len(convs) - dupes} 个会话", err=True)
+    if dupes:
+        click.echo(f"重复会话 {dupes} 个，已跳过（--reaudit 可重新质检）", err=True)
     _check_run(audits, books, run_id, as_json)
 
 
@@ -832,6 +840,49 @@ def audit_work(obj: Context, once: bool, interval: float) -> None:
     except KeyboardInterrupt:
         pass
     click.echo(f"共检查 {total} 个会话", err=True)
+
+
+@audit.command(name="export")
+@click.argument("run_id", type=int, required=False)
+@click.option(
+    "--format", "fmt", default="xlsx", show_default=True, type=click.Choice(["xlsx", "csv"]),
+    help="xlsx：会话、问题、客服三张表；csv：一张表（见 --table）。",
+)  # fmt: skip
+@click.option(
+    "--table", default="findings", show_default=True,
+    type=click.Choice(["findings", "conversations", "agents"]), help="csv 导出哪张表。",
+)  # fmt: skip
+@click.option("--agent", help="只导出该客服（不给 RUN_ID 时跨批次，每个会话只算一次）。")
+@click.option("--since", help="批次日期起（含），如 2026-11-01。")
+@click.option("--until", help="批次日期止（含），如 2026-11-30。")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="写入文件。")
+@click.pass_obj
+def audit_export(obj: Context, run_id, fmt, table, agent, since, until, output) -> None:
+    """导出已保存的质检结果：一个批次（RUN_ID），或按客服、日期范围跨批次导出。"""
+    from coach.audits import AuditError
+    from coach.exports import AuditExport, ExportError, Scope
+
+    audits, _ = _workspace(obj)
+    try:
+        if run_id is not None:
+            audits.run(run_id)
+        scope = Scope.of(run_id, agent, since, until)
+    except (AuditError, ExportError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    export = AuditExport(audits.database, scope)
+    if fmt == "xlsx":
+        export.write_xlsx(output)
+    else:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            for chunk in export.csv(table):
+                fh.write(chunk)
+    audits.log(
+        "cli",
+        "audit.export",
+        str(run_id) if run_id is not None else "*",
+        {"format": fmt, "agent": agent, "since": since, "until": until, "file": Path(output).name},
+    )
+    click.echo(f"已导出到 {output}", err=True)
 
 
 @audit.command(name="list")

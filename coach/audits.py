@@ -30,6 +30,7 @@ from kb.store import Store, now_iso
 from storage import audits as repo
 
 from .checker import Checker
+from .dupes import REASONS, fingerprint, given_id
 from .scoring import UNKNOWN_AGENT, score_conversation
 from .transcripts import Conversation, ImportIssue, Turn
 
@@ -135,10 +136,17 @@ class AuditStore:
         by: str,
         rules_version: int = 0,
         created_at: str | None = None,
+        reaudit: bool = False,
     ) -> int:
         """Store an upload as a queued run (one transaction); returns the run id.
         `created_at` (ISO-8601, UTC) dates the audit (default: now), e.g. an import
-        of past audits."""
+        of past audits.
+
+        A conversation already audited (coach/dupes.py: same content, or same id from
+        the source) is skipped and listed as a duplicate of the run, unless `reaudit`:
+        then it is checked again and the earlier items are marked replaced by the new
+        one, so statistics over several runs count it once.  A conversation twice in
+        this upload is checked once, either way."""
         if not conversations and not errors:
             raise AuditError("没有可检查的会话")
         run = {
@@ -148,37 +156,120 @@ class AuditStore:
             "finished_at": "",
             "status": "queued",
             "pid": 0,
-            "total": len(conversations),
+            "total": 0,
             "checked": 0,
             "errors": len(errors),
             "rules_version": rules_version,
             "message": "",
         }
-        items = (
-            {
-                "seq": n,
-                "conv_id": c.id,
-                "agent": c.agent,
-                "source": c.source,
-                "status": "pending",
-                "score": None,
-                "turns": len(c.turns),
-                "agent_turns": sum(1 for t in c.turns if t.role == "agent"),
-                "findings": "[]",
-                "unchecked": "[]",
-                "conversation": json.dumps(c.to_dict(), ensure_ascii=False),
-            }
-            for n, c in enumerate(conversations)
-        )
-        rows = ({"path": _clip(e.path), "line": e.line, "reason": _clip(e.reason)} for e in errors)
-        run_id = repo.create_run(self.database, run, items, rows)
+        total = skipped = 0
+        seen: dict[tuple[str, str], int] = {}  # key of this upload -> seq of its first
+        item_of_seq: dict[int, int] = {}  # seq -> item id, of this upload's first ones
+        with self.database.begin():
+            run_id = repo.insert_run(self.database, run)
+            for start in range(0, len(conversations), repo.CHUNK):
+                chunk = conversations[start : start + repo.CHUNK]
+                prints = [fingerprint(c.turns) for c in chunk]
+                ids = [given_id(c) for c in chunk]
+                earlier: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+                for row in repo.audited(self.database, [i for i in ids if i], prints):
+                    if row["run_id"] != run_id:
+                        earlier[("content", row["fingerprint"])].append((row["id"], row["run_id"]))
+                        earlier[("id", row["conv_id"])].append((row["id"], row["run_id"]))
+                items, dupes, replaced = [], [], []
+                for n, c in enumerate(chunk):
+                    seq = start + n
+                    keys = [("content", prints[n])] + ([("id", ids[n])] if ids[n] else [])
+                    dupe = {
+                        "run_id": run_id,
+                        "seq": seq,
+                        "conv_id": c.id,
+                        "agent": c.agent,
+                        "fingerprint": prints[n],
+                    }
+                    first = next((seen[k] for k in keys if k in seen), None)
+                    if first is not None:
+                        dupes.append({**dupe, "reason": "upload", "of_seq": first})
+                        continue
+                    hit = next((k for k in keys if k in earlier), None)
+                    if hit is not None and not reaudit:
+                        of_item, of_run = earlier[hit][-1]  # the newest audit of it
+                        dupes.append(
+                            {**dupe, "reason": hit[0], "of_item": of_item, "of_run": of_run}
+                        )
+                        continue
+                    for k in keys:
+                        seen[k] = seq
+                    replaced.append({k2 for k in keys for k2, _ in earlier.get(k, [])})
+                    items.append(self._item_row(run_id, seq, c, prints[n]))
+                new_ids = repo.insert_items(self.database, items)
+                for item, item_id in zip(items, new_ids, strict=True):
+                    item_of_seq[item["seq"]] = item_id
+                repo.replace_items(
+                    self.database,
+                    [
+                        {"old": old, "new": new}
+                        for olds, new in zip(replaced, new_ids, strict=True)
+                        for old in sorted(olds)
+                    ],
+                )
+                for d in dupes:
+                    if "of_seq" in d:
+                        d["of_item"], d["of_run"] = item_of_seq[d.pop("of_seq")], run_id
+                repo.add_duplicates(self.database, dupes)
+                total += len(items)
+                skipped += len(dupes)
+            repo.set_total(self.database, run_id, total)
+            repo.insert_errors(
+                self.database,
+                run_id,
+                (
+                    {"path": _clip(e.path), "line": e.line, "reason": _clip(e.reason)}
+                    for e in errors
+                ),
+            )
         self.log(
             by,
             "audit.run",
             str(run_id),
-            {"name": name[:200], "conversations": len(conversations), "errors": len(errors)},
+            {
+                "name": name[:200],
+                "conversations": total,
+                "errors": len(errors),
+                "duplicates": skipped,
+                "reaudit": reaudit,
+            },
         )
         return run_id
+
+    @staticmethod
+    def _item_row(run_id: int, seq: int, c: Conversation, print_: str) -> dict:
+        return {
+            "run_id": run_id,
+            "seq": seq,
+            "conv_id": c.id,
+            "agent": c.agent,
+            "source": c.source,
+            "status": "pending",
+            "score": None,
+            "turns": len(c.turns),
+            "agent_turns": sum(1 for t in c.turns if t.role == "agent"),
+            "findings": "[]",
+            "unchecked": "[]",
+            "conversation": json.dumps(c.to_dict(), ensure_ascii=False),
+            "fingerprint": print_,
+        }
+
+    def duplicates(self, run_id: int, *, limit: int = 50, offset: int = 0) -> list[dict]:
+        """A page of the conversations of a run's upload skipped as already audited,
+        in upload order, each with `label` (why) and the item and run it repeats."""
+        out = repo.duplicates(self.database, run_id, limit, offset)
+        for d in out:
+            d["label"] = REASONS.get(d["reason"], d["reason"])
+        return out
+
+    def duplicate_count(self, run_id: int) -> int:
+        return repo.duplicate_count(self.database, run_id)
 
     def _alive(self, claimer: str | None, until: float | None, now: float) -> bool:
         """Whether a worker still works: on this machine, its process exists; on

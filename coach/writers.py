@@ -1,4 +1,10 @@
-"""Report writers: readable text, JSON, CSV (Excel-friendly UTF-8 with BOM) and XLSX."""
+"""Report writers: readable text, JSON, CSV (Excel-friendly UTF-8 with BOM) and XLSX.
+
+The tabular writers are shared by `kbcoach check` and the export of saved audit
+results (coach/exports.py): `write_sheets` streams rows into an openpyxl write-only
+workbook and `csv_chunks` yields CSV text a few hundred rows at a time, so neither
+holds a whole report.  Both keep a cell that a spreadsheet would take for a formula
+(=, +, -, @ first) as text: CSV with a leading apostrophe, XLSX as a string cell."""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterable, Iterator
 
 from scripts_lib.models import CATEGORY_LABELS
 
@@ -180,35 +187,23 @@ def finding_rows(report: dict, turns: list | None = None) -> list[list]:
 
 def to_csv(report: dict, turns: list | None = None) -> str:
     """Findings as CSV, one row per finding."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([name for name, _ in FINDING_COLUMNS])
-    w.writerows(finding_rows(report, turns))
-    return buf.getvalue()
+    header = [name for name, _ in FINDING_COLUMNS]
+    return "".join(csv_chunks(header, finding_rows(report, turns), bom=False))
 
 
 def write_xlsx(report: dict, output: str, turns: list | None = None) -> None:
     """Workbook with sheets: findings, conversations, agents, import errors."""
-    from openpyxl import Workbook
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "问题明细"
-    ws.append([name for name, _ in FINDING_COLUMNS])
-    for row in finding_rows(report, turns):
-        ws.append([_cell(v) for v in row])
-    ws = wb.create_sheet("会话")
-    ws.append(["会话ID", "客服", "得分", "问题数", "扣分明细", "未检查"])
-    for c in report["conversations"]:
-        detail = "；".join(f"{rid}: -{b['deduction']}" for rid, b in c["breakdown"].items())
-        unchecked = "；".join(f"{n['rule']}: {n['reason']}" for n in c["not_checkable"])
-        ws.append([c["id"], c["agent"], c["score"], len(c["findings"]), detail, unchecked])
-    ws = wb.create_sheet("客服")
-    ws.append(["客服", "会话数", "客服发言数", "平均分", "问题数", "每百轮问题", "常见问题"])
-    for a in report["agents"]:
-        habits = "；".join(f"{h['rule']}×{h['count']}" for h in a["top_habits"])
-        ws.append(
-            [
+    def conversations():
+        for c in report["conversations"]:
+            detail = "；".join(f"{rid}: -{b['deduction']}" for rid, b in c["breakdown"].items())
+            unchecked = "；".join(f"{n['rule']}: {n['reason']}" for n in c["not_checkable"])
+            yield [c["id"], c["agent"], c["score"], len(c["findings"]), detail, unchecked]
+
+    def agents():
+        for a in report["agents"]:
+            habits = "；".join(f"{h['rule']}×{h['count']}" for h in a["top_habits"])
+            yield [
                 a["agent"],
                 a["conversations"],
                 a["agent_turns"],
@@ -217,12 +212,78 @@ def write_xlsx(report: dict, output: str, turns: list | None = None) -> None:
                 a["findings_per_100_turns"],
                 habits,
             ]
-        )
-    ws = wb.create_sheet("导入错误")
-    ws.append(["文件", "行", "原因"])
-    for e in report["errors"]:
-        ws.append([_cell(e["path"]), e["line"], _cell(e["reason"])])
+
+    write_sheets(
+        output,
+        [
+            ("问题明细", [name for name, _ in FINDING_COLUMNS], finding_rows(report, turns)),
+            ("会话", ["会话ID", "客服", "得分", "问题数", "扣分明细", "未检查"], conversations()),
+            (
+                "客服",
+                ["客服", "会话数", "客服发言数", "平均分", "问题数", "每百轮问题", "常见问题"],
+                agents(),
+            ),
+            (
+                "导入错误",
+                ["文件", "行", "原因"],
+                ([e["path"], e["line"], e["reason"]] for e in report["errors"]),
+            ),
+        ],
+    )
+
+
+Sheet = tuple[str, list[str], Iterable[list]]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+CSV_ROWS_PER_CHUNK = 200
+
+
+def write_sheets(output, sheets: list[Sheet]) -> None:
+    """An XLSX workbook (a path or a binary file) of (title, header, rows) sheets,
+    written with openpyxl's write-only mode: rows go to disk as they come."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    for title, header, rows in sheets:
+        ws = wb.create_sheet(title)
+        ws.append(header)
+        for row in rows:
+            ws.append([_xlsx_cell(ws, v) for v in row])
     wb.save(output)
+
+
+def _xlsx_cell(ws, v):
+    v = _cell(v)
+    if isinstance(v, str) and v.startswith("="):  # openpyxl would store it as a formula
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(ws, value=v)
+        cell.data_type = "s"
+        return cell
+    return v
+
+
+def csv_cell(v):
+    """A CSV value that no spreadsheet runs as a formula (a leading apostrophe)."""
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
+    return "" if v is None else v
+
+
+def csv_chunks(header: list[str], rows: Iterable[list], *, bom: bool = True) -> Iterator[str]:
+    """CSV text (the BOM first, for Excel, unless the file's encoding writes it) in
+    pieces of CSV_ROWS_PER_CHUNK rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    if bom:
+        buf.write("\ufeff")
+    w.writerow([csv_cell(v) for v in header])
+    for n, row in enumerate(rows, 1):
+        w.writerow([csv_cell(v) for v in row])
+        if n % CSV_ROWS_PER_CHUNK == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
 
 
 def _cell(v):

@@ -29,6 +29,7 @@ _items = schema.qa_items
 _errors = schema.qa_errors
 _appeals = schema.qa_appeals
 _findings = schema.qa_findings
+_dupes = schema.qa_duplicates
 
 CHUNK = 500  # rows per executemany of a large upload
 
@@ -59,15 +60,96 @@ def _chunks(rows: Iterable[dict], size: int = CHUNK) -> Iterator[list[dict]]:
 
 def create_run(db: Database, run: dict, items: Iterable[dict], errors: Iterable[dict]) -> int:
     """A run with its items and input errors, in one transaction; returns its id."""
-    with db.begin() as conn:
-        run_id = int(
-            conn.execute(sa.insert(_runs).values(**run).returning(_runs.c.id)).scalar_one()
-        )
+    with db.begin():
+        run_id = insert_run(db, run)
         for chunk in _chunks({**i, "run_id": run_id} for i in items):
-            conn.execute(sa.insert(_items), chunk)
+            insert_items(db, chunk)
+        insert_errors(db, run_id, errors)
+    return run_id
+
+
+def insert_run(db: Database, run: dict) -> int:
+    """A run's row; returns its id."""
+    with db.begin() as conn:
+        return int(conn.execute(sa.insert(_runs).values(**run).returning(_runs.c.id)).scalar_one())
+
+
+def insert_items(db: Database, items: list[dict]) -> list[int]:
+    """Items (with their run_id) in one statement; returns their ids, in order."""
+    if not items:
+        return []
+    stmt = sa.insert(_items).returning(_items.c.id, sort_by_parameter_order=True)
+    with db.begin() as conn:
+        return [int(i) for i in conn.execute(stmt, items).scalars()]
+
+
+def insert_errors(db: Database, run_id: int, errors: Iterable[dict]) -> None:
+    with db.begin() as conn:
         for chunk in _chunks(({**e, "run_id": run_id} for e in errors), 5000):
             conn.execute(sa.insert(_errors), chunk)
-    return run_id
+
+
+def set_total(db: Database, run_id: int, total: int) -> None:
+    with db.begin() as conn:
+        conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(total=total))
+
+
+def audited(db: Database, conv_ids: list[str], fingerprints: list[str]) -> list[dict]:
+    """Stored items with one of these conversation ids or fingerprints (id, run_id,
+    conv_id, fingerprint), oldest first."""
+    if not conv_ids and not fingerprints:
+        return []
+    stmt = (
+        sa.select(_items.c.id, _items.c.run_id, _items.c.conv_id, _items.c.fingerprint)
+        .where(
+            sa.or_(
+                _items.c.conv_id.in_(conv_ids or [""]),
+                _items.c.fingerprint.in_(fingerprints or [""]),
+            )
+        )
+        .order_by(_items.c.id)
+    )
+    with db.read() as conn:
+        return _dicts(conn.execute(stmt))
+
+
+def add_duplicates(db: Database, rows: list[dict]) -> None:
+    """Conversations of an upload skipped as duplicates (run_id, seq, conv_id, agent,
+    fingerprint, reason, of_item, of_run)."""
+    if rows:
+        with db.begin() as conn:
+            conn.execute(sa.insert(_dupes), rows)
+
+
+def replace_items(db: Database, replaced: list[dict]) -> None:
+    """Earlier items re-audited by a later one: {"old": id, "new": id} each."""
+    if replaced:
+        stmt = (
+            sa.update(_items)
+            .where(_items.c.id == sa.bindparam("old"), _items.c.replaced_by.is_(None))
+            .values(replaced_by=sa.bindparam("new"))
+        )
+        with db.begin() as conn:
+            conn.execute(stmt, replaced)
+
+
+def duplicates(db: Database, run_id: int, limit: int, offset: int) -> list[dict]:
+    """A page of a run's skipped duplicates in upload order."""
+    stmt = (
+        sa.select(_dupes)
+        .where(_dupes.c.run_id == run_id)
+        .order_by(_dupes.c.seq, _dupes.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    with db.read() as conn:
+        return _dicts(conn.execute(stmt))
+
+
+def duplicate_count(db: Database, run_id: int) -> int:
+    stmt = sa.select(sa.func.count()).select_from(_dupes).where(_dupes.c.run_id == run_id)
+    with db.read() as conn:
+        return int(conn.execute(stmt).scalar_one())
 
 
 def running_runs(db: Database) -> list[dict]:
@@ -518,7 +600,8 @@ def finding_turn(db: Database, item_id: int, finding: int) -> int | None:
 
 
 def items_of_agent(db: Database, agent: str, limit: int, offset: int) -> list[dict]:
-    """An agent's checked items across runs, newest run first, lowest score first."""
+    """An agent's checked items across runs, newest run first, lowest score first (a
+    conversation re-audited later only once: its newest item)."""
     stmt = (
         sa.select(
             _items.c.id,
@@ -531,7 +614,7 @@ def items_of_agent(db: Database, agent: str, limit: int, offset: int) -> list[di
             _NFINDINGS,
         )
         .select_from(_items.join(_runs, _runs.c.id == _items.c.run_id))
-        .where(_items.c.agent == agent, _items.c.status == "done")
+        .where(_items.c.agent == agent, _items.c.status == "done", _items.c.replaced_by.is_(None))
         .order_by(_items.c.run_id.desc(), _items.c.score, _items.c.id)
         .limit(limit)
         .offset(offset)
@@ -544,7 +627,7 @@ def items_of_agent_count(db: Database, agent: str) -> int:
     stmt = (
         sa.select(sa.func.count())
         .select_from(_items)
-        .where(_items.c.agent == agent, _items.c.status == "done")
+        .where(_items.c.agent == agent, _items.c.status == "done", _items.c.replaced_by.is_(None))
     )
     with db.read() as conn:
         return int(conn.execute(stmt).scalar_one())
@@ -703,3 +786,102 @@ def appeal_count(db: Database, *, status: str | None = None, by: str | None = No
     stmt = _appeal_filter(stmt, None, status, by, None)
     with db.read() as conn:
         return int(conn.execute(stmt).scalar_one())
+
+
+# -- exports ---------------------------------------------------------------------------
+
+_COUNTED = (
+    sa.select(sa.func.count())
+    .select_from(_findings)
+    .where(_findings.c.item_id == _items.c.id, _findings.c.waived == 0)
+    .scalar_subquery()
+)
+
+
+def _scoped(stmt, run_id: int | None, agent: str | None, since: str | None, until: str | None):
+    """Checked items of one run, or (run_id None) of every run but each conversation
+    once (not replaced by a later audit); of one agent; of runs made in [since, until)."""
+    stmt = stmt.where(_items.c.status == "done")
+    if run_id is not None:
+        stmt = stmt.where(_items.c.run_id == run_id)
+    else:
+        stmt = stmt.where(_items.c.replaced_by.is_(None))
+    if agent is not None:
+        stmt = stmt.where(_items.c.agent == agent)
+    if since:
+        stmt = stmt.where(_runs.c.created_at >= since)
+    if until:
+        stmt = stmt.where(_runs.c.created_at < until)
+    return stmt
+
+
+def export_items(
+    db: Database,
+    scope: dict,
+    after: int,
+    limit: int,
+    *,
+    conversation: bool = False,
+) -> list[dict]:
+    """A page of the items of `scope` (run_id, agent, since, until) with id > `after`,
+    by id (keyset paging: each page costs the same however far the export is): the
+    item's columns, `nfindings` (still counted), `findings` (JSON text), the run's
+    name and date, and the conversation (JSON text) if asked."""
+    columns = [
+        _items.c.id,
+        _items.c.run_id,
+        _items.c.conv_id,
+        _items.c.agent,
+        _items.c.source,
+        _items.c.score,
+        _items.c.turns,
+        _items.c.agent_turns,
+        _items.c.findings,
+        _COUNTED.label("nfindings"),
+        _runs.c.name.label("run_name"),
+        _runs.c.created_at.label("run_at"),
+    ]
+    if conversation:
+        columns.append(_items.c.conversation)
+    stmt = sa.select(*columns).select_from(_items.join(_runs, _runs.c.id == _items.c.run_id))
+    stmt = _scoped(stmt, **scope).where(_items.c.id > after).order_by(_items.c.id).limit(limit)
+    with db.read() as conn:
+        return _dicts(conn.execute(stmt))
+
+
+def appeals_of(db: Database, item_ids: list[int]) -> list[dict]:
+    """The appeals of these items (item_id, finding, status), oldest first."""
+    if not item_ids:
+        return []
+    stmt = (
+        sa.select(_appeals.c.item_id, _appeals.c.finding, _appeals.c.status)
+        .where(_appeals.c.item_id.in_(item_ids))
+        .order_by(_appeals.c.id)
+    )
+    with db.read() as conn:
+        return _dicts(conn.execute(stmt))
+
+
+def export_agents(db: Database, scope: dict) -> list[dict]:
+    """Per agent of `scope`: conversations, agent turns, mean score, findings still
+    counted; lowest mean score first."""
+    mean = _mean(_items.c.score)
+    stmt = sa.select(
+        _items.c.agent,
+        sa.func.count().label("conversations"),
+        sa.func.sum(_items.c.agent_turns).label("agent_turns"),
+        mean.label("mean_score"),
+        sa.func.sum(_COUNTED).label("findings"),
+    ).select_from(_items.join(_runs, _runs.c.id == _items.c.run_id))
+    stmt = (
+        _scoped(stmt, **scope)
+        .group_by(_items.c.agent)
+        .order_by(mean, _text_order(db, _items.c.agent))
+    )
+    with db.read() as conn:
+        out = _dicts(conn.execute(stmt))
+    for r in out:
+        r["mean_score"] = float(r["mean_score"]) if r["mean_score"] is not None else None
+        r["agent_turns"] = int(r["agent_turns"] or 0)
+        r["findings"] = int(r["findings"] or 0)
+    return out

@@ -26,6 +26,7 @@ FOREIGN_KEYS = [
     ("qa_findings", "run_id", "qa_runs", "id"),
     ("qa_findings", "item_id", "qa_items", "id"),
     ("qa_appeals", "item_id", "qa_items", "id"),
+    ("qa_duplicates", "run_id", "qa_runs", "id"),
     ("personal_scripts", "user_id", "users", "id"),
     ("script_usage", "user_id", "users", "id"),
 ]

@@ -324,9 +324,31 @@ qa_items = Table(
     # a pending item claimed by a worker (host:pid:n) until a time (epoch seconds)
     Column("claimed_by", Text),
     Column("claimed_until", Float),
+    # sha256 over the turns (coach/dupes.py): the same content uploaded again
+    Column("fingerprint", Text),
+    # the later item that re-audited this conversation (statistics over runs skip this one)
+    Column("replaced_by", Id),
     Index("idx_qa_items_run_id_status_seq", "run_id", "status", "seq"),
     Index("idx_qa_items_agent", "agent"),
     Index("idx_qa_items_run_id_claimed_until", "run_id", "claimed_until"),
+    Index("idx_qa_items_fingerprint", "fingerprint"),
+    Index("idx_qa_items_conv_id", "conv_id"),
+)
+
+# conversations of an upload skipped as already audited: why, and the item they repeat
+qa_duplicates = Table(
+    "qa_duplicates",
+    metadata,
+    _id(),
+    Column("run_id", Id),
+    Column("seq", Integer),
+    Column("conv_id", Text),
+    Column("agent", Text),
+    Column("fingerprint", Text),
+    Column("reason", Text),  # id | content | upload
+    Column("of_item", Id),
+    Column("of_run", Id),
+    Index("idx_qa_duplicates_run_id_seq", "run_id", "seq"),
 )
 
 qa_errors = Table(

@@ -101,7 +101,7 @@ def test_two_workers_check_every_item_of_a_run_exactly_once(url, conversations, 
     audits.check(alone, checker, batch=7)
     want = results(audits, alone)
 
-    run_id = audits.create_run("two workers", conversations, [], by="t")
+    run_id = audits.create_run("two workers", conversations, [], by="t", reaudit=True)
     assert audits.claim(run_id)  # running: any worker may claim its batches
     counting = Counting(checker, delay=0.002)
     errors = []
@@ -395,7 +395,7 @@ def test_worker_processes_share_a_run_and_a_dead_ones_batch_is_taken_over(
     audits.check(alone, checker)
     want = results(audits, alone)
 
-    run_id = audits.create_run("processes", conversations[:120], [], by="t")
+    run_id = audits.create_run("processes", conversations[:120], [], by="t", reaudit=True)
     audits.claim(run_id)
 
     def spawn(mode: str) -> subprocess.Popen:

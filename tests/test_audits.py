@@ -584,7 +584,11 @@ def test_lists_and_counts_of_runs_conversations_and_appeals(audits):
     """Every list the pages show, paged and counted in SQL, on both backends."""
     convs, errors = load_text(jsonl(CONVS, broken="{bad"), "a.jsonl")
     first = audits.create_run("一", convs, errors, by="s")
-    second = audits.create_run("二", convs, [], by="s")
+    # other conversations of the same agents (the same ones again would be skipped)
+    later = [
+        {**c, "id": c["id"] + "-2", "turns": [*c["turns"], CONVS[0]["turns"][0]]} for c in CONVS
+    ]
+    second = audits.create_run("二", load_text(jsonl(later), "b.jsonl")[0], [], by="s")
     for run_id in (first, second):
         audits.claim(run_id)
         audits.check(run_id, Checker())
@@ -617,7 +621,7 @@ def test_lists_and_counts_of_runs_conversations_and_appeals(audits):
     assert audits.appeal_count() == 2 and audits.appeal_count(status="open", by="agent1") == 1
     assert audits.appeal_count(by="bob") == 0
     got = audits.get_appeal(a2)
-    assert (got["run_id"], got["conv_id"], got["agent"]) == (second, "c-mine", "agent1")
+    assert (got["run_id"], got["conv_id"], got["agent"]) == (second, "c-mine-2", "agent1")
     with pytest.raises(AuditError) as missing:
         audits.get_appeal(10_000)
     assert missing.value.status == 404

@@ -226,8 +226,13 @@ def long_run(kb):
     for n in range(600):
         turns += [{"role": "customer", "text": f"第{n}个问题"}, {"role": "agent", "text": "哦"}]
     records = [{"id": "long", "agent": "agent1", "turns": turns}]
-    records += [{**CONV, "id": f"mine-{n}"} for n in range(60)]
-    records += [{**CONV, "id": f"other-{n}", "agent": f"a{n:02d}"} for n in range(60)]
+    # each its own question: the same content twice would be one conversation (issue 13)
+    asked = [[{"role": "customer", "text": f"在吗 {n}"}, CONV["turns"][1]] for n in range(120)]
+    records += [{**CONV, "id": f"mine-{n}", "turns": asked[n]} for n in range(60)]
+    records += [
+        {**CONV, "id": f"other-{n}", "agent": f"a{n:02d}", "turns": asked[60 + n]}
+        for n in range(60)
+    ]
     convs, errors = load_text("\n".join(json.dumps(r) for r in records), "long.jsonl")
     assert not errors
     store = AuditStore(kb.store, log=Accounts(kb.store).audit)

@@ -41,6 +41,7 @@ MAX_API_CONVERSATIONS = 5000
 # stays small whatever was uploaded (issue 10).
 PER_PAGE = 100  # conversations of a run
 ERRORS_PER_PAGE = 50  # unreadable records of a run
+DUPES_PER_PAGE = 50  # conversations of a run skipped as already audited
 AGENTS_PER_PAGE = 50
 TURNS_PER_PAGE = 50  # of one conversation
 LIST_PER_PAGE = 50  # runs, appeals, my conversations and appeals, rule versions
@@ -204,7 +205,9 @@ def _read_upload(files, load: dict) -> tuple[list, list]:
 def upload():
     files = [f for f in request.files.getlist("files") if f and f.filename]
     # a browser cannot keep the chosen files; what was typed is kept
-    form = {k: request.form.get(k, "")[:200] for k in ("name", "agents", "agent_pattern")}
+    form = {
+        k: request.form.get(k, "")[:200] for k in ("name", "agents", "agent_pattern", "reaudit")
+    }
     load, form_errors = _upload_agents()
     if form_errors:
         if wants_json():
@@ -220,7 +223,14 @@ def upload():
         Path(f.filename).name for f in files
     )
     store = audits()
-    run_id = store.create_run(label, convs, errors, by=actor(), rules_version=rulebook().version())
+    run_id = store.create_run(
+        label,
+        convs,
+        errors,
+        by=actor(),
+        rules_version=rulebook().version(),
+        reaudit=request.form.get("reaudit") == "1",
+    )
     start_check(run_id)
     return redirect(url_for("supervise.run", run_id=run_id))
 
@@ -232,9 +242,15 @@ def run(run_id: int):
     store.mark_interrupted()
     info = store.run(run_id)
     agent = request.args.get("agent")
-    page, epage, apage = page_arg(), page_arg("epage"), page_arg("apage")
+    page, epage, apage, dpage = page_arg(), page_arg("epage"), page_arg("apage"), page_arg("dpage")
     return render_template(
         "audit_run.html",
+        duplicates=store.duplicates(
+            run_id, limit=DUPES_PER_PAGE, offset=(dpage - 1) * DUPES_PER_PAGE
+        ),
+        duplicate_count=store.duplicate_count(run_id),
+        dpage=dpage,
+        dupes_per_page=DUPES_PER_PAGE,
         run=info,
         agents=store.agents(run_id, limit=AGENTS_PER_PAGE, offset=(apage - 1) * AGENTS_PER_PAGE),
         agent_count=store.agent_count(run_id),
@@ -572,6 +588,9 @@ def api_create():
     name = body.get("name") or "API 上传"
     if not isinstance(name, str):
         raise ApiError("字段 name 应为字符串", 400)
+    reaudit = body.get("reaudit", False)
+    if not isinstance(reaudit, bool):
+        raise ApiError("字段 reaudit 应为 true 或 false", 400)
     convs, errors = [], []
     for n, record in enumerate(records, 1):
         try:
@@ -579,9 +598,16 @@ def api_create():
         except ValueError as exc:
             errors.append(ImportIssue("<request>", n, str(exc)))
     store = audits()
-    run_id = store.create_run(name, convs, errors, by=actor(), rules_version=rulebook().version())
+    run_id = store.create_run(
+        name, convs, errors, by=actor(), rules_version=rulebook().version(), reaudit=reaudit
+    )
     start_check(run_id)
-    return {"ok": True, "run_id": run_id, "errors": [e.to_dict() for e in errors]}, 202
+    return {
+        "ok": True,
+        "run_id": run_id,
+        "errors": [e.to_dict() for e in errors],
+        "duplicate_count": store.duplicate_count(run_id),
+    }, 202
 
 
 @bp.get("/api/v1/audits/<int:run_id>")
@@ -605,6 +631,8 @@ def api_run(run_id: int):
         "item_count": store.item_count(run_id),
         "errors": store.errors(run_id, **at),
         "error_count": store.error_count(run_id),
+        "duplicates": store.duplicates(run_id, **at),
+        "duplicate_count": store.duplicate_count(run_id),
     }
 
 
@@ -709,6 +737,7 @@ ACTION_NAMES = {
     "article.import": "导入文章",
     "audit.run": "新建质检批次",
     "audit.resume": "继续质检",
+    "audit.export": "导出质检结果",
     "rules.update": "修改质检规则",
     "appeal.create": "提出申诉",
     "appeal.accept": "采纳申诉",

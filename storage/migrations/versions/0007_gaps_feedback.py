@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_gaps_feedback"
-down_revision = "0002"
+down_revision = "0006_audit_dupes"
 branch_labels = None
 depends_on = None
 
