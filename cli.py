@@ -397,11 +397,12 @@ def user_add(obj: Context, username: str, roles: tuple[str, ...], password: str)
 @user.command(name="passwd")
 @click.argument("username")
 @_password_option
+@click.option("--must-change", is_flag=True, help="下次登录后须先修改密码（临时密码）。")
 @click.pass_obj
-def user_passwd(obj: Context, username: str, password: str) -> None:
+def user_passwd(obj: Context, username: str, password: str, must_change: bool) -> None:
     """重设账号密码（同时结束该账号的全部登录会话）。"""
-    _accounts(obj).set_password(username, password, actor="cli")
-    click.echo(f"已更新 {username} 的密码")
+    _accounts(obj).set_password(username, password, actor="cli", must_change=must_change)
+    click.echo(f"已更新 {username} 的密码" + ("；下次登录后须先修改" if must_change else ""))
 
 
 @user.command(name="roles")

@@ -90,7 +90,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["services"] = services
     kb = app.extensions["kb"] = services.kb
 
-    from . import api, auth, coach, errors, pages, scripts, serving, supervise
+    from . import admin, api, auth, coach, errors, pages, scripts, serving, supervise
 
     errors.register(app)
     auth.init_app(app)
@@ -99,6 +99,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(coach.bp)
     app.register_blueprint(supervise.bp)
+    app.register_blueprint(admin.bp)
     scripts.init_app(app)
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)
