@@ -215,7 +215,15 @@ def init_app(app: Flask) -> None:
 
 # what a user whose password must be changed may still reach
 _OPEN_DURING_CHANGE = frozenset(
-    {"auth.change_password", "auth.logout", "auth.login", "static", "favicon", "healthz"}
+    {
+        "auth.change_password",
+        "auth.logout",
+        "auth.logout_all",
+        "auth.login",
+        "static",
+        "favicon",
+        "healthz",
+    }
 )
 
 # anonymous posts that still need a CSRF token (login CSRF; logout of a live session
@@ -283,6 +291,8 @@ def login():
 def change_password():
     """Any signed-in user changes their own password (required after an admin reset it).
     Every other session of the user ends; this browser gets a fresh one."""
+    if current_user.via != "session":
+        raise ApiError("请在浏览器中登录后修改密码", 403)
     forced = current_user.user.must_change
     if request.method == "GET":
         return render_template("change_password.html", forced=forced, errors={})
