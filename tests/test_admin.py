@@ -406,3 +406,21 @@ def re_link(html: str, rel: str) -> str:
     import re
 
     return html_mod.unescape(re.search(rf'rel="{rel}" href="([^"]+)"', html).group(1))
+
+
+def test_the_cli_filters_the_audit_log_and_marks_a_forced_change(instance):
+    from .conftest import run_cli
+
+    run_cli("user", "add", "boss", "--role", "admin", "--password", PASSWORD, instance=instance,
+            check=True)  # fmt: skip
+    run_cli("token", "create", "boss", "--name", "集成", instance=instance, check=True)
+    out = run_cli("user", "passwd", "boss", "--password", "temporary-pass-1", "--must-change",
+                  instance=instance, check=True).stdout  # fmt: skip
+    assert "下次登录后须先修改" in out
+    lines = run_cli("audit-log", "--actor", "cli", "--action", "token.", instance=instance,
+                    check=True).stdout.splitlines()  # fmt: skip
+    assert len(lines) == 1 and "\ttoken.create\tboss\t" in lines[0]
+    passwd = run_cli("audit-log", "--action", "user.passwd", "--json", instance=instance).stdout
+    assert '"must_change": true' in passwd
+    bad = run_cli("audit-log", "--from", "2026-13-01", instance=instance)
+    assert bad.returncode == 2 and "年-月-日" in bad.stderr
