@@ -524,6 +524,71 @@ def runs(obj: Context, limit: int) -> None:
         click.echo(f"{r['id']}\t{r['kind']}\t{r['status']}\t{r['started_at'][:19]}\t{r['source']}")
 
 
+@cli.command()
+@click.option(
+    "--scan", is_flag=True, help="先分析尚未分析的已质检会话，找出知识库未能回答的客户问题。"
+)
+@click.option(
+    "--scan-limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="本次最多分析多少个会话。",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="最佳文章得分低于此值即视为未能回答（默认同网页设置 GAP_SCORE_THRESHOLD 的默认值 6）。",
+)
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="每部分最多列出多少组。",
+)
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")
+@click.pass_obj
+def gaps(obj: Context, scan: bool, scan_limit: int, threshold, limit: int, as_json: bool) -> None:
+    """内容缺口：最近 30 天客服搜不到或无人打开结果的搜索，以及质检会话中知识库未能回答的客户问题（按相同的词归组）。"""
+    from core import gaps as core_gaps
+    from kb import gaps as kb_gaps
+
+    services = obj.services
+    scanned = None
+    if scan:
+        scanned = core_gaps.scan_transcripts(
+            services, limit=scan_limit, threshold=threshold or core_gaps.ANSWER_THRESHOLD
+        )
+    db = services.kb.database
+    searches = [g.to_dict() for g in kb_gaps.search_groups(db)]
+    questions = [g.to_dict() for g in kb_gaps.question_groups(db)]
+    if as_json:
+        body = {
+            "searches": searches[:limit],
+            "search_groups": len(searches),
+            "questions": questions[:limit],
+            "question_groups": len(questions),
+            "pending": core_gaps.pending(services),
+        }
+        if scanned is not None:
+            body["scanned"] = scanned
+        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
+    if scanned is not None:
+        click.echo(
+            f"已分析 {scanned['scanned']} 个质检会话，发现 {scanned['questions']} 个未能回答的客户问题，"
+            f"还有 {scanned['left']} 个待分析"
+        )
+    click.echo(f"搜不到或无人打开的搜索（{len(searches)} 组）：次数 / 无结果 / 打开 / 最近 / 问题")
+    for g in searches[:limit]:
+        click.echo(f"{g['count']}\t{g['zero']}\t{g['opens']}\t{g['last_seen'][:16]}\t{g['query']}")
+    click.echo(f"知识库未能回答的客户问题（{len(questions)} 组）：次数 / 最近 / 问题")
+    for g in questions[:limit]:
+        click.echo(f"{g['count']}\t{g['last_seen'][:16]}\t{g['query']}")
+
+
 # --- coach commands ---------------------------------------------------------
 
 
@@ -883,6 +948,67 @@ def audit_log(
             click.echo(f"{e['at'][:19]}\t{e['actor']}\t{e['action']}\t{e['target']}\t{e['detail']}")
 
 
+# click's own messages, said in Chinese (its types word their complaints in English)
+_VALUE_MESSAGES = [
+    (re.compile(r"^'(.*)' is not a valid integer( range)?\.?$"), "「{0}」不是整数"),
+    (re.compile(r"^'(.*)' is not a valid float( range)?\.?$"), "「{0}」不是数字"),
+    (re.compile(r"^'(.*)' is not one of (.*)\.$"), "「{0}」不是可选值（可选：{1}）"),
+    (re.compile(r"^'(.*)' is not (.*)\.$"), "「{0}」不是可选值（可选：{1}）"),
+    (re.compile(r"^(.*) is not in the range (.*)\.$"), "{0} 超出范围（{1}）"),
+    (re.compile(r"^\w+ '(.*)' does not exist\.$"), "路径「{0}」不存在"),
+    (re.compile(r"^\w+ '(.*)' is a directory\.$"), "「{0}」是目录，这里需要文件"),
+    (re.compile(r"^\w+ '(.*)' is a file\.$"), "「{0}」是文件，这里需要目录"),
+    (re.compile(r"^\w+ '(.*)' is not readable\.$"), "「{0}」不可读"),
+    (re.compile(r"^\w+ '(.*)' is not writable\.$"), "「{0}」不可写"),
+]
+
+
+def _value_message(message: str) -> str:
+    for pattern, chinese in _VALUE_MESSAGES:
+        m = pattern.match(message)
+        if m:
+            return chinese.format(*m.groups())
+    return message  # our own checks already speak Chinese
+
+
+def usage_message(exc: click.UsageError) -> str:
+    """The one-line Chinese reason for a usage error."""
+    if isinstance(exc, click.NoSuchOption):
+        hint = f"（是否想用 {'、'.join(exc.possibilities)}）" if exc.possibilities else ""
+        return f"没有选项 {exc.option_name}{hint}"
+    if isinstance(exc, click.MissingParameter):
+        param = exc.param
+        if param is not None and param.param_type_name == "option":
+            return f"缺少选项 {' / '.join(param.opts)}"
+        name = param.human_readable_name if param is not None else ""
+        return f"缺少参数 {name}".rstrip()
+    if isinstance(exc, click.BadParameter):
+        if exc.param is not None and exc.ctx is not None:
+            name = exc.param.get_error_hint(exc.ctx)
+        else:
+            name = exc.param_hint if isinstance(exc.param_hint, str) else ""
+        name = (name or "").replace("'", "")
+        return f"参数 {name} 的值无效：{_value_message(exc.message)}"
+    message = exc.format_message()
+    if isinstance(exc, click.BadOptionUsage) and message.endswith("requires an argument."):
+        return f"选项 {exc.option_name} 需要一个值"
+    m = re.match(r"^No such command '(.*)'\.$", message)
+    if m:
+        return f"没有命令「{m[1]}」"
+    m = re.match(r"^Got unexpected extra arguments? \((.*)\)$", message)
+    if m:
+        return f"多余的参数：{m[1]}"
+    return message
+
+
+def _show_usage_error(exc: click.UsageError) -> None:
+    ctx = exc.ctx
+    if ctx is not None:
+        usage = ctx.get_usage().replace("Usage: ", "用法：", 1)
+        click.echo(f"{usage}\n运行 '{ctx.command_path} --help' 查看帮助。\n", err=True)
+    click.echo(f"错误：{usage_message(exc)}", err=True)
+
+
 def main() -> None:
     """Console-script entry: named exit codes, no stack trace for users."""
     try:
@@ -890,7 +1016,7 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
-        exc.show()
+        _show_usage_error(exc)
         sys.exit(EXIT_USAGE)
     except click.Abort:
         click.echo("已中止", err=True)

@@ -79,6 +79,14 @@ _TOUCH_TOKEN = (
 _ADVISORY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:cls, :key)")
 
 
+def _failures_of(name_key: str):
+    """A name's failure rows: its own key and its per-address keys (`key@address`)."""
+    return or_(
+        login_failures.c.key == name_key,
+        login_failures.c.key.startswith(name_key + "@", autoescape=True),
+    )
+
+
 def throttle_lock_key(key: str) -> int:
     """A stable 32-bit signed number for a throttling key (the advisory lock's second half)."""
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big", signed=True)
@@ -162,14 +170,14 @@ class AccountRepository:
         must_change: bool = False,
     ) -> None:
         """New hash (to be changed at the next login when `must_change`); the name's login
-        failures and every session of the user are gone."""
+        failures (from every address) and every session of the user are gone."""
         with self.db.begin() as conn:
             conn.execute(
                 update(users)
                 .where(users.c.id == user_id)
                 .values(password_hash=password_hash, must_change_password=int(must_change))
             )
-            conn.execute(delete(login_failures).where(login_failures.c.key == failure_key))
+            conn.execute(delete(login_failures).where(_failures_of(failure_key)))
             conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
             self._audit(conn, audit)
 
@@ -257,14 +265,14 @@ class AccountRepository:
             return list(ids)
 
     def forget_failures(
-        self, key: str, ids: list[int], *, user_id: int | None = None, login_at: str = ""
+        self, keys: list[str], ids: list[int], *, user_id: int | None = None, login_at: str = ""
     ) -> None:
-        """Delete every failure of `key` and the rows `ids` (a login that succeeded); with
+        """Delete every failure of `keys` and the rows `ids` (a login that succeeded); with
         `user_id`, stamp that user's ``last_login_at`` in the same transaction."""
         with self.db.begin() as conn:
             conn.execute(
                 delete(login_failures).where(
-                    or_(login_failures.c.key == key, login_failures.c.id.in_(ids))
+                    or_(login_failures.c.key.in_(keys), login_failures.c.id.in_(ids))
                 )
             )
             if user_id is not None:

@@ -63,15 +63,19 @@ def answer_for(args: dict, via: str) -> dict:
         via=via,
     )
     body = answer.to_dict()
-    for hit in body["hits"]:
-        hit["url"] = hit_url(hit)
+    for n, hit in enumerate(body["hits"], 1):
+        hit["url"] = hit_url(hit, args["q"], n)
     if answer.shortcut is not None:
         body["shortcut"] = body["hits"][0]  # the same dict, with its url
     return body
 
 
-def hit_url(hit: dict) -> str:
+def hit_url(hit: dict, q: str = "", position: int | None = None) -> str:
+    """Where a hit opens; an article's URL names the search and the position, so
+    opening it is recorded (内容缺口: searches whose results nobody opened)."""
     if hit["doctype"] != "script":
+        if q:
+            return url_for("pages.article", article_id=hit["id"], q=q, pos=position)
         return url_for("pages.article", article_id=hit["id"])
     if hit.get("origin") == "personal" or not hit.get("scenario"):
         return ""  # a personal script, or one the library lost since it was indexed
@@ -130,10 +134,16 @@ def pin_delete(pin_id: int):
 @bp.get("/articles/<article_id>")
 @requires("article.read")
 def article(article_id: str):
+    from kb import feedback
+
     from .pages import _readable
 
     kb = get_kb()
-    return {"ok": True, "article": article_payload(kb, _readable(kb, article_id))}
+    body = {"ok": True, "article": article_payload(kb, _readable(kb, article_id))}
+    user = getattr(current_user, "user", None)
+    if user is not None:  # this user's 有用 / 没用 vote, for the search page's buttons
+        body["article"]["my_feedback"] = feedback.my_vote(kb.store, article_id, user.id)
+    return body
 
 
 ARTICLE_BODY_MAX = 1024 * 1024

@@ -46,9 +46,15 @@ def _readable(kb, article_id: str):
 
 @bp.get("/articles/<article_id>")
 @requires("article.read")
-def article(article_id: str):
+def article(article_id: str, feedback_error: str = "", comment: str | None = None):
+    from flask import request
+
+    from .gaps import article_feedback, record_hit_open
+
     kb = get_kb()
     art = article_payload(kb, _readable(kb, article_id))
+    if request.method == "GET" and not (request.args.get("rpage") or request.args.get("fpage")):
+        record_hit_open(article_id)  # reached from a search result's URL (not its pager)
     page = page_arg("rpage")
     return render_template(
         "article.html",
@@ -58,6 +64,7 @@ def article(article_id: str):
         revision_count=kb.store.revision_count(article_id),
         rpage=page,
         per_page=LIST_PER_PAGE,
+        feedback=article_feedback(art, feedback_error, comment),
     )
 
 
@@ -166,6 +173,11 @@ def editor(article_id: str | None):
     elif new:
         art = {"id": "", "title": "", "category": "product", "status": "draft", "owner": "",
                "review_by": "", "tags": [], "similar": [], "body": ""}  # fmt: skip
+        # prefilled from a link (内容缺口: a question agents or customers asked)
+        art["title"] = request.args.get("title", "").strip()[:200]
+        art["similar"] = [
+            s.strip()[:200] for s in request.args.getlist("similar")[:20] if s.strip()
+        ]
     else:
         a = kb.get(article_id)  # NotFound → 404
         art = {"id": a.id, **{k: getattr(a, k) for k in ARTICLE_FIELDS}}

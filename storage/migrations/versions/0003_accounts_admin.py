@@ -5,7 +5,7 @@ users.last_login_at: ISO time of the last successful login (None: not since 0003
 users.must_change_password: 1 until the user picks a new password (None counts as 0).
 
 Revision ID: 0003_accounts_admin
-Revises: 0002
+Revises: 0007_gaps_feedback
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_accounts_admin"
-down_revision = "0002"
+down_revision = "0007_gaps_feedback"
 branch_labels = None
 depends_on = None
 
