@@ -397,11 +397,12 @@ def user_add(obj: Context, username: str, roles: tuple[str, ...], password: str)
 @user.command(name="passwd")
 @click.argument("username")
 @_password_option
+@click.option("--must-change", is_flag=True, help="下次登录后须先修改密码（临时密码）。")
 @click.pass_obj
-def user_passwd(obj: Context, username: str, password: str) -> None:
+def user_passwd(obj: Context, username: str, password: str, must_change: bool) -> None:
     """重设账号密码（同时结束该账号的全部登录会话）。"""
-    _accounts(obj).set_password(username, password, actor="cli")
-    click.echo(f"已更新 {username} 的密码")
+    _accounts(obj).set_password(username, password, actor="cli", must_change=must_change)
+    click.echo(f"已更新 {username} 的密码" + ("；下次登录后须先修改" if must_change else ""))
 
 
 @user.command(name="roles")
@@ -1024,12 +1025,33 @@ def export_sqlite_cmd(obj: Context, dest: str, force: bool) -> None:
 @cli.command(name="audit-log")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")
+@click.option("--actor", default="", help="只看此操作人。")
+@click.option(
+    "--action", default="", help="只看此操作（如 user.add；以 . 结尾为一类，如 token.）。"
+)
+@click.option("--target", default="", help="只看此对象。")
+@click.option("--from", "date_from", default="", help="开始日期（UTC，年-月-日）。")
+@click.option("--to", "date_to", default="", help="结束日期（UTC，年-月-日，含当天）。")
 @click.pass_obj
-def audit_log(obj: Context, limit: int, as_json: bool) -> None:
-    """审计日志：谁在何时做了什么（只增不改）。"""
+def audit_log(
+    obj: Context,
+    limit: int,
+    as_json: bool,
+    actor: str,
+    action: str,
+    target: str,
+    date_from: str,
+    date_to: str,
+) -> None:
+    """审计日志：谁在何时做了什么（只增不改），可按操作人、操作、对象、日期筛选。"""
+    from core.auditlog import AuditFilter
     from kb.accounts import Accounts
 
-    entries = Accounts(obj.kb.store).audit_entries(limit)
+    args = {"actor": actor, "action": action, "target": target, "from": date_from, "to": date_to}
+    filt = AuditFilter.from_args(args)
+    if filt.errors:
+        fail("；".join(filt.errors.values()), EXIT_USAGE)
+    entries = Accounts(obj.kb.store).audit_entries(limit, 0, filt.where())
     for e in entries:
         if as_json:
             click.echo(json.dumps({**e, "detail": json.loads(e["detail"])}, ensure_ascii=False))

@@ -36,6 +36,8 @@ audit_log = schema.audit_log
 # the first key of the two-int advisory locks of login throttling (the second is the
 # key's hash); two-int locks never collide with the one-bigint locks of storage/database.py
 THROTTLE_LOCK_CLASS = 7_215_003
+# the one-int-pair lock taken by changes that could leave no enabled admin
+ADMIN_LOCK = (7_215_004, 0)
 
 USER_COLUMNS = (
     users.c.id,
@@ -43,7 +45,10 @@ USER_COLUMNS = (
     users.c.password_hash,
     users.c.roles,
     users.c.disabled,
+    users.c.must_change_password,
 )
+# what the admin page lists beside them
+USER_LIST_COLUMNS = (*USER_COLUMNS, users.c.created_at, users.c.last_login_at)
 
 _not_revoked = or_(tokens.c.revoked_at.is_(None), tokens.c.revoked_at == "")
 
@@ -61,10 +66,15 @@ _TOUCH_SESSION = (
     .values(last_seen=bindparam("now"))
 )
 _TOKEN_USER = (
-    select(*USER_COLUMNS)
+    select(tokens.c.id.label("token_id"), tokens.c.last_used_at, *USER_COLUMNS)
     .join_from(tokens, users, users.c.id == tokens.c.user_id)
     .where(tokens.c.token_hash == bindparam("token_hash"))
     .where(_not_revoked)
+)
+_TOUCH_TOKEN = (
+    update(tokens)
+    .where(tokens.c.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now_iso"))
 )
 _ADVISORY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:cls, :key)")
 
@@ -113,10 +123,24 @@ class AccountRepository:
         return dict(row._mapping) if row else None
 
     def list_users(self) -> list[dict]:
-        """By name in code-point order (as SQLite compares), whatever PostgreSQL's collation."""
+        """By name in code-point order (as SQLite compares), whatever PostgreSQL's collation;
+        with ``created_at`` and ``last_login_at``."""
         with self.db.read() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(select(*USER_COLUMNS))]
+            rows = [dict(r._mapping) for r in conn.execute(select(*USER_LIST_COLUMNS))]
         return sorted(rows, key=lambda r: (r["username"], r["id"]))
+
+    def _lock_admins(self, conn) -> list[dict]:
+        """The enabled users' ids and roles, read after taking the admin lock (on
+        PostgreSQL; SQLite's write transaction is one writer at a time already), so two
+        admins changing two other admins at once cannot both leave none."""
+        if self.db.dialect == "postgresql":
+            conn.execute(_ADVISORY_LOCK, {"cls": ADMIN_LOCK[0], "key": ADMIN_LOCK[1]})
+        rows = conn.execute(
+            select(users.c.id, users.c.roles).where(
+                or_(users.c.disabled.is_(None), users.c.disabled == 0)
+            )
+        )
+        return [dict(r._mapping) for r in rows]
 
     def add_user(self, row: Mapping, audit: Mapping | None = None) -> int | None:
         """Insert a user (and its audit entry); None when the name is taken."""
@@ -137,28 +161,51 @@ class AccountRepository:
             return None
 
     def set_password(
-        self, user_id: int, password_hash: str, failure_key: str, audit: Mapping | None = None
+        self,
+        user_id: int,
+        password_hash: str,
+        failure_key: str,
+        audit: Mapping | None = None,
+        *,
+        must_change: bool = False,
     ) -> None:
-        """New hash; the name's login failures (from every address) and every session
-        of the user are gone."""
+        """New hash (to be changed at the next login when `must_change`); the name's login
+        failures (from every address) and every session of the user are gone."""
         with self.db.begin() as conn:
             conn.execute(
-                update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+                update(users)
+                .where(users.c.id == user_id)
+                .values(password_hash=password_hash, must_change_password=int(must_change))
             )
             conn.execute(delete(login_failures).where(_failures_of(failure_key)))
             conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
             self._audit(conn, audit)
 
-    def set_roles(self, user_id: int, roles: str, audit: Mapping | None = None) -> None:
+    def set_roles(
+        self, user_id: int, roles: str, audit: Mapping | None = None, *, guard=None
+    ) -> None:
+        """`guard(enabled)`, given the enabled users' ids and roles read under the admin
+        lock, may raise to refuse the change (nothing is written then)."""
         with self.db.begin() as conn:
+            if guard is not None:
+                guard(self._lock_admins(conn))
             conn.execute(update(users).where(users.c.id == user_id).values(roles=roles))
             self._audit(conn, audit)
 
     def set_disabled(
-        self, user_id: int, disabled: bool, now_iso: str, audit: Mapping | None = None
+        self,
+        user_id: int,
+        disabled: bool,
+        now_iso: str,
+        audit: Mapping | None = None,
+        *,
+        guard=None,
     ) -> None:
-        """Disabling also revokes the user's tokens and ends its sessions."""
+        """Disabling also revokes the user's tokens and ends its sessions.  `guard` as
+        for set_roles."""
         with self.db.begin() as conn:
+            if guard is not None:
+                guard(self._lock_admins(conn))
             conn.execute(update(users).where(users.c.id == user_id).values(disabled=int(disabled)))
             if disabled:
                 conn.execute(
@@ -217,14 +264,21 @@ class AccountRepository:
             conn.execute(delete(login_failures).where(login_failures.c.at < prune_before))
             return list(ids)
 
-    def forget_failures(self, keys: list[str], ids: list[int]) -> None:
-        """Delete every failure of `keys` and the rows `ids` (a login that succeeded)."""
+    def forget_failures(
+        self, keys: list[str], ids: list[int], *, user_id: int | None = None, login_at: str = ""
+    ) -> None:
+        """Delete every failure of `keys` and the rows `ids` (a login that succeeded); with
+        `user_id`, stamp that user's ``last_login_at`` in the same transaction."""
         with self.db.begin() as conn:
             conn.execute(
                 delete(login_failures).where(
                     or_(login_failures.c.key.in_(keys), login_failures.c.id.in_(ids))
                 )
             )
+            if user_id is not None:
+                conn.execute(
+                    update(users).where(users.c.id == user_id).values(last_login_at=login_at)
+                )
 
     # -- sessions ------------------------------------------------------------------
 
@@ -309,6 +363,33 @@ class AccountRepository:
             )
             return [dict(r._mapping) for r in rows]
 
+    def all_tokens(self, limit: int, offset: int = 0) -> list[dict]:
+        """Every user's tokens, newest first, with the owner's ``username``."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    tokens.c.id,
+                    users.c.username,
+                    tokens.c.name,
+                    tokens.c.created_at,
+                    tokens.c.revoked_at,
+                    tokens.c.last_used_at,
+                )
+                .join_from(tokens, users, users.c.id == tokens.c.user_id)
+                .order_by(tokens.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def token_count(self) -> int:
+        with self.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(tokens)).scalar_one()
+
+    def touch_token(self, token_id: int, now_iso: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(_TOUCH_TOKEN, {"token_id": token_id, "now_iso": now_iso})
+
     def revoke_token(
         self,
         now_iso: str,
@@ -329,7 +410,8 @@ class AccountRepository:
             return found
 
     def token_user(self, token_hash: str) -> dict | None:
-        """The user columns of the owner of a token that is not revoked."""
+        """The user columns of the owner of a token that is not revoked, plus the token's
+        ``token_id`` and ``last_used_at``."""
         return self._lookup(_TOKEN_USER, {"token_hash": token_hash})
 
     # -- audit log -------------------------------------------------------------------
@@ -344,14 +426,54 @@ class AccountRepository:
         with self.db.begin() as conn:
             self._audit(conn, entry)
 
-    def audit_count(self) -> int:
-        with self.db.read() as conn:
-            return conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+    @staticmethod
+    def _audit_where(where: Mapping | None) -> list:
+        """Conditions for the filters in `where`: ``actor``, ``target`` (exact), ``action``
+        (exact, or every action of a group when it ends with "."), ``since`` / ``before``
+        (ISO text, compared with ``at``: since <= at < before), ``before_id`` (keyset)."""
+        where = where or {}
+        conds = []
+        if where.get("actor"):
+            conds.append(audit_log.c.actor == where["actor"])
+        if where.get("target"):
+            conds.append(audit_log.c.target == where["target"])
+        action = where.get("action")
+        if action and action.endswith("."):  # a group: user., token., …
+            conds.append(audit_log.c.action.startswith(action, autoescape=True))
+        elif action:
+            conds.append(audit_log.c.action == action)
+        if where.get("since"):
+            conds.append(audit_log.c.at >= where["since"])
+        if where.get("before"):
+            conds.append(audit_log.c.at < where["before"])
+        if where.get("before_id"):
+            conds.append(audit_log.c.id < where["before_id"])
+        return conds
 
-    def audit_entries(self, limit: int, offset: int = 0) -> list[dict]:
-        """Newest first."""
+    def audit_count(self, where: Mapping | None = None) -> int:
+        with self.db.read() as conn:
+            return conn.execute(
+                select(func.count()).select_from(audit_log).where(*self._audit_where(where))
+            ).scalar_one()
+
+    def audit_entries(
+        self, limit: int, offset: int = 0, where: Mapping | None = None
+    ) -> list[dict]:
+        """Newest first, filtered as _audit_where says."""
         with self.db.read() as conn:
             rows = conn.execute(
-                select(audit_log).order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
+                select(audit_log)
+                .where(*self._audit_where(where))
+                .order_by(audit_log.c.id.desc())
+                .limit(limit)
+                .offset(offset)
             )
             return [dict(r._mapping) for r in rows]
+
+    def audit_actors(self, limit: int = 500) -> list[str]:
+        """The distinct actors of the log (for the filter's suggestions)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(audit_log.c.actor).distinct().order_by(audit_log.c.actor).limit(limit)
+            )
+            return [r[0] for r in rows if r[0]]

@@ -194,6 +194,8 @@ users = Table(
     Column("roles", Text),
     Column("disabled", Integer),
     Column("created_at", Text),
+    Column("last_login_at", Text),  # None: never logged in since 0003
+    Column("must_change_password", Integer),  # 1 after an admin reset (None: 0)
     Index("idx_users_username", "username", unique=True),
 )
 
@@ -242,6 +244,9 @@ audit_log = Table(
     Column("action", Text),
     Column("target", Text),
     Column("detail", Text),
+    # the admin page's filters (who, what), newest first
+    Index("idx_audit_log_actor_id", "actor", "id"),
+    Index("idx_audit_log_action_id", "action", "id"),
 )
 
 pins = Table(

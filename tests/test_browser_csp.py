@@ -108,7 +108,13 @@ def test_supervisor_and_admin_pages_pass_the_csp(browser, live_server):
         browser,
         live_server.url,
         "csp_admin",
-        [("/admin/audit-log", has_heading), ("/pins", has_heading)],
+        [
+            ("/admin/audit-log", has_heading),
+            ("/admin/users", has_heading),
+            ("/admin/tokens", has_heading),
+            ("/account/password", has_heading),
+            ("/pins", has_heading),
+        ],
     )
 
 

@@ -27,7 +27,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from kb.accounts import ROLE_LABELS, Accounts, AuthError, Throttled, User
+from kb.accounts import ROLE_LABELS, Accounts, AuthError, FieldError, Throttled, User
 
 from .errors import ApiError, error_response, wants_json
 
@@ -186,6 +186,18 @@ def init_app(app: Flask) -> None:
             return  # nobody to forge a request for: the view answers 401 (bad token, no login)
         csrf.protect()
 
+    @app.before_request
+    def _forced_password_change():
+        """After an admin reset a password, the user may do nothing but choose a new one
+        (or log out) in the browser.  Bearer tokens are their own credential: unaffected."""
+        if request.endpoint in _OPEN_DURING_CHANGE or request.routing_exception is not None:
+            return None
+        if getattr(current_user, "via", "") != "session" or not current_user.user.must_change:
+            return None
+        if wants_json():
+            raise ApiError("管理员重设了你的密码，请先修改密码", 403)
+        return redirect(url_for("auth.change_password"))
+
     @app.after_request
     def _security_headers(resp):
         for name, value in SECURITY_HEADERS.items():
@@ -200,6 +212,19 @@ def init_app(app: Flask) -> None:
     def _inject():
         return {"current_user": current_user, "ROLE_LABELS": ROLE_LABELS}
 
+
+# what a user whose password must be changed may still reach
+_OPEN_DURING_CHANGE = frozenset(
+    {
+        "auth.change_password",
+        "auth.logout",
+        "auth.logout_all",
+        "auth.login",
+        "static",
+        "favicon",
+        "healthz",
+    }
+)
 
 # anonymous posts that still need a CSRF token (login CSRF; logout of a live session
 # is checked above as an authenticated post)
@@ -255,7 +280,47 @@ def login():
     _renew_csrf()
     hours = float(current_app.config.get("SESSION_LIFETIME_HOURS") or 12)
     login_user(SessionUser(user, sid=acc.create_session(user, hours * 3600)))
+    if user.must_change:
+        flash("管理员重设了你的密码：请先设置一个只有你知道的新密码")
+        return redirect(url_for("auth.change_password"))
     return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@requires("account")
+def change_password():
+    """Any signed-in user changes their own password (required after an admin reset it).
+    Every other session of the user ends; this browser gets a fresh one."""
+    if current_user.via != "session":
+        raise ApiError("请在浏览器中登录后修改密码", 403)
+    forced = current_user.user.must_change
+    if request.method == "GET":
+        return render_template("change_password.html", forced=forced, errors={})
+    acc = accounts()
+    form = {k: (request.form.get(k) or "")[:1000] for k in ("current", "new", "confirm")}
+    try:
+        acc.change_own_password(
+            current_user.username,
+            form["current"],
+            form["new"],
+            form["confirm"],
+            request.remote_addr or "",
+        )
+    except FieldError as exc:
+        return render_template(
+            "change_password.html", forced=forced, errors={exc.field: exc.message}
+        ), 400
+    except Throttled as exc:
+        return render_template(
+            "change_password.html", forced=forced, errors={"current": str(exc)}
+        ), 429
+    user = acc.by_name(current_user.username)
+    session.clear()
+    _renew_csrf()
+    hours = float(current_app.config.get("SESSION_LIFETIME_HOURS") or 12)
+    login_user(SessionUser(user, sid=acc.create_session(user, hours * 3600)))
+    flash("密码已修改；其他设备上的登录已全部结束")
+    return redirect(url_for("pages.index"))
 
 
 def _end_session() -> None:

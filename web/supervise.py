@@ -1,6 +1,6 @@
 """Supervisor workspace: upload transcripts into audit runs, read each conversation
 with its findings, decide appeals, edit the team rule pack; agents see their own
-audited conversations and appeal a finding; admins read the audit log.
+audited conversations and appeal a finding (the audit log is in web/admin.py).
 
 Checking runs in a background thread of the process that took the upload; the audit
 worker thread of every server process (AUDIT_WORKER_SECONDS, core/audits.py) helps
@@ -552,23 +552,6 @@ def _rules_page(book, text, note, base, problems, conflict, notice, status):
     ), status
 
 
-# -- audit log -------------------------------------------------------------------------
-
-
-@bp.get("/admin/audit-log")
-@requires("admin")
-def audit_log():
-    page = page_arg()
-    acc = accounts()
-    return render_template(
-        "audit_log.html",
-        entries=acc.audit_entries(LOG_PER_PAGE, (page - 1) * LOG_PER_PAGE),
-        count=acc.audit_count(),
-        page=page,
-        per_page=LOG_PER_PAGE,
-    )
-
-
 # -- JSON API ------------------------------------------------------------------------------
 
 
@@ -719,30 +702,6 @@ def rule_name(rule_id: str) -> str:
     return f"{category_name(rule.category)}（{rule_id}）" if rule else rule_id
 
 
-ACTION_NAMES = {
-    "user.add": "新增账号",
-    "user.passwd": "重设密码",
-    "user.roles": "修改角色",
-    "user.disable": "停用账号",
-    "user.enable": "启用账号",
-    "user.logout_all": "全部设备退出",
-    "token.create": "创建 API 令牌",
-    "token.revoke": "吊销 API 令牌",
-    "pin.add": "置顶答案",
-    "pin.remove": "取消置顶",
-    "article.create": "新建文章",
-    "article.update": "修改文章",
-    "article.publish": "发布文章",
-    "article.status": "修改文章状态",
-    "article.import": "导入文章",
-    "audit.run": "新建质检批次",
-    "audit.resume": "继续质检",
-    "audit.export": "导出质检结果",
-    "rules.update": "修改质检规则",
-    "appeal.create": "提出申诉",
-    "appeal.accept": "采纳申诉",
-    "appeal.reject": "驳回申诉",
-}
 FIELD_NAMES = {
     "title": "标题",
     "category": "分类",
@@ -753,11 +712,6 @@ FIELD_NAMES = {
     "review_by": "复审日期",
     "status": "状态",
 }
-
-
-@bp.app_template_filter("action_name")
-def action_name(action: str) -> str:
-    return ACTION_NAMES.get(action, action)
 
 
 @bp.app_template_filter("field_names")
