@@ -355,7 +355,7 @@ def _login_hint(obj: Context) -> str:
             fh.write(password + "\n")
         return (
             f"首次登录：用户名 admin，密码 {password}（已保存到 {path}，"
-            "登录后请用 kbcoach user passwd admin 修改）"
+            "登录后点右上角的用户名修改密码，或用 kbcoach user passwd admin）"
         )
     return f"已有 {acc.count()} 个账号；忘记密码可用 kbcoach user passwd 用户名 重设。"
 

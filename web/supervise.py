@@ -593,6 +593,10 @@ def api_create():
     }, 202
 
 
+# which process holds the run: bookkeeping of the workers, not part of the API
+RUN_INTERNAL = frozenset({"pid", "claimed_by", "claimed_until"})
+
+
 @bp.get("/api/v1/audits/<int:run_id>")
 @requires("coach.audit")
 def api_run(run_id: int):
@@ -605,7 +609,7 @@ def api_run(run_id: int):
     at = dict(limit=API_PER_PAGE, offset=(page - 1) * API_PER_PAGE)
     return {
         "ok": True,
-        "run": info,
+        "run": {k: v for k, v in info.items() if k not in RUN_INTERNAL},
         "page": page,
         "per_page": API_PER_PAGE,
         "agents": store.agents(run_id, **at),
