@@ -148,7 +148,11 @@ def test_reaudit_checks_again_and_the_newest_audit_counts(audits):
 def test_conversations_without_ids_match_by_content_only(audits):
     no_ids = [{k: v for k, v in c.items() if k != "id"} for c in CONVS]
     first = audits.create_run("一", convs_of(no_ids), [], by="s")
-    other = [{**no_ids[0], "turns": [{"role": "customer", "text": "别的问题"}]}, no_ids[1]]
+    asked = [
+        {"role": "customer", "text": "别的问题"},
+        {"role": "agent", "text": "您好，这边为您查询"},
+    ]
+    other = [{**no_ids[0], "turns": asked}, no_ids[1]]
     second = audits.create_run("二", convs_of(other), [], by="s")  # line-1 and line-2 again
     assert audits.item_count(first) == 2 and audits.item_count(second) == 1
     assert [(d["conv_id"], d["reason"]) for d in audits.duplicates(second)] == [
