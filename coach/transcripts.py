@@ -1,7 +1,8 @@
 """Conversations and turns, and loading them from files in any supported format.
 
 Formats (see coach/importers.py): JSONL (the canonical form), CSV with a header,
-and chat-log text. Encodings: UTF-8 (with or without BOM), UTF-16 with BOM (or
+and chat-log text; call transcripts (speaker segments with times, coach/calls.py),
+recognised by content in .json/.jsonl/.csv files. Encodings: UTF-8 (with or without BOM), UTF-16 with BOM (or
 without, when the NUL pattern shows it), GB18030/GBK; charset-normalizer is only a
 fallback. Loading never raises on bad content: broken records become
 `ImportIssue`s naming file, line and reason, and the rest of the file still loads.
@@ -24,12 +25,14 @@ TEXT_SUFFIXES = (".txt", ".log", ".text")
 
 @dataclass(slots=True)
 class Turn:
-    """One message: who sent it (role, speaker), what, and when (epoch seconds)."""
+    """One message: who sent it (role, speaker), what, and when (epoch seconds; a
+    call's turns also end, so the silence after them can be measured)."""
 
     role: str
     text: str
     ts: float | None = None
     speaker: str = ""
+    end: float | None = None
 
 
 @dataclass
@@ -166,9 +169,12 @@ def load_text(
     text: str, path: str = "<stdin>", fmt: str | None = None, **options
 ) -> tuple[list[Conversation], list[ImportIssue]]:
     """Parse decoded text in the given (or sniffed) format."""
-    from . import importers
+    from . import calls, importers
 
     fmt = fmt or sniff_format(text, path)
+    if fmt == "call" or (fmt in ("jsonl", "csv") and calls.looks_like_call(text)):
+        keys = ("speaker_agent", "speaker_customer")
+        return calls.parse_calls(text, path, **{k: options[k] for k in keys if k in options})
     if fmt == "jsonl":
         return importers.parse_jsonl(text, path)  # limits checked per record
     if fmt == "csv":
