@@ -551,8 +551,15 @@ def runs(obj: Context, limit: int) -> None:
     help="只输出该级别及以上的问题。",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="写入文件（xlsx 必须给出）。")
-def check(paths, fmt, rules_paths, min_level, output) -> None:
-    """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / 聊天记录文本。
+@click.option(
+    "--speaker-agent",
+    "speaker_agent",
+    multiple=True,
+    help="通话转写中客服（坐席）的说话人标签，如 坐席、spk0，可重复给出；默认按标签词和先说话者判断。",
+)
+def check(paths, fmt, rules_paths, min_level, output, speaker_agent) -> None:
+    """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / 聊天记录文本，
+    以及通话转写（带说话人和起止时间的语句段，JSON 或 CSV）。
 
     退出码：0 无问题，1 有问题（或有记录无法读取），2 用法错误，4 内部错误。
     """
@@ -568,7 +575,16 @@ def check(paths, fmt, rules_paths, min_level, output) -> None:
             bar.update(done - bar.pos)
 
     try:
-        code = run_check(list(paths), fmt, list(rules_paths), min_level, output, progress=progress)
+        options = {"speaker_agent": list(speaker_agent)} if speaker_agent else None
+        code = run_check(
+            list(paths),
+            fmt,
+            list(rules_paths),
+            min_level,
+            output,
+            progress=progress,
+            load_options=options,
+        )
     finally:
         if bar is not None:
             bar.render_finish()

@@ -166,7 +166,7 @@ class HoldReturn(HoldCheck):
     def _thanks(self, view: TextView) -> bool:
         return self.thanks.any(view) is not None
 
-    def holds(self, ctx: ConvContext):
+    def returns(self, ctx: ConvContext):
         """(hold turn, return turn, silence seconds or None) of every hold."""
         for i in ctx.agent:
             if self.memo(ctx.view(i), self._hold) is None:
@@ -181,7 +181,7 @@ class HoldReturn(HoldCheck):
 
     def run(self, ctx: ConvContext) -> list[Hit]:
         hits = []
-        for _i, j, silence in self.holds(ctx):
+        for _i, j, silence in self.returns(ctx):
             if ctx.target is not None and ctx.target != j:
                 continue
             if silence is not None and silence < self.min_silence:
@@ -204,7 +204,7 @@ class HoldSilence(HoldReturn):
 
     def run(self, ctx: ConvContext) -> list[Hit]:
         hits = []
-        for _i, j, silence in self.holds(ctx):
+        for _i, j, silence in self.returns(ctx):
             if silence is None:
                 raise NotCheckable("缺少时间戳，无法计算等待静音时长")
             if silence > self.seconds and (ctx.target is None or ctx.target == j):

@@ -14,6 +14,8 @@ CLI contract (the click command in cli.py is a thin wrapper)::
 - `output`: file to write, or None for stdout
 - `stdin`: binary (or text) stream read for "-" (default sys.stdin.buffer)
 - `progress`: optional callable `progress(done, total)` after each conversation
+- `load_options`: passed to the importers, e.g. `{"speaker_agent": ["坐席"]}`: the
+  speaker labels of the agent in call transcripts (coach/calls.py)
 
 Exit codes: 0 clean, 1 findings (or input records that could not be loaded; they
 are listed under "errors" and the rest of the batch is still checked), 2 usage
@@ -98,12 +100,13 @@ def check_paths(
     checker: Checker,
     stdin=None,
     progress=None,
+    load_options: dict | None = None,
 ) -> tuple[list[ConversationReport], list[ImportIssue]]:
     """Load every path and check every conversation; broken input becomes errors."""
     convs = []
     errors: list[ImportIssue] = []
     for p in paths:
-        c, e = load_path(p, stdin=stdin)
+        c, e = load_path(p, stdin=stdin, **(load_options or {}))
         convs.extend(c)
         errors.extend(e)
     reports = []
@@ -159,6 +162,7 @@ def run_check(
     output: str | None = None,
     stdin=None,
     progress=None,
+    load_options: dict | None = None,
 ) -> int:
     """Check transcripts and write the report; returns the exit code (see module doc)."""
     from . import writers
@@ -170,7 +174,9 @@ def run_check(
         except RuleError as exc:
             raise UsageError(str(exc)) from None
         checker = Checker(pack)
-        reports, errors = check_paths(list(paths), checker, stdin=stdin, progress=progress)
+        reports, errors = check_paths(
+            list(paths), checker, stdin=stdin, progress=progress, load_options=load_options
+        )
         report = build_report(reports, errors, min_level, pack.sources)
         writers.write(report, fmt, output, turns_of(reports) if fmt != "json" else None)
     except UsageError as exc:
