@@ -21,7 +21,8 @@ Speakers become roles by, in order: the caller's `speaker_agent` / `speaker_cust
 labels (CLI `--speaker-agent`), a metadata map `"speakers": {"A": "agent"}`, role
 words (坐席 / 客服 / agent / 客户 / customer / caller …), and otherwise the first
 speaker is the agent (calls are answered by the agent), unless that speaker only
-says 喂 and the other one greets. Consecutive segments of one speaker less than
+says 喂 while the other one greets, or only the other one opens as agents do
+(这里是… / 工号… / 有什么可以帮您). Consecutive segments of one speaker less than
 `merge_gap` seconds apart are one turn.
 """
 
@@ -91,10 +92,13 @@ CALL_ID_KEYS = ("call_id", "callId", "id", "会话id", "通话id", "录音id", "
 AGENT_ID_KEYS = ("agent", "agent_id", "agentId", "工号", "坐席工号", "坐席")
 START_AT_KEYS = ("started_at", "start_at", "call_time", "start_datetime", "通话时间", "开始时间")
 AGENT_LABELS = frozenset(
-    "坐席 座席 客服 话务员 接线员 工号 agent operator staff service rep representative".split()
+    "坐席 座席 客服 话务员 接线员 工号 agent operator staff service rep representative a".split()
 )
-CUSTOMER_LABELS = frozenset("客户 用户 来电人 来电 顾客 customer caller client user".split())
+CUSTOMER_LABELS = frozenset("客户 用户 来电人 来电 顾客 customer caller client user b".split())
+# what an agent's first words hold, and a customer's seldom do (role heuristics only)
+SERVICE_MARKS = ("有什么可以帮", "为您服务", "工号", "客服", "这里是", "热线", "很高兴为您")
 HELLO = re.compile(r"^\s*(?:喂|hello|哈喽|hi)[\s,，。.？?！!喂]*$", re.I)
+GENERIC_LABELS = ("spk", "speaker", "说话人", "发言人", "声道", "channel", "角色", "role")
 MERGE_GAP = 1.5
 _HEAD = 4000
 
@@ -232,15 +236,19 @@ def _roles(segs, meta: dict, agent_labels, customer_labels) -> dict[str, str]:
     if agent_labels and not any(r == "agent" for r in mapping.values()):
         pass  # the named agent does not speak in this call: all others are customers
     elif not any(r == "agent" for r in mapping.values()) and speakers:
-        # nobody named: the first speaker answers the call, unless only saying 喂
-        # while the other one greets (an outbound call, or the customer spoke first)
+        # nobody named: the first speaker answers the call, unless only saying 喂 while
+        # the other one greets, or the other one opens as agents do (这里是… / 工号…):
+        # an outbound call, or the customer spoke first
         first = speakers[0]
         if len(speakers) > 1:
             said = {}
             for s, _a, _b, text in segs:
                 said.setdefault(s, text)
             other = speakers[1]
-            if HELLO.match(said[first]) and "您好" in said[other]:
+            opener = any(m in said[other] for m in SERVICE_MARKS) and not any(
+                m in said[first] for m in SERVICE_MARKS
+            )
+            if opener or (HELLO.match(said[first]) and "您好" in said[other]):
                 first = other
         mapping.setdefault(first, "agent")
     for label in speakers:
@@ -295,8 +303,8 @@ def build_call(
                 for t in turns
                 if t.role == "agent"
                 and t.speaker.lower() not in AGENT_LABELS
-                and len(t.speaker) > 2
-                and not t.speaker.lower().startswith(("spk", "speaker"))
+                and len(t.speaker) >= 2
+                and not t.speaker.lower().startswith(GENERIC_LABELS)
             ),
             "",
         )
@@ -346,7 +354,13 @@ def parse_calls(
                 meta, items = {}, record
             elif isinstance(record, dict):
                 meta = dict(record.get("metadata") or record.get("meta") or {})
-                meta.update({k: v for k, v in record.items() if not isinstance(v, list | dict)})
+                meta.update(
+                    {
+                        k: v
+                        for k, v in record.items()
+                        if k not in SEGMENT_LISTS + ("metadata", "meta")
+                    }
+                )
                 items = next(
                     (record[k] for k in SEGMENT_LISTS if isinstance(record.get(k), list)), None
                 )
