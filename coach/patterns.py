@@ -15,9 +15,9 @@ crosses a sentence end. Options (all optional):
 - `whole_turn`: the sentence must be the whole answer (the rest is only particles)
 - `then_only`: up to the end of its clause, the match may only be followed by these
   tokens (我帮您查一下哦 is a hold; 帮您核实该订单已充值成功 reports a result)
-- `not_subject`: skip when the subject of the word's clause is one of these tokens: the
-  nearest of them or of the agent's own subjects (我 / 这边 / 小妹 …) before the word,
-  in its comma-delimited clause, is one of these (如果您不清楚订单号 is the customer's
+- `not_subject`: skip when the subject of the word is one of these tokens: the nearest
+  of them or of the agent's own subjects (我 / 这边 / 小妹 …) before the word, in its
+  comma-delimited clause and at most 3 tokens before it, is one of these (如果您不清楚订单号 is the customer's
   not-knowing, not the agent's hedge; 您的问题这边不清楚 is the agent's)
 - `strict_question`: for the question guard, only ? or 吗/么 make a question (不知道什么时候
   到 is a statement with an embedded question, not a question to the customer)
@@ -208,6 +208,7 @@ _SENTENCE_OPTIONS = frozenset(
 )
 _BEFORE_OPTIONS = frozenset({"unless_before", "unless_sentence", "whole_turn", "not_subject"})
 # The agent speaking of itself: a subject that ends a `not_subject` look-back.
+SUBJECT_REACH = 3  # tokens between a subject and its verb: 您 还是 不了解 / 您 要是 不清楚
 AGENT_SUBJECTS = frozenset("我 我们 小妹 妹子 妹纸 这边 我这边 本人 咱 咱们 俺 客服 小编".split())
 _AFTER_OPTIONS = frozenset({"unless_after", "unless_sentence", "whole_turn", "unless_time"})
 _NONE = 1 << 62  # "no occurrence" in the chaining arrays
@@ -545,7 +546,8 @@ def _customer_subject(subjects: frozenset[str], view: TextView, win, i: int, s: 
     lo = bisect_left(st.starts, view.clause(s)[0], a, i)
     idx = st.where(("subject", subjects), lambda t: t in subjects or t in AGENT_SUBJECTS)
     k = bisect_left(idx, i) - 1
-    return k >= 0 and idx[k] >= lo and st.texts[idx[k]] in subjects
+    near = max(lo, i - SUBJECT_REACH)
+    return k >= 0 and idx[k] >= near and st.texts[idx[k]] in subjects
 
 
 def _turn_has_time(view: TextView) -> bool:
