@@ -348,3 +348,21 @@ def test_manual_rules_need_a_reason_and_no_examples(tmp_path):
     bad.write_text(over.read_text(encoding="utf-8").replace("[phone]", "[fax]"), "utf-8")
     with pytest.raises(RuleError, match="channels"):
         load_rules([bad])
+
+
+# -- the audit pages ---------------------------------------------------------------------
+def test_audit_page_upload_reads_calls_in_both_forms(app, users):
+    from .test_audits import logged_in, upload, wait_done
+
+    sup, token = logged_in(app, users["supervisor"])
+    files = [(p.name, p.read_bytes()) for p in (CALLS / "inbound.json", CALLS / "calls.csv")]
+    resp = upload(sup, token, files)
+    assert resp.status_code == 302
+    run_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    body = wait_done(sup, run_id)
+    assert body["run"]["status"] == "done" and body["errors"] == []
+    assert sorted(i["conv_id"] for i in body["items"]) == ["T-001", "T-002", "inbound"]
+    inbound = next(i for i in body["items"] if i["conv_id"] == "inbound")
+    page = sup.get(f"/audits/items/{inbound['id']}").get_data(as_text=True)
+    assert "实际用时67秒" in page and "静音约67秒" in page
+    assert "未能检查的规则" in page and "响铃" in page
