@@ -107,7 +107,7 @@ class Contact(Check):
         hits = []
         for i in ctx.scope(self.rule.scope):
             view = ctx.view(i)
-            for s, e in contacts_in(view.norm)[:3]:
+            for s, e in self.memo(view, _contacts)[:3]:
                 if not self._allowed(ctx, i, view, s, e):
                     hits.append(Hit(i, s, e))
         return hits
@@ -244,3 +244,8 @@ class ClosingSequence(Check):
 
 CALL_CHECK_TYPES = [Contact, Manual, HoldReturn, HoldSilence, ClosingSequence]
 CHECK_TYPES.update({c.name: c for c in CALL_CHECK_TYPES})
+
+
+def _contacts(view: TextView) -> list[tuple[int, int]]:
+    """contacts_in for a view (remembered per distinct text)."""
+    return contacts_in(view.norm)
