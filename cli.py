@@ -523,7 +523,112 @@ def runs(obj: Context, limit: int) -> None:
         click.echo(f"{r['id']}\t{r['kind']}\t{r['status']}\t{r['started_at'][:19]}\t{r['source']}")
 
 
+@cli.command()
+@click.option(
+    "--scan", is_flag=True, help="先分析尚未分析的已质检会话，找出知识库未能回答的客户问题。"
+)
+@click.option(
+    "--scan-limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="本次最多分析多少个会话。",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="最佳文章得分低于此值即视为未能回答（默认同网页设置 GAP_SCORE_THRESHOLD 的默认值 6）。",
+)
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="每部分最多列出多少组。",
+)
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出。")
+@click.pass_obj
+def gaps(obj: Context, scan: bool, scan_limit: int, threshold, limit: int, as_json: bool) -> None:
+    """内容缺口：最近 30 天客服搜不到或无人打开结果的搜索，以及质检会话中知识库未能回答的客户问题（按相同的词归组）。"""
+    from core import gaps as core_gaps
+    from kb import gaps as kb_gaps
+
+    services = obj.services
+    scanned = None
+    if scan:
+        scanned = core_gaps.scan_transcripts(
+            services, limit=scan_limit, threshold=threshold or core_gaps.ANSWER_THRESHOLD
+        )
+    db = services.kb.database
+    searches = [g.to_dict() for g in kb_gaps.search_groups(db)]
+    questions = [g.to_dict() for g in kb_gaps.question_groups(db)]
+    if as_json:
+        body = {
+            "searches": searches[:limit],
+            "search_groups": len(searches),
+            "questions": questions[:limit],
+            "question_groups": len(questions),
+            "pending": core_gaps.pending(services),
+        }
+        if scanned is not None:
+            body["scanned"] = scanned
+        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
+    if scanned is not None:
+        click.echo(
+            f"已分析 {scanned['scanned']} 个质检会话，发现 {scanned['questions']} 个未能回答的客户问题，"
+            f"还有 {scanned['left']} 个待分析"
+        )
+    click.echo(f"搜不到或无人打开的搜索（{len(searches)} 组）：次数 / 无结果 / 打开 / 最近 / 问题")
+    for g in searches[:limit]:
+        click.echo(f"{g['count']}\t{g['zero']}\t{g['opens']}\t{g['last_seen'][:16]}\t{g['query']}")
+    click.echo(f"知识库未能回答的客户问题（{len(questions)} 组）：次数 / 最近 / 问题")
+    for g in questions[:limit]:
+        click.echo(f"{g['count']}\t{g['last_seen'][:16]}\t{g['query']}")
+
+
 # --- coach commands ---------------------------------------------------------
+
+
+def _input_options(f):
+    """--agent, --agent-pattern, --mapping and --format-in: how to read the input."""
+    f = click.option(
+        "--format-in",
+        "format_in",
+        default=None,
+        help="强制输入格式（默认按内容识别）：jsonl csv xlsx chatlog memotrace-txt "
+        "memotrace-csv qq wecom qiyu feishu chatwoot。",
+    )(f)
+    f = click.option(
+        "--mapping",
+        type=click.Path(dir_okay=False),
+        help="映射文件（YAML）：其他系统的 JSON/CSV 导出中，会话、发送人、角色、时间、内容各是哪个字段。",
+    )(f)
+    f = click.option(
+        "--agent-pattern",
+        default=None,
+        help="客服名称规则（正则表达式，匹配发送人名称），例如 '^(售后|客服)'。",
+    )(f)
+    f = click.option(
+        "--agent",
+        "--speaker-agent",
+        "agents",
+        multiple=True,
+        help="客服的发送人名称（可重复给出，或用逗号分隔）；导出中客服名称不以“客服”开头时必须给出。"
+        "通话转写中为客服（坐席）的说话人标签，如 坐席、spk1（默认按标签词和先说话者判断）。",
+    )(f)
+    return f
+
+
+def _load_options(agents, agent_pattern, mapping, format_in) -> dict:
+    """Loader options, or exit 2 with the Chinese reason."""
+    from coach.report import UsageError, load_options
+
+    try:
+        return load_options(agents, agent_pattern, mapping, format_in)
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 @cli.command()
@@ -551,19 +656,19 @@ def runs(obj: Context, limit: int) -> None:
     help="只输出该级别及以上的问题。",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="写入文件（xlsx 必须给出）。")
-@click.option(
-    "--speaker-agent",
-    "speaker_agent",
-    multiple=True,
-    help="通话转写中客服（坐席）的说话人标签，如 坐席、spk0，可重复给出；默认按标签词和先说话者判断。",
-)
-def check(paths, fmt, rules_paths, min_level, output, speaker_agent) -> None:
-    """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / 聊天记录文本，
-    以及通话转写（带说话人和起止时间的语句段，JSON 或 CSV）。
+@_input_options
+def check(paths, fmt, rules_paths, min_level, output, agents, agent_pattern, mapping, format_in):
+    """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / XLSX /
+    聊天记录文本（微信 MemoTrace、QQ 消息管理器）/ 企业微信会话存档、七鱼、飞书、Chatwoot 的 JSON /
+    通话转写（带说话人和起止时间的语句段，JSON 或 CSV）。
 
-    退出码：0 无问题，1 有问题（或有记录无法读取），2 用法错误，4 内部错误。
+    没有客服发言的会话不打分，列为无法质检（并列出找到的发送人）。
+
+    退出码：0 无问题，1 有问题（或有记录无法读取、无法质检），2 用法错误，4 内部错误。
     """
     from coach.report import run_check
+
+    load = _load_options(agents, agent_pattern, mapping, format_in)
 
     progress = None
     bar = None
@@ -575,15 +680,8 @@ def check(paths, fmt, rules_paths, min_level, output, speaker_agent) -> None:
             bar.update(done - bar.pos)
 
     try:
-        options = {"speaker_agent": list(speaker_agent)} if speaker_agent else None
         code = run_check(
-            list(paths),
-            fmt,
-            list(rules_paths),
-            min_level,
-            output,
-            progress=progress,
-            load_options=options,
+            list(paths), fmt, list(rules_paths), min_level, output, progress=progress, load=load
         )
     finally:
         if bar is not None:
@@ -644,15 +742,29 @@ def audit() -> None:
 @click.option("--name", default="", help="批次名称（默认取文件名）。")
 @click.option("--by", default="cli", show_default=True, help="记录在审计日志中的操作人。")
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
+@_input_options
 @click.pass_obj
-def audit_run(obj: Context, paths, name: str, by: str, as_json: bool) -> None:
-    """导入会话记录（文件、目录或 -）并质检，结果保存在实例中。"""
+def audit_run(
+    obj: Context,
+    paths,
+    name: str,
+    by: str,
+    as_json: bool,
+    agents,
+    agent_pattern,
+    mapping,
+    format_in,
+) -> None:
+    """导入会话记录（文件、目录或 -）并质检，结果保存在实例中。
+
+    没有客服发言的会话记为无法读取（附找到的发送人），不打分。"""
     from coach.audits import AuditError
     from coach.transcripts import load_path
 
+    load = _load_options(agents, agent_pattern, mapping, format_in)
     convs, errors = [], []
     for p in paths:
-        c, e = load_path(p)
+        c, e = load_path(p, **load)
         convs.extend(c)
         errors.extend(e)
     for e in errors:
@@ -877,6 +989,67 @@ def audit_log(obj: Context, limit: int, as_json: bool) -> None:
             click.echo(f"{e['at'][:19]}\t{e['actor']}\t{e['action']}\t{e['target']}\t{e['detail']}")
 
 
+# click's own messages, said in Chinese (its types word their complaints in English)
+_VALUE_MESSAGES = [
+    (re.compile(r"^'(.*)' is not a valid integer( range)?\.?$"), "「{0}」不是整数"),
+    (re.compile(r"^'(.*)' is not a valid float( range)?\.?$"), "「{0}」不是数字"),
+    (re.compile(r"^'(.*)' is not one of (.*)\.$"), "「{0}」不是可选值（可选：{1}）"),
+    (re.compile(r"^'(.*)' is not (.*)\.$"), "「{0}」不是可选值（可选：{1}）"),
+    (re.compile(r"^(.*) is not in the range (.*)\.$"), "{0} 超出范围（{1}）"),
+    (re.compile(r"^\w+ '(.*)' does not exist\.$"), "路径「{0}」不存在"),
+    (re.compile(r"^\w+ '(.*)' is a directory\.$"), "「{0}」是目录，这里需要文件"),
+    (re.compile(r"^\w+ '(.*)' is a file\.$"), "「{0}」是文件，这里需要目录"),
+    (re.compile(r"^\w+ '(.*)' is not readable\.$"), "「{0}」不可读"),
+    (re.compile(r"^\w+ '(.*)' is not writable\.$"), "「{0}」不可写"),
+]
+
+
+def _value_message(message: str) -> str:
+    for pattern, chinese in _VALUE_MESSAGES:
+        m = pattern.match(message)
+        if m:
+            return chinese.format(*m.groups())
+    return message  # our own checks already speak Chinese
+
+
+def usage_message(exc: click.UsageError) -> str:
+    """The one-line Chinese reason for a usage error."""
+    if isinstance(exc, click.NoSuchOption):
+        hint = f"（是否想用 {'、'.join(exc.possibilities)}）" if exc.possibilities else ""
+        return f"没有选项 {exc.option_name}{hint}"
+    if isinstance(exc, click.MissingParameter):
+        param = exc.param
+        if param is not None and param.param_type_name == "option":
+            return f"缺少选项 {' / '.join(param.opts)}"
+        name = param.human_readable_name if param is not None else ""
+        return f"缺少参数 {name}".rstrip()
+    if isinstance(exc, click.BadParameter):
+        if exc.param is not None and exc.ctx is not None:
+            name = exc.param.get_error_hint(exc.ctx)
+        else:
+            name = exc.param_hint if isinstance(exc.param_hint, str) else ""
+        name = (name or "").replace("'", "")
+        return f"参数 {name} 的值无效：{_value_message(exc.message)}"
+    message = exc.format_message()
+    if isinstance(exc, click.BadOptionUsage) and message.endswith("requires an argument."):
+        return f"选项 {exc.option_name} 需要一个值"
+    m = re.match(r"^No such command '(.*)'\.$", message)
+    if m:
+        return f"没有命令「{m[1]}」"
+    m = re.match(r"^Got unexpected extra arguments? \((.*)\)$", message)
+    if m:
+        return f"多余的参数：{m[1]}"
+    return message
+
+
+def _show_usage_error(exc: click.UsageError) -> None:
+    ctx = exc.ctx
+    if ctx is not None:
+        usage = ctx.get_usage().replace("Usage: ", "用法：", 1)
+        click.echo(f"{usage}\n运行 '{ctx.command_path} --help' 查看帮助。\n", err=True)
+    click.echo(f"错误：{usage_message(exc)}", err=True)
+
+
 def main() -> None:
     """Console-script entry: named exit codes, no stack trace for users."""
     try:
@@ -884,7 +1057,7 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
-        exc.show()
+        _show_usage_error(exc)
         sys.exit(EXIT_USAGE)
     except click.Abort:
         click.echo("已中止", err=True)

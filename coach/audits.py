@@ -55,9 +55,10 @@ MAX_PAGE_FINDINGS = 1000  # findings read for one page of turns (a rule gives 3 
 class AuditError(KbError, ValueError):
     """A request the audit store refuses (Chinese message, HTTP-like status)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, *, field: str = ""):
         super().__init__(message)
         self.status = status
+        self.field = field  # the form field the message belongs next to ("" if none)
 
 
 def _clip(text: str, limit: int = MAX_ERROR_TEXT) -> str:
@@ -133,14 +134,17 @@ class AuditStore:
         *,
         by: str,
         rules_version: int = 0,
+        created_at: str | None = None,
     ) -> int:
-        """Store an upload as a queued run (one transaction); returns the run id."""
+        """Store an upload as a queued run (one transaction); returns the run id.
+        `created_at` (ISO-8601, UTC) dates the audit (default: now), e.g. an import
+        of past audits."""
         if not conversations and not errors:
             raise AuditError("没有可检查的会话")
         run = {
             "name": name[:200],
             "created_by": by,
-            "created_at": now_iso(),
+            "created_at": created_at or now_iso(),
             "finished_at": "",
             "status": "queued",
             "pid": 0,
@@ -455,9 +459,9 @@ class AuditStore:
         """An agent contests one finding of a checked conversation."""
         reason = (reason or "").strip()
         if not reason:
-            raise AuditError("请填写申诉理由")
+            raise AuditError("请填写申诉理由", field="reason")
         if len(reason) > MAX_REASON:
-            raise AuditError(f"申诉理由过长（最多 {MAX_REASON} 字）", 413)
+            raise AuditError(f"申诉理由过长（最多 {MAX_REASON} 字）", 413, field="reason")
         # one conversation's appeals and decisions take turns (its row is locked)
         with self.database.begin():
             if repo.lock_item(self.database, item_id) is None:
@@ -496,8 +500,14 @@ class AuditStore:
         return appeal_id
 
     def decide(self, appeal_id: int, accept: bool, note: str, *, by: str, pack) -> dict:
-        """Accept (the finding is waived, the score recomputed) or reject an appeal."""
+        """Accept (the finding is waived, the score recomputed) or reject an appeal;
+        a rejection needs a reason (the agent reads it), an acceptance may have one."""
         status = "accepted" if accept else "rejected"
+        note = (note or "").strip()
+        if not accept and not note:
+            raise AuditError("驳回申诉时请填写理由（申诉人会看到）", field="note")
+        if len(note) > MAX_REASON:
+            raise AuditError(f"处理意见过长（最多 {MAX_REASON} 字）", 413, field="note")
         with self.database.begin():
             appeal = repo.appeal_row(self.database, appeal_id)
             if appeal is None:

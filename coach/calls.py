@@ -18,7 +18,8 @@ segment would otherwise last over 10 minutes). With a metadata start time
 (`started_at`) turn times are epoch seconds, else seconds from the call's start.
 
 Speakers become roles by, in order: the caller's `speaker_agent` / `speaker_customer`
-labels (CLI `--speaker-agent`), a metadata map `"speakers": {"A": "agent"}`, role
+labels and the agent names or pattern of the loader options (CLI `--agent` /
+`--speaker-agent`, `--agent-pattern`), a metadata map `"speakers": {"A": "agent"}`, role
 words (坐席 / 客服 / agent / 客户 / customer / caller …), and otherwise the first
 speaker is the agent (calls are answered by the agent), unless that speaker only
 says 喂 while the other one greets, or only the other one opens as agents do
@@ -215,10 +216,14 @@ def _segments(items: list, meta: dict) -> list[tuple[str, float | None, float | 
     return out
 
 
-def _roles(segs, meta: dict, agent_labels, customer_labels) -> dict[str, str]:
-    """Speaker label → agent / customer."""
+def _roles(segs, meta: dict, agent_labels, customer_labels, agents=None) -> dict[str, str]:
+    """Speaker label → agent / customer (`agents`: an AgentTest; only names or a
+    pattern the supervisor gave count, not its default prefix)."""
     speakers = list(dict.fromkeys(s for s, *_ in segs))
     mapping = {}
+    named = agents is not None and agents.given
+    if named:
+        agent_labels = agent_labels | {s for s in speakers if agents.is_agent(s)}
     given = meta.get("speakers") or meta.get("roles") or {}
     given = given if isinstance(given, dict) else {}
     for label in speakers:
@@ -233,9 +238,7 @@ def _roles(segs, meta: dict, agent_labels, customer_labels) -> dict[str, str]:
             mapping[label] = "agent"
         elif low in CUSTOMER_LABELS or role_of(label) == "customer":
             mapping[label] = "customer"
-    if agent_labels and not any(r == "agent" for r in mapping.values()):
-        pass  # the named agent does not speak in this call: all others are customers
-    elif not any(r == "agent" for r in mapping.values()) and speakers:
+    if not any(r == "agent" for r in mapping.values()) and speakers:
         # nobody named: the first speaker answers the call, unless only saying 喂 while
         # the other one greets, or the other one opens as agents do (这里是… / 工号…):
         # an outbound call, or the customer spoke first
@@ -264,9 +267,10 @@ def build_call(
     agent_labels=frozenset(),
     customer_labels=frozenset(),
     merge_gap: float = MERGE_GAP,
+    agents=None,
 ) -> Conversation:
     """One call: segments merged into turns with roles and times."""
-    roles = _roles(segs, meta, agent_labels, customer_labels)
+    roles = _roles(segs, meta, agent_labels, customer_labels, agents)
     base = None
     _, stamp = _pick(meta, START_AT_KEYS)
     if stamp not in (None, ""):
@@ -339,9 +343,11 @@ def parse_calls(
     speaker_agent=None,
     speaker_customer=None,
     merge_gap: float = MERGE_GAP,
+    agents=None,
 ) -> tuple[list[Conversation], list[ImportIssue]]:
-    """Every call in a JSON, JSONL or CSV call export."""
-    agents, customers = _labels(speaker_agent), _labels(speaker_customer)
+    """Every call in a JSON, JSONL or CSV call export (`agents`: the AgentTest of the
+    loader options: speaker labels it names are the agent's)."""
+    agent_set, customers = _labels(speaker_agent), _labels(speaker_customer)
     stem = Path(path).stem if path and not path.startswith("<") else "call"
     body = text.lstrip("\ufeff \t\r\n")
     convs: list[Conversation] = []
@@ -371,7 +377,9 @@ def parse_calls(
             _, cid = _pick(meta, CALL_ID_KEYS)
             cid = str(cid) if cid not in (None, "") else (f"{stem}-{n}" if many else stem)
             segs = _segments(items, meta)
-            convs.append(build_call(segs, meta, cid, where, agents, customers, merge_gap))
+            convs.append(
+                build_call(segs, meta, cid, where, agent_set, customers, merge_gap, agents)
+            )
         except _Bad as exc:
             issues.append(ImportIssue(path, line or n, f"通话记录: {exc}"))
 
@@ -398,10 +406,11 @@ def parse_calls(
         else:
             add(data, 1, 0, False)
         return convs, issues
-    return _parse_csv(text, path, stem, agents, customers, merge_gap)
+    return _parse_csv(text, path, stem, (agent_set, customers, merge_gap, agents))
 
 
-def _parse_csv(text, path, stem, agents, customers, merge_gap):
+def _parse_csv(text, path, stem, how):
+    agent_set, customers, merge_gap, agents = how
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff").replace("\x00", "")))
     issues: list[ImportIssue] = []
     try:
@@ -445,7 +454,14 @@ def _parse_csv(text, path, stem, agents, customers, merge_gap):
             conv_id = cid or (f"{stem}-{n}" if len(calls) > 1 else stem)
             convs.append(
                 build_call(
-                    _segments(segs, {}), {}, conv_id, f"{path}:{line}", agents, customers, merge_gap
+                    _segments(segs, {}),
+                    {},
+                    conv_id,
+                    f"{path}:{line}",
+                    agent_set,
+                    customers,
+                    merge_gap,
+                    agents,
                 )
             )
         except _Bad as exc:

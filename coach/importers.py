@@ -5,22 +5,18 @@ JSONL: one conversation per line, `{"id", "agent"?, "channel"?, "started_at"?,
 is ISO 8601 (naive times are read as UTC) or epoch seconds (milliseconds when
 above 1e11).
 
-CSV: one message per row, grouped into conversations by the conversation column
-(in order of first appearance). Columns are found by header name; the mapping is
-`DEFAULT_COLUMNS` (field -> accepted header names, case-insensitive) and a caller
-may pass `columns={"text": ["正文"], ...}` to extend it. Fields: conversation,
-time, role, text (required), agent, speaker, channel. A role cell may hold a role
-word (客服 / 客户 / agent / customer / 1 / 0 …) or a sender name; names are
-resolved like chat-log names, or by equality with the row's agent cell.
+CSV (and XLSX, read as the same table): one message per row, grouped into
+conversations by the conversation column (in order of first appearance). Columns
+are found by header name; the mapping is `DEFAULT_COLUMNS` (field -> accepted
+header names, case-insensitive) and a caller may pass `columns={"text": ["正文"],
+...}` to extend it. Fields: conversation, time, role, text (required), agent,
+speaker, channel, type. A role cell may hold a role word (客服 / 客户 / agent /
+customer / 1 / 0 …; MemoTrace's `IsSender` 1 / 0) or a sender name; without a role
+column the speaker column (MemoTrace's `发送人`) is the sender. Names are resolved
+by the `AgentTest` (coach/agents.py), or by equality with the row's agent cell.
+Rows whose type is a system message (`系统消息`, WeChat type 10000) are skipped.
 
-Chat log: lines `2016-02-02 10:00:01 客服小王: 您好…` (one-line form) or a header
-line `2016-02-02 10:00:01 小王(12345)` followed by the message lines (two-line
-form, message lines until the next header). A sender is an agent when its name
-starts with one of `agent_prefixes` (default 客服) or is in `agent_names`; 系统 is
-system; anyone else is the customer. Conversations are split by a separator line
-holding 会话 (e.g. `===== 会话 A123 =====` or `会话ID: A123`, the id is kept) or by
-two or more consecutive blank lines (single blank lines are normal in two-line
-exports).
+Chat-log text (WeChat / MemoTrace TXT, QQ 消息管理器) is read by coach/chatlog.py.
 """
 
 from __future__ import annotations
@@ -31,7 +27,8 @@ import json
 import re
 from datetime import UTC, datetime
 
-from .transcripts import Conversation, ImportIssue, Turn, over_limit
+from .agents import DEFAULT_AGENT_PREFIXES, AgentTest, agent_id  # noqa: F401 - old names
+from .transcripts import Conversation, ImportIssue, Turn, no_agent_reason, over_limit
 
 ROLE_WORDS = {
     "agent": "agent",
@@ -66,26 +63,32 @@ DEFAULT_COLUMNS = {
         "session_id",
         "id",
     ],
-    "time": ["时间", "发送时间", "消息时间", "time", "ts", "timestamp", "datetime"],
-    "role": ["发送方", "角色", "发送者", "role", "sender", "from"],
-    "text": ["内容", "消息", "消息内容", "text", "content", "message"],
+    "time": [
+        "时间",
+        "发送时间",
+        "消息时间",
+        "time",
+        "ts",
+        "timestamp",
+        "datetime",
+        "strtime",  # MemoTrace (old header): text time, before the epoch CreateTime
+        "createtime",
+    ],
+    # IsSender (MemoTrace, old header): 1 = the exporting account, the agent
+    "role": ["issender", "发送方", "角色", "发送者", "role", "from", "sender"],
+    "text": ["内容", "消息", "消息内容", "text", "content", "message", "strcontent"],
     "agent": ["客服", "客服名", "客服昵称", "agent"],
-    "speaker": ["发送人", "昵称", "speaker", "name"],
+    "speaker": ["发送人", "昵称", "speaker", "name", "nickname", "sender", "remark"],
     "channel": ["渠道", "channel"],
+    "type": ["类型", "消息类型", "type", "msgtype"],
 }
-DEFAULT_AGENT_PREFIXES = ("客服",)
+SYSTEM_TYPES = {"10000", "系统消息", "系统", "system"}
 MAX_ID_CHARS = 200  # conversation and agent ids
 MAX_REASON_TEXT = 40
 
-_DT = r"(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
-_ONE_LINE = re.compile(_DT + r"\s+([^:：\s][^:：]{0,39}?)\s*[:：]\s?(.*)$")
-_HEADER = re.compile(_DT + r"\s+(.{1,60}?)\s*$")
 _LOOSE_DT = re.compile(
     r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?)?"
     r"(\s*(?:Z|[+-]\d{2}:?\d{2}))?$"
-)
-_SEPARATOR = re.compile(
-    r"^[\s=\-#*_~]*会话(?:\s*(?:id|ID|编号))?\s*[:：#]?\s*([^\s=\-#*]*)[\s=\-#*_~]*$"
 )
 
 
@@ -239,13 +242,13 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
         started_at=started,
         source=source,
     )
-    reason = over_limit(conv)
+    reason = over_limit(conv) or no_agent_reason(conv)
     if reason:
         raise ValueError(reason)
     return conv
 
 
-# -- CSV ---------------------------------------------------------------------
+# -- CSV and other tables ------------------------------------------------------
 def looks_like_csv_header(line: str) -> bool:
     """Does this first line name a text column and at least one other known column?"""
     try:
@@ -264,7 +267,7 @@ def _map_columns(header: list[str], extra: dict | None) -> dict[str, int]:
         names.setdefault(key, [])
         names[key] = [n.lower() for n in more] + names[key]
     found: dict[str, int] = {}
-    cells = [c.strip().lstrip("\ufeff").lower() for c in header]
+    cells = [str(c).strip().lstrip("\ufeff").lower() for c in header]
     for key, accepted in names.items():
         for name in accepted:
             if name in cells and cells.index(name) not in found.values():
@@ -273,52 +276,82 @@ def _map_columns(header: list[str], extra: dict | None) -> dict[str, int]:
     return found
 
 
-def parse_csv(
-    text: str, path: str, columns: dict | None = None
-) -> tuple[list[Conversation], list[ImportIssue]]:
-    """CSV rows (one message each) grouped into conversations by the id column."""
-    issues: list[ImportIssue] = []
+def csv_rows(text: str, path: str, issues: list[ImportIssue]):
+    """(line, cells) of a CSV text; an unparsable row becomes an issue."""
     reader = csv.reader(io.StringIO(text.replace("\x00", "")))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return [], []
-    except csv.Error as exc:
-        return [], [ImportIssue(path, 1, f"CSV 表头无法解析: {exc}")]
-    cols = _map_columns(header, columns)
-    if "text" not in cols:
-        return [], [ImportIssue(path, 1, "CSV 表头中找不到内容列（内容/消息/text/content）")]
-    convs: dict[str, Conversation] = {}
-    width = len(header)
     while True:
         try:
             row = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
             issues.append(ImportIssue(path, reader.line_num, f"CSV 行无法解析: {exc}"))
+            if reader.line_num <= 1:
+                return
             continue
-        lineno = reader.line_num
-        if not any(c.strip() for c in row):
+        yield reader.line_num, row
+
+
+def parse_csv(
+    text: str, path: str, columns: dict | None = None, agents: AgentTest | None = None
+) -> tuple[list[Conversation], list[ImportIssue]]:
+    """CSV rows (one message each) grouped into conversations by the id column."""
+    issues: list[ImportIssue] = []
+    return parse_table(csv_rows(text, path, issues), path, columns, agents, issues, "CSV")
+
+
+def parse_table(
+    rows,
+    path: str,
+    columns: dict | None = None,
+    agents: AgentTest | None = None,
+    issues: list[ImportIssue] | None = None,
+    kind: str = "CSV",
+) -> tuple[list[Conversation], list[ImportIssue]]:
+    """Rows `(line, cells)` whose first row is the header, one message per row."""
+    issues = issues if issues is not None else []
+    agents = agents or AgentTest()
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return [], issues
+    header = first[1]
+    cols = _map_columns(header, columns)
+    if "text" not in cols:
+        issues.append(
+            ImportIssue(path, first[0], f"{kind} 表头中找不到内容列（内容/消息/text/content）")
+        )
+        return [], issues
+    convs: dict[str, Conversation] = {}
+    width = len(header)
+    for lineno, row in rows:
+        if not any(str(c).strip() for c in row):
             continue
-        if len(row) != width:
+        if len(row) > width or len(row) <= cols["text"]:
             issues.append(ImportIssue(path, lineno, f"列数为{len(row)}，表头为{width}列"))
             continue
+        if len(row) < width:  # MemoTrace leaves a private chat's group columns out
+            row = [*row, *[""] * (width - len(row))]
 
         def cell(key: str, row=row) -> str:
-            return row[cols[key]].strip() if key in cols else ""
+            return str(row[cols[key]]).strip() if key in cols else ""
 
+        if cell("type") in SYSTEM_TYPES:
+            continue
         conv_id = cell("conversation") or "csv"
         agent = cell("agent")
         sender = cell("role")
         role = role_of(sender)
         speaker = cell("speaker")
         if role is None:
+            sender = sender or speaker
             if not sender:
-                issues.append(ImportIssue(path, lineno, "缺少发送方"))
+                issues.append(ImportIssue(path, lineno, "缺少发送方（发送人或角色）"))
                 continue
             speaker = speaker or sender
-            role = "agent" if agent and sender == agent else _role_of_name(sender, None, None)
+            role = "agent" if agent and sender == agent else agents.role(sender)
+        elif role == "customer" and speaker and agents.given and agents.is_agent(speaker):
+            role = "agent"  # a name the supervisor gave wins over the format's flag
         try:
             ts = parse_ts(cell("time"))
         except (ValueError, OverflowError):
@@ -335,32 +368,8 @@ def parse_csv(
             conv.agent = agent_id(speaker)
         if conv.started_at is None and ts is not None:
             conv.started_at = ts
-        conv.turns.append(Turn(role, row[cols["text"]], ts, speaker))
+        conv.turns.append(Turn(role, str(row[cols["text"]]), ts, speaker))
     return list(convs.values()), issues
-
-
-# -- chat log ----------------------------------------------------------------
-def agent_id(speaker: str, prefixes=None) -> str:
-    """The agent's id in a speaker name: 客服wang / 客服-小王 → wang / 小王, so it can
-    equal the agent's user name (我的质检, appeals); the name alone if nothing is left."""
-    name = speaker.strip()
-    for prefix in prefixes or DEFAULT_AGENT_PREFIXES:
-        if name.startswith(prefix):
-            rest = name[len(prefix) :].lstrip(" -_:：·")
-            return rest or name
-    return name
-
-
-def _role_of_name(name: str, prefixes, names) -> str:
-    name = name.strip()
-    if names and name in names:
-        return "agent"
-    if name in ("系统", "系统消息", "system"):
-        return "system"
-    for prefix in prefixes or DEFAULT_AGENT_PREFIXES:
-        if name.startswith(prefix):
-            return "agent"
-    return "customer"
 
 
 def parse_chatlog(
@@ -369,67 +378,7 @@ def parse_chatlog(
     agent_prefixes: list[str] | tuple[str, ...] | None = None,
     agent_names: list[str] | None = None,
 ) -> tuple[list[Conversation], list[ImportIssue]]:
-    """Chat-export text (one-line or two-line form) split into conversations."""
-    prefixes = tuple(agent_prefixes or DEFAULT_AGENT_PREFIXES)
-    names = set(agent_names or ())
-    convs: list[Conversation] = []
-    issues: list[ImportIssue] = []
-    current: Conversation | None = None
-    open_turn: Turn | None = None  # a turn still collecting message lines
-    more: dict[int, tuple[Turn, list[str]]] = {}  # message lines of each turn
-    blank_run = 0
-    next_id: str | None = None
+    """Chat-log text (kept here for callers of the old place; see coach/chatlog.py)."""
+    from .chatlog import parse_chatlog as parse
 
-    def start(lineno: int) -> Conversation:
-        nonlocal next_id
-        conv = Conversation(id=next_id or f"{path}#{len(convs) + 1}", source=f"{path}:{lineno}")
-        next_id = None
-        convs.append(conv)
-        return conv
-
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.replace("\x00", "").rstrip().lstrip("\ufeff")
-        if not line.strip():
-            blank_run += 1
-            if blank_run >= 2:
-                current, open_turn = None, None
-            continue
-        blank_run = 0
-        sep = _SEPARATOR.match(line)
-        if sep:
-            current, open_turn = None, None
-            next_id = sep.group(1) or None
-            continue
-        m = _ONE_LINE.match(line)
-        header = None if m else _HEADER.match(line)
-        if m or header:
-            stamp, name = (m or header).group(1), (m or header).group(2).strip()
-            try:
-                ts = parse_ts(stamp)
-            except ValueError:
-                issues.append(ImportIssue(path, lineno, f"时间无法识别: {_short(stamp)}"))
-                open_turn = None
-                continue
-            speaker = re.sub(r"\s*[(（<【][^()（）<>【】]*[)）>】]\s*$", "", name) or name
-            role = _role_of_name(speaker, prefixes, names)
-            if current is None:
-                current = start(lineno)
-            turn = Turn(role, m.group(3) if m else "", ts, speaker)
-            current.turns.append(turn)
-            if role == "agent" and not current.agent:
-                current.agent = agent_id(speaker, prefixes)
-            if current.started_at is None:
-                current.started_at = ts
-            open_turn = turn
-            continue
-        if open_turn is None:
-            issues.append(
-                ImportIssue(path, lineno, f"无法识别的行（缺少时间和发送人）: {_short(line)}")
-            )
-            continue
-        # message lines are joined once at the end: appending to the text per line
-        # copied the whole turn each time (quadratic in a long message)
-        more.setdefault(id(open_turn), (open_turn, []))[1].append(line)
-    for turn, lines in more.values():
-        turn.text = "\n".join([turn.text, *lines] if turn.text else lines)
-    return [c for c in convs if c.turns], issues
+    return parse(text, path, AgentTest(agent_names or (), None, agent_prefixes))

@@ -9,6 +9,12 @@ never silently truncated; the live reply check answers 413):
 - `MAX_REPLY_CHARS`: characters of a draft reply and of each context turn
   (POST /api/v1/coach/check-reply)
 
+Spreadsheets (.xlsx is a zip: its size on disk says little about its content):
+
+- `MAX_XLSX_BYTES`: uncompressed size of the workbook's parts
+- `MAX_TABLE_ROWS`: rows read from one sheet (the rest is reported, not read)
+- `MAX_TABLE_COLUMNS`: columns read from one row
+
 Rule word entries (checked when a pack loads or a team overlay is saved; the error
 names the rule and the entry):
 
@@ -27,6 +33,10 @@ from __future__ import annotations
 MAX_TURNS = 2000
 MAX_TURN_CHARS = 50_000
 MAX_REPLY_CHARS = 5000
+
+MAX_XLSX_BYTES = 200 * 1024 * 1024
+MAX_TABLE_ROWS = 200_000
+MAX_TABLE_COLUMNS = 100
 
 MAX_SLOTS = 5
 MAX_ALTERNATIVES = 40

@@ -14,8 +14,12 @@ CLI contract (the click command in cli.py is a thin wrapper)::
 - `output`: file to write, or None for stdout
 - `stdin`: binary (or text) stream read for "-" (default sys.stdin.buffer)
 - `progress`: optional callable `progress(done, total)` after each conversation
-- `load_options`: passed to the importers, e.g. `{"speaker_agent": ["坐席"]}`: the
-  speaker labels of the agent in call transcripts (coach/calls.py)
+- `load`: options for reading the input (`load_options` builds them): who the
+  agents are (`agent_names`, `agent_pattern`), `mapping`, and `fmt` to force an
+  input format
+
+A conversation with no agent turn is not checked: it is listed under "errors"
+with the senders found (exit 1), never scored 100 nor counted in an agent's mean.
 
 Exit codes: 0 clean, 1 findings (or input records that could not be loaded; they
 are listed under "errors" and the rest of the batch is still checked), 2 usage
@@ -95,18 +99,43 @@ def turns_of(reports: list[ConversationReport]) -> list[list[tuple[str, str]]]:
     ]
 
 
+def load_options(
+    agent_names=(),
+    agent_pattern: str | None = None,
+    mapping: str | None = None,
+    format_in: str | None = None,
+) -> dict:
+    """Loader options from the CLI's (or a form's) values; UsageError (Chinese) when
+    the pattern, the mapping file or the format name is unusable."""
+    from .agents import AgentOptionError, AgentTest, split_names
+    from .mapping import MappingError, load_mapping
+    from .transcripts import FORMATS_IN
+
+    try:
+        options: dict = {"agent_test": AgentTest(split_names(agent_names), agent_pattern or None)}
+        if mapping:
+            options["mapping"] = load_mapping(mapping)
+    except (AgentOptionError, MappingError) as exc:
+        raise UsageError(str(exc)) from None
+    if format_in:
+        if format_in not in FORMATS_IN:
+            raise UsageError(f"未知的输入格式 {format_in!r}，可选: {', '.join(FORMATS_IN)}")
+        options["fmt"] = format_in
+    return options
+
+
 def check_paths(
     paths: list[str],
     checker: Checker,
     stdin=None,
     progress=None,
-    load_options: dict | None = None,
+    load: dict | None = None,
 ) -> tuple[list[ConversationReport], list[ImportIssue]]:
     """Load every path and check every conversation; broken input becomes errors."""
     convs = []
     errors: list[ImportIssue] = []
     for p in paths:
-        c, e = load_path(p, stdin=stdin, **(load_options or {}))
+        c, e = load_path(p, stdin=stdin, **(load or {}))
         convs.extend(c)
         errors.extend(e)
     reports = []
@@ -162,7 +191,7 @@ def run_check(
     output: str | None = None,
     stdin=None,
     progress=None,
-    load_options: dict | None = None,
+    load: dict | None = None,
 ) -> int:
     """Check transcripts and write the report; returns the exit code (see module doc)."""
     from . import writers
@@ -175,7 +204,7 @@ def run_check(
             raise UsageError(str(exc)) from None
         checker = Checker(pack)
         reports, errors = check_paths(
-            list(paths), checker, stdin=stdin, progress=progress, load_options=load_options
+            list(paths), checker, stdin=stdin, progress=progress, load=load
         )
         report = build_report(reports, errors, min_level, pack.sources)
         writers.write(report, fmt, output, turns_of(reports) if fmt != "json" else None)

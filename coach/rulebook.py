@@ -20,6 +20,8 @@ from pathlib import Path
 import yaml
 
 from kb import safeyaml
+from kb.diff import diff_ops, ops_html
+from kb.errors import StaleVersion
 from kb.store import Store, now_iso
 from storage import rules as repo
 
@@ -159,12 +161,35 @@ class RuleBook:
         new = _digest(text)
         return new is not None and new == (_digest(current["yaml"]) if current else _EMPTY)
 
-    def save(self, text: str, *, by: str, note: str = "") -> int:
-        """Validate and store a new version; returns its number."""
+    def save(self, text: str, *, by: str, note: str = "", base_version: int | None = None) -> int:
+        """Validate and store a new version; returns its number.
+
+        `base_version`: the version the text was edited from (0: the default pack
+        alone).  When another version was saved since, nothing is stored and
+        StaleVersion carries the current text and the diff (current → this text)."""
         self.validate(text)
-        version = repo.add(self.database, text, by, now_iso(), note[:200])
+        version = repo.add(self.database, text, by, now_iso(), note[:200], expected=base_version)
+        if version is None:
+            raise self._stale(text, base_version or 0)
         self._write(self.folder / f"team-v{version}.yaml", text)
         return version
+
+    def _stale(self, text: str, based_on: int) -> StaleVersion:
+        current = self.current()
+        now = current["id"] if current else 0
+        who = f"{current['by']} 于 {current['at'][:19].replace('T', ' ')} " if current else ""
+        ops = diff_ops(current["yaml"] if current else "", text)
+        return StaleVersion(
+            f"团队规则已被 {who}保存为 v{now}，你的修改基于 v{based_on}，未保存："
+            f"请查看差异，在当前版本上重新应用你的修改",
+            current_version=now,
+            details={
+                "based_on": based_on,
+                "current": current,
+                "diff": [{"field": "yaml", "label": "规则", "ops": [list(o) for o in ops],
+                          "html": ops_html(ops)}],
+            },
+        )  # fmt: skip
 
     @staticmethod
     def _write(path: Path, text: str) -> None:

@@ -1,8 +1,17 @@
 """Conversations and turns, and loading them from files in any supported format.
 
-Formats (see coach/importers.py): JSONL (the canonical form), CSV with a header,
-and chat-log text; call transcripts (speaker segments with times, coach/calls.py),
-recognised by content in .json/.jsonl/.csv files. Encodings: UTF-8 (with or without BOM), UTF-16 with BOM (or
+Formats: JSONL, the canonical form, and CSV/XLSX tables (coach/importers.py);
+chat-log text, WeChat/MemoTrace and QQ 消息管理器 (coach/chatlog.py); message-list
+JSON of 企业微信 会话存档, 七鱼, Feishu and Chatwoot (coach/messages.py); any JSON
+or CSV export through a mapping file (coach/mapping.py); call transcripts,
+speaker segments with start and end times in JSON or CSV (coach/calls.py). The format is told from
+the content (then the file name); `fmt` forces one (`FORMATS_IN`). HTML pages,
+PDFs, images and other binary files are one clear "不支持的格式" issue.
+
+Who the agents are comes from the format where it says so, else from an
+`AgentTest` (coach/agents.py: names, a pattern, the prefix 客服). A conversation
+with no agent turn is never checked (it would score 100): it becomes an issue
+naming the senders found, so the supervisor can name the agent. Encodings: UTF-8 (with or without BOM), UTF-16 with BOM (or
 without, when the NUL pattern shows it), GB18030/GBK; charset-normalizer is only a
 fallback. Loading never raises on bad content: broken records become
 `ImportIssue`s naming file, line and reason, and the rest of the file still loads.
@@ -19,8 +28,30 @@ from pathlib import Path
 from .limits import MAX_TURN_CHARS, MAX_TURNS
 
 ROLES = ("agent", "customer", "system")
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+}
 TEXT_SUFFIXES = (".txt", ".log", ".text")
+# --format-in: what a supervisor may force (aliases name the tool)
+FORMATS_IN = {
+    "jsonl": "jsonl",
+    "json": "jsonl",
+    "csv": "csv",
+    "xlsx": "xlsx",
+    "chatlog": "chatlog",
+    "memotrace-txt": "chatlog",
+    "memotrace-csv": "csv",
+    "qq": "qq",
+    "wecom": "wecom",
+    "qiyu": "qiyu",
+    "feishu": "feishu",
+    "chatwoot": "chatwoot",
+    "call": "call",
+}
 
 
 @dataclass(slots=True)
@@ -80,10 +111,11 @@ def over_limit(conv: Conversation) -> str | None:
 def _within_limits(
     convs: list[Conversation], issues: list[ImportIssue], path: str
 ) -> tuple[list[Conversation], list[ImportIssue]]:
-    """Over-limit conversations become issues at the line (or record) they start at."""
+    """Over-limit conversations, and conversations with no agent turn, become issues
+    at the line (or record) they start at."""
     kept = []
     for conv in convs:
-        reason = over_limit(conv)
+        reason = over_limit(conv) or no_agent_reason(conv)
         if reason is None:
             kept.append(conv)
             continue
@@ -147,54 +179,145 @@ def _bomless_utf16(data: bytes) -> str | None:
 
 
 def sniff_format(text: str, name: str = "") -> str:
-    """Guess the format of decoded text: jsonl, csv or chatlog."""
+    """Guess the format of decoded text from its content, then its name: html, qq,
+    jsonl (including message-list JSON), csv or chatlog."""
+    from .chatlog import is_qq_export
+    from .importers import looks_like_csv_header
+    from .spreadsheet import looks_like_html
+
     suffix = Path(name).suffix.lower()
-    if suffix in SUFFIXES:
+    if looks_like_html(text):
+        return "html"
+    if is_qq_export(text):
+        return "qq"
+    if SUFFIXES.get(suffix) in ("jsonl", "csv"):
         return SUFFIXES[suffix]
-    if suffix in TEXT_SUFFIXES:
-        return "chatlog"
     for line in io.StringIO(text[:20_000]):
         stripped = line.strip().lstrip("\ufeff")
         if not stripped:
             continue
-        if stripped.startswith("{"):
+        if stripped.startswith(("{", "[")) and suffix not in TEXT_SUFFIXES:
             return "jsonl"
-        from .importers import looks_like_csv_header
-
+        if suffix in TEXT_SUFFIXES:
+            return "chatlog"
         return "csv" if looks_like_csv_header(stripped) else "chatlog"
     return "chatlog"
+
+
+def no_agent_reason(conv: Conversation) -> str | None:
+    """Why a conversation cannot be checked for want of an agent turn, or None."""
+    if any(t.role == "agent" for t in conv.turns):
+        return None
+    from .agents import senders_note
+
+    names = senders_note(t.speaker for t in conv.turns)
+    return (
+        f"无法质检：没有客服发言（找到的发送人：{names}）。"
+        "请指明哪些发送人是客服（命令行 --agent / --agent-pattern，上传页面的“客服”栏）"
+    )
 
 
 def load_text(
     text: str, path: str = "<stdin>", fmt: str | None = None, **options
 ) -> tuple[list[Conversation], list[ImportIssue]]:
-    """Parse decoded text in the given (or sniffed) format."""
-    from . import calls, importers
+    """Parse decoded text in the given (or sniffed) format.
 
-    fmt = fmt or sniff_format(text, path)
-    if fmt == "call" or (fmt in ("jsonl", "csv") and calls.looks_like_call(text)):
-        keys = ("speaker_agent", "speaker_customer")
-        return calls.parse_calls(text, path, **{k: options[k] for k in keys if k in options})
-    if fmt == "jsonl":
-        return importers.parse_jsonl(text, path)  # limits checked per record
-    if fmt == "csv":
-        convs, issues = importers.parse_csv(text, path, columns=options.get("columns"))
-    elif fmt == "chatlog":
-        convs, issues = importers.parse_chatlog(
-            text,
-            path,
-            agent_prefixes=options.get("agent_prefixes"),
-            agent_names=options.get("agent_names"),
+    Options: `agent_test` (an AgentTest) or `agent_names` / `agent_pattern` /
+    `agent_prefixes`; `columns` (extra CSV header names); `mapping` (a Mapping);
+    `speaker_agent` (a call's agent speaker labels; names given as agents count too)."""
+    from . import calls, chatlog, importers, messages
+    from .agents import agent_test
+
+    agents = agent_test(options)
+    mapping = options.get("mapping")
+    fmt = FORMATS_IN.get(fmt, fmt) if fmt else sniff_format(text, path)
+    if fmt == "html":
+        from .spreadsheet import unsupported_issue
+
+        return [], [unsupported_issue(path, "HTML 导出")]
+    if fmt == "call" or (
+        mapping is None and fmt in ("jsonl", "csv") and calls.looks_like_call(text)
+    ):
+        convs, issues = calls.parse_calls(
+            text, path, speaker_agent=options.get("speaker_agent"), agents=agents
         )
+        return _within_limits(convs, issues, path)
+    if mapping is not None and fmt in ("jsonl", "csv"):
+        from . import mapping as mapping_mod
+
+        if fmt == "csv":
+            issues: list[ImportIssue] = []
+            rows = importers.csv_rows(text, path, issues)
+            convs, issues = mapping_mod.parse_table(rows, path, mapping, agents, issues)
+        else:
+            convs, issues = mapping_mod.parse_json(text, path, mapping, agents)
+    elif fmt in messages.KINDS or fmt == "jsonl":
+        found = messages.load_records(text)
+        if fmt in messages.KINDS and (found is None or found[0] != fmt):
+            kind_name = messages.CHANNELS[fmt]
+            return [], [ImportIssue(path, 0, f"文件不是{kind_name}消息列表（找不到它的字段）")]
+        if found is not None and found[0] == "unknown":
+            return [], [
+                ImportIssue(
+                    path,
+                    0,
+                    "JSON 中既没有会话（turns），也不是已知的消息列表"
+                    "（企业微信会话存档/七鱼/飞书/Chatwoot），请用映射文件（--mapping）指明字段",
+                )
+            ]
+        if found is not None:
+            convs, issues = messages.parse_messages(found[0], found[1], path, agents)
+        else:
+            convs, issues = importers.parse_jsonl(text, path)  # limits checked per record
+    elif fmt == "csv":
+        convs, issues = importers.parse_csv(text, path, options.get("columns"), agents)
+    elif fmt in ("chatlog", "qq"):
+        convs, issues = chatlog.parse_chatlog(text, path, agents, qq=True if fmt == "qq" else None)
     else:
         raise ValueError(f"未知的格式: {fmt}")
+    return _within_limits(convs, issues, path)
+
+
+def load_xlsx(data: bytes, path: str, **options) -> tuple[list[Conversation], list[ImportIssue]]:
+    """An .xlsx export read as a table (like CSV, or through a mapping)."""
+    from . import importers
+    from .agents import agent_test
+    from .spreadsheet import xlsx_rows
+
+    agents = agent_test(options)
+    mapping = options.get("mapping")
+    issues: list[ImportIssue] = []
+    if mapping is not None:
+        from .mapping import parse_table
+
+        rows = xlsx_rows(data, path, issues)
+        convs, issues = parse_table(rows, path, mapping, agents, issues)
+    else:
+
+        def header_ok(cells: list[str]) -> bool:
+            return "text" in importers._map_columns(cells, options.get("columns"))
+
+        rows = xlsx_rows(data, path, issues, header_ok)
+        convs, issues = importers.parse_table(
+            rows, path, options.get("columns"), agents, issues, "XLSX"
+        )
     return _within_limits(convs, issues, path)
 
 
 def load_bytes(
     data: bytes, path: str = "<stdin>", fmt: str | None = None, **options
 ) -> tuple[list[Conversation], list[ImportIssue]]:
-    """Decode and parse one file's bytes."""
+    """Decode and parse one file's bytes (an .xlsx workbook, or text)."""
+    from .spreadsheet import is_xlsx, unsupported_issue, unsupported_kind
+
+    fmt = FORMATS_IN.get(fmt, fmt) if fmt else None
+    if fmt == "xlsx" or (fmt is None and is_xlsx(data)):
+        if not is_xlsx(data):
+            return [], [ImportIssue(path, 0, "文件不是 XLSX 工作簿")]
+        return load_xlsx(data, path, **options)
+    kind = unsupported_kind(data, path)
+    if kind:
+        return [], [unsupported_issue(path, kind)]
     text, _encoding = decode_bytes(data)
     return load_text(text, path, fmt, **options)
 
@@ -213,6 +336,10 @@ def load_path(
     path: str | Path, *, stdin=None, fmt: str | None = None, **options
 ) -> tuple[list[Conversation], list[ImportIssue]]:
     """Load a file, every transcript file under a folder, or '-' for stdin."""
+    if "agent_test" not in options:
+        from .agents import agent_test
+
+        options["agent_test"] = agent_test(options)  # compiled once for every file
     if str(path) == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         data = stream.read()

@@ -30,8 +30,13 @@ from .store import Store, now_iso
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-\u4e00-\u9fff]{2,32}$")
 MIN_PASSWORD = 8
 LOGIN_WINDOW_S = 15 * 60
+# Failed logins allowed within the window: for one name from one address; from one
+# address whatever the names; and for one name from everywhere, the ceiling against
+# guessing spread over many addresses.  Someone who merely knows a user's name can no
+# longer lock that user out from the user's own address with five wrong guesses.
 LOGIN_MAX_FAILURES = 5
 LOGIN_MAX_FAILURES_PER_ADDRESS = LOGIN_MAX_FAILURES * 4
+LOGIN_MAX_FAILURES_PER_NAME = LOGIN_MAX_FAILURES * 10
 FAILURES_KEPT_S = 86400  # older failure rows are deleted
 SESSION_LIFETIME_S = 12 * 3600
 SESSION_TOUCH_S = 60  # last_seen is written at most this often per session
@@ -78,8 +83,10 @@ def _verify(password_hash: str | None, password: str) -> bool:
     return False
 
 
-def _user_key(username: str) -> str:
-    return f"u:{username.lower()}"
+def _user_key(username: str, remote: str | None = None) -> str:
+    """The throttling key of a name (and of that name from one address)."""
+    key = f"u:{username.lower()}"
+    return key if remote is None else f"{key}@{remote}"
 
 
 def _now() -> float:
@@ -189,12 +196,14 @@ class Accounts:
     def _limits(username: str, remote: str) -> dict[str, int]:
         """The throttling keys of an attempt and how many recent failures each allows."""
         return {
-            _user_key(username): LOGIN_MAX_FAILURES,
+            _user_key(username, remote): LOGIN_MAX_FAILURES,
             f"ip:{remote}": LOGIN_MAX_FAILURES_PER_ADDRESS,
+            _user_key(username): LOGIN_MAX_FAILURES_PER_NAME,
         }
 
     def throttled(self, username: str, remote: str, now: float | None = None) -> bool:
-        """True after too many recent failures for this user name or this address."""
+        """True after too many recent failures for this name from this address, for
+        this address, or for this name from everywhere."""
         now = now if now is not None else _now()
         limits = self._limits(username, remote)
         counts = self.repo.failure_counts(list(limits), now - LOGIN_WINDOW_S)
@@ -220,8 +229,10 @@ class Accounts:
         ok = _verify(row["password_hash"] if row else None, password)
         if not ok or row["disabled"]:
             raise AuthError("用户名或密码错误，或账号已停用")
-        # the name's failures go; of the address's, only this attempt's
-        self.repo.forget_failures(_user_key(username), reserved[1:])
+        # the name's failures go (from this address and from all); of the address's,
+        # only this attempt's
+        ip_row = reserved[1]
+        self.repo.forget_failures([_user_key(username, remote), _user_key(username)], [ip_row])
         return self._user(row)
 
     # -- sessions ----------------------------------------------------------------

@@ -112,20 +112,25 @@ def validate(article: Article, *, path: str = "", line_of=lambda key: None) -> N
             f"id「{article.id}」无效：只能用字母、数字、-、_ 和 .，最长 128 个字符",
             path=path,
             line=line_of("id"),
+            field="id",
         )
     if not article.title or len(article.title) > 200:
-        raise ValidationError("标题不能为空且不超过 200 字", path=path, line=line_of("title"))
+        raise ValidationError(
+            "标题不能为空且不超过 200 字", path=path, line=line_of("title"), field="title"
+        )
     if article.category not in CATEGORIES:
         raise ValidationError(
             f"分类「{article.category}」无效，应为 {' / '.join(CATEGORIES)} 之一",
             path=path,
             line=line_of("category"),
+            field="category",
         )
     if article.status not in STATUSES:
         raise ValidationError(
             f"状态「{article.status}」无效，应为 {' / '.join(STATUSES)} 之一",
             path=path,
             line=line_of("status"),
+            field="status",
         )
     if article.review_by:
         try:
@@ -135,6 +140,7 @@ def validate(article: Article, *, path: str = "", line_of=lambda key: None) -> N
                 f"复审日期（review_by）「{article.review_by}」应为 YYYY-MM-DD 格式的日期",
                 path=path,
                 line=line_of("review_by"),
+                field="review_by",
             ) from None
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .errors import KbError, NotFound, ValidationError
+from .diff import article_diff
+from .errors import Conflict, StaleVersion, ValidationError
 from .models import Article
+
+__all__ = ["ARTICLE_FIELDS", "Conflict", "StaleVersion", "check_fields", "save_article"]
+UNVERSIONED_RETRIES = 3  # a save without a version re-reads when another lands in between
 
 ARTICLE_FIELDS = {
     "title": str,
@@ -19,12 +23,6 @@ ARTICLE_FIELDS = {
     "review_by": str,
     "status": str,
 }
-
-
-class Conflict(KbError):
-    """The change clashes with what is stored (an id taken, a stale version)."""
-
-    status = 409
 
 
 def check_fields(fields: dict) -> None:
@@ -40,33 +38,73 @@ def check_fields(fields: dict) -> None:
             raise ValidationError(f"字段 {key} 应为{wanted}")
 
 
-def save_article(kb, article_id: str, fields: dict, who: str, *, create: bool = False) -> str:
+def check_version(value) -> int:
+    """The version a save states it was based on: an integer >= 0 (0: a new article)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("字段 version 应为非负整数（文章的当前版本号，新文章为 0）")
+    return value
+
+
+def save_article(
+    kb,
+    article_id: str,
+    fields: dict,
+    who: str,
+    *,
+    create: bool = False,
+    base_version: int | None = None,
+) -> str:
     """Create or update an article from fields (omitted ones keep their value); returns
     added / changed / unchanged.  With `create`, an existing id is refused.  An id that
     differs from a stored one only in case is refused too: exported files must not
     collide on any filesystem, and agents must not find two answers for one id.  The
     change goes to the audit log, and a status change (publishing above all) gets its
-    own entry."""
+    own entry.
+
+    `base_version`: the version the change was based on (0 for a new article).  The
+    store compares it with the stored version inside its write transaction; a stale
+    one raises StaleVersion, with the current article and the diff of the refused
+    change against it in `details`.  None (API clients that send no version): the
+    change is merged with the article as read here and written only if nobody saved
+    in between (else read again), so omitted fields never come from a stale read."""
     from .accounts import Accounts
 
     check_fields(fields)
+    if base_version is not None:
+        base_version = check_version(base_version)
     article_id = (article_id or "").strip()
     if not article_id:
-        raise ValidationError("请填写文章 ID")
+        raise ValidationError("请填写文章 ID", field="id")
     clash = kb.store.id_taken(article_id)
     if clash is not None and (create or clash != article_id):
-        raise Conflict(f"文章 ID「{clash}」已存在，请换一个")
-    try:
-        before = kb.get(article_id)
-    except NotFound:
-        before = None
-        missing = [k for k in ("title", "category", "body") if k not in fields]
-        if missing:
-            raise ValidationError(f"新文章缺少字段: {', '.join(missing)}") from None
-        article = Article(id=article_id, **fields)
-    else:
-        article = replace(before, **fields)
-    outcome = kb.save(article, by=who)
+        exc = Conflict(f"文章 ID「{clash}」已存在，请换一个")
+        exc.field = "id"
+        raise exc
+    for attempt in range(UNVERSIONED_RETRIES):
+        found = kb.store.find(article_id)
+        before = found[0] if found else None
+        read_version = found[1]["version"] if found else 0
+        if before is None:
+            if base_version:  # based on a version of an article deleted since
+                raise StaleVersion(
+                    f"文章「{article_id}」已被删除（你基于第 {base_version} 版修改），未保存",
+                    current_version=0,
+                    details={"based_on": base_version, "current": None, "diff": []},
+                )
+            missing = [k for k in ("title", "category", "body") if k not in fields]
+            if missing:
+                raise ValidationError(f"新文章缺少字段: {', '.join(missing)}")
+            article = Article(id=article_id, **fields)
+        else:
+            article = replace(before, **fields)
+        expected = read_version if base_version is None else base_version
+        try:
+            outcome = kb.save(article, by=who, expected_version=expected)
+        except StaleVersion as exc:
+            if base_version is None and attempt + 1 < UNVERSIONED_RETRIES:
+                continue
+            raise _explained(kb, exc, article) from None
+        break
     if outcome != "unchanged":
         version = kb.store.get_meta_row(article_id)["version"]
         audit = Accounts(kb.store).audit
@@ -81,3 +119,17 @@ def save_article(kb, article_id: str, fields: dict, who: str, *, create: bool = 
                 {"from": old_status, "to": article.status, "version": version},
             )
     return outcome
+
+
+def _explained(kb, exc: StaleVersion, mine: Article) -> StaleVersion:
+    """The refused save's StaleVersion with what a trainer needs to redo it: the
+    refused article (`mine`), its diff against the current version (`diff`: current →
+    mine) and the change made meanwhile (`their_changes`: based-on → current, when
+    that revision is kept)."""
+    current = exc.details.get("current")
+    based_on = exc.details.get("based_on") or 0
+    exc.details["mine"] = mine
+    exc.details["diff"] = article_diff(current, mine) if current is not None else []
+    base = kb.store.revision(mine.id, based_on) if based_on and current is not None else None
+    exc.details["their_changes"] = article_diff(base, current) if base is not None else []
+    return exc

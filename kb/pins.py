@@ -17,9 +17,11 @@ from storage import pins as repo
 
 from . import textproc
 from .errors import NotFound, ValidationError
+from .models import STATUS_LABELS
 from .store import Store, now_iso
 
 CHECK_EVERY = 0.5
+UNPUBLISHED = {"draft": "文章仍是草稿", "review": "文章待审核", "archived": "文章已归档"}
 MAX_QUERY_CHARS = 200
 
 
@@ -34,10 +36,29 @@ def _audit(store: Store, actor: str, action: str, target: str, detail: dict) -> 
     Accounts(store).audit(actor, action, target, detail)
 
 
+def _flagged(pin: dict) -> dict:
+    """A pin with `shown` (agents see it: its article is published) and `problem` (why
+    not, in Chinese; empty when shown)."""
+    status = pin.get("status")
+    if status is None:
+        problem = "文章已删除"
+    elif status != "published":
+        problem = UNPUBLISHED.get(status, f"文章状态为{STATUS_LABELS.get(status, status)}")
+    else:
+        problem = ""
+    return {**pin, "shown": not problem, "problem": problem}
+
+
 def list_pins(store: Store, limit: int = -1, offset: int = 0) -> list[dict]:
     """Pins, newest first (`limit` -1: every one), with their article's title (empty
-    if the article is gone)."""
-    return repo.list_pins(store.database, limit, offset)
+    if the article is gone) and status; `shown` is False for a pin search skips (its
+    article is not published, or gone), `problem` says why."""
+    return [_flagged(p) for p in repo.list_pins(store.database, limit, offset)]
+
+
+def unpublished_count(store: Store) -> int:
+    """Pins that search skips because their article is not published or is gone."""
+    return repo.unpublished_count(store.database)
 
 
 def pin_count(store: Store) -> int:
@@ -48,7 +69,7 @@ def get_pin(store: Store, pin_id: int) -> dict:
     pin = repo.get_pin(store.database, pin_id)
     if pin is None:
         raise NotFound(f"置顶「{pin_id}」不存在")
-    return pin
+    return _flagged(pin)
 
 
 def add_pin(store: Store, query: str, article_id: str, *, actor: str = "system") -> dict:

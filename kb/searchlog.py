@@ -43,6 +43,10 @@ class SearchLog:
             entries, self._entries = self._entries, []
         if not entries:
             return 0
+        from .gaps import query_key
+
+        for entry in entries:  # the content-gap group, computed here off the request path
+            entry.setdefault("qkey", query_key(entry["q"]))
         if self._repo is None:
             from storage.articles import SearchLogRepository
 

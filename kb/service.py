@@ -168,11 +168,14 @@ class KnowledgeBase:
 
     # -- writing ---------------------------------------------------------------
 
-    def save(self, article: Article, *, by: str = "system") -> str:
+    def save(
+        self, article: Article, *, by: str = "system", expected_version: int | None = None
+    ) -> str:
         """Validate, store with a revision and a change (one transaction), then bring
-        the index up to date, so this process finds its own write at once."""
+        the index up to date, so this process finds its own write at once.
+        `expected_version`: the version the change was based on (Store.save)."""
         articles_mod.validate(article)
-        outcome = self.store.save(article, by=by)
+        outcome = self.store.save(article, by=by, expected_version=expected_version)
         if outcome != "unchanged":
             self._catch_up()
         return outcome

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import NotFound
+from .errors import NotFound, StaleVersion
 from .models import Article
 
 if TYPE_CHECKING:
@@ -114,6 +114,14 @@ class Store:
             raise NotFound(f"文章「{article_id}」不存在")
         return article_from_row(row)
 
+    def find(self, article_id: str) -> tuple[Article, dict] | None:
+        """(article, its version and change stamps) read together, or None."""
+        row = self.articles.get(article_id)
+        if row is None:
+            return None
+        meta = {k: row[k] for k in ("version", "created_at", "updated_at", "updated_by")}
+        return article_from_row(row), meta
+
     def get_meta_row(self, article_id: str) -> dict:
         """Version and change stamps of one article."""
         row = self.articles.meta_row(article_id)
@@ -134,15 +142,32 @@ class Store:
         one first)."""
         return self.articles.id_taken(article_id)
 
-    def save(self, article: Article, *, by: str = "system") -> str:
-        """Insert or update one article, keeping a revision; returns added/changed/unchanged."""
-        return self.save_many([article], by=by)[0]
+    def save(
+        self, article: Article, *, by: str = "system", expected_version: int | None = None
+    ) -> str:
+        """Insert or update one article, keeping a revision; returns added/changed/unchanged.
 
-    def save_many(self, articles: Iterable[Article], *, by: str = "system") -> list[str]:
+        `expected_version`: the version the change was based on (0: the article must not
+        exist yet); a stored version that differs raises StaleVersion and writes nothing.
+        None: no check (imports, tools)."""
+        expected = None if expected_version is None else {article.id: expected_version}
+        return self.save_many([article], by=by, expected=expected)[0]
+
+    def save_many(
+        self,
+        articles: Iterable[Article],
+        *,
+        by: str = "system",
+        expected: dict[str, int] | None = None,
+    ) -> list[str]:
         """Batched upsert in one transaction; a revision and a change for every real change.
 
-        The stored rows are read inside the write transaction, so concurrent writers of
-        one article never both build on the same version."""
+        The stored rows are read inside the write transaction, which holds the writers'
+        lock on both backends (``ArticleRepository.writing``), so concurrent writers of
+        one article never both build on the same version.  `expected` (id -> version the
+        change was based on) makes each save a compare-and-set on that version: a stale
+        one raises StaleVersion and the whole batch is rolled back.  A change that leaves
+        the article as it is now is "unchanged" whatever it was based on (nothing to lose)."""
         batch = list(articles)
         if not batch:
             return []
@@ -155,6 +180,8 @@ class Store:
             for art in batch:
                 new = _row(art)
                 old = existing.get(art.id)
+                if expected is not None and art.id in expected:
+                    _check_version(art.id, old, new, expected[art.id])
                 if old is None:
                     version, action, changed = 1, "create", list(CHANGE_FIELDS)
                     created = stamp
@@ -217,6 +244,13 @@ class Store:
     def revision_count(self, article_id: str) -> int:
         return self.articles.revision_count(article_id)
 
+    def revision(self, article_id: str, version: int) -> Article | None:
+        """The article as one revision left it (None when that version was never kept)."""
+        row = self.articles.revision(article_id, version)
+        if row is None:
+            return None
+        return article_from_row({**row, "id": article_id})
+
     def get_many(self, ids: Iterable[str]) -> dict[str, Article]:
         """The articles among `ids` that exist, by id."""
         return {row["id"]: article_from_row(row) for row in self.articles.rows_by_id(ids)}
@@ -266,6 +300,43 @@ class Store:
     def setting_once(self, key: str, value: str) -> str:
         """`value` unless the key has one already (another node's): the one that stands."""
         return self.articles.add_setting(key, value)
+
+
+def _check_version(article_id: str, old: dict | None, new: dict, based_on: int) -> None:
+    """Compare-and-set: raise StaleVersion when the stored version is not `based_on`
+    (unless the change would leave the stored article exactly as it is)."""
+    current = old["version"] if old is not None else 0
+    if current == based_on:
+        return
+    if old is not None and all((old[k] or "") == new[k] for k in CHANGE_FIELDS):
+        return
+    if old is None:
+        message = f"文章「{article_id}」已被删除（你基于第 {based_on} 版修改），未保存"
+    elif based_on == 0:
+        message = (
+            f"文章 ID「{article_id}」已存在（第 {current} 版，{old['updated_by']} 保存），未保存"
+        )
+    else:
+        message = (
+            f"文章「{article_id}」已被 {old['updated_by']} 于 {_shown_time(old['updated_at'])} "
+            f"保存为第 {current} 版，你的修改基于第 {based_on} 版，未保存：请查看差异，"
+            f"在当前版本上重新应用你的修改"
+        )
+    raise StaleVersion(
+        message,
+        current_version=current,
+        details={
+            "based_on": based_on,
+            "current": article_from_row(old) if old is not None else None,
+            "updated_at": old["updated_at"] if old is not None else None,
+            "updated_by": old["updated_by"] if old is not None else None,
+        },
+    )
+
+
+def _shown_time(iso: str | None) -> str:
+    """An ISO time as people read it in messages (UTC, to the second)."""
+    return (iso or "")[:19].replace("T", " ")
 
 
 def _change(kind: str, doc_id: str, op: str, at: str) -> dict:

@@ -17,7 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from kb.errors import NotFound, ValidationError
+from kb.diff import diff_ops, ops_html
+from kb.errors import NotFound, StaleVersion, ValidationError
 from kb.store import Store, now_iso
 from kb.textproc import normalize
 from scripts_lib.library import Library, load_library
@@ -322,13 +323,31 @@ class PersonalScripts:
             new_id = repo.add_personal(self.database, row)
         return self.get(user_id, new_id)
 
-    def update(self, user_id: int, script_id: int, data: object) -> PersonalScript:
-        """Replace the editable fields of one of the user's scripts."""
+    def update(
+        self, user_id: int, script_id: int, data: object, *, based_on: str | None = None
+    ) -> PersonalScript:
+        """Replace the editable fields of one of the user's scripts.
+
+        `based_on`: the script's `updated_at` as the editor read it (its version): when
+        it was saved since (another tab), nothing is written and StaleVersion carries
+        the current script and the diff of the text.  None: unchecked, as before."""
         with self.database.begin():
             repo.lock_user(self.database, user_id)
             current = self.get(user_id, script_id)
             fields = self._validate(user_id, data, current=current)
-            changed = {**fields, "updated_at": now_iso()}
+            if based_on is not None and based_on != current.updated_at:
+                ops = diff_ops(current.text, fields["text"])
+                raise StaleVersion(
+                    f"这条个人话术已于 {current.updated_at[:19].replace('T', ' ')} 在别处保存过，"
+                    f"你的修改未保存：请查看差异，重新打开后再改",
+                    current_version=0,
+                    details={
+                        "current": current.to_dict(),
+                        "diff": [{"field": "text", "label": "话术", "html": ops_html(ops),
+                                  "ops": [list(o) for o in ops]}],
+                    },
+                )  # fmt: skip
+            changed = {**fields, "updated_at": _later_than(current.updated_at)}
             if not repo.update_personal(self.database, user_id, script_id, changed):
                 raise NotFound(f"个人话术不存在：{script_id}")
         return self.get(user_id, script_id)
@@ -378,6 +397,19 @@ class PersonalScripts:
         if mine is not None and (current is None or mine.id != current.id):
             raise ValidationError(f"字段 shortcut：{key} 已被你的话术「{mine.title}」使用")
         return key
+
+
+def _later_than(stamp: str) -> str:
+    """Now, or a millisecond after `stamp` if now is not later: updated_at is the
+    version a save states it was based on, so every save must change it."""
+    now = now_iso()
+    if not stamp or now > stamp:
+        return now
+    try:
+        then = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return now
+    return (then + dt.timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
 
 
 def _shortcut_key(code: str) -> str:

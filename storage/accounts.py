@@ -69,6 +69,14 @@ _TOKEN_USER = (
 _ADVISORY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:cls, :key)")
 
 
+def _failures_of(name_key: str):
+    """A name's failure rows: its own key and its per-address keys (`key@address`)."""
+    return or_(
+        login_failures.c.key == name_key,
+        login_failures.c.key.startswith(name_key + "@", autoescape=True),
+    )
+
+
 def throttle_lock_key(key: str) -> int:
     """A stable 32-bit signed number for a throttling key (the advisory lock's second half)."""
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big", signed=True)
@@ -131,12 +139,13 @@ class AccountRepository:
     def set_password(
         self, user_id: int, password_hash: str, failure_key: str, audit: Mapping | None = None
     ) -> None:
-        """New hash; the name's login failures and every session of the user are gone."""
+        """New hash; the name's login failures (from every address) and every session
+        of the user are gone."""
         with self.db.begin() as conn:
             conn.execute(
                 update(users).where(users.c.id == user_id).values(password_hash=password_hash)
             )
-            conn.execute(delete(login_failures).where(login_failures.c.key == failure_key))
+            conn.execute(delete(login_failures).where(_failures_of(failure_key)))
             conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
             self._audit(conn, audit)
 
@@ -208,12 +217,12 @@ class AccountRepository:
             conn.execute(delete(login_failures).where(login_failures.c.at < prune_before))
             return list(ids)
 
-    def forget_failures(self, key: str, ids: list[int]) -> None:
-        """Delete every failure of `key` and the rows `ids` (a login that succeeded)."""
+    def forget_failures(self, keys: list[str], ids: list[int]) -> None:
+        """Delete every failure of `keys` and the rows `ids` (a login that succeeded)."""
         with self.db.begin() as conn:
             conn.execute(
                 delete(login_failures).where(
-                    or_(login_failures.c.key == key, login_failures.c.id.in_(ids))
+                    or_(login_failures.c.key.in_(keys), login_failures.c.id.in_(ids))
                 )
             )
 

@@ -75,6 +75,11 @@ def _dicts(result) -> list[dict]:
     return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
 
 
+def _like_escape(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _insert(db: Database):
     """The dialect's INSERT (the one with ON CONFLICT)."""
     return postgresql.insert if db.dialect == "postgresql" else sqlite.insert
@@ -169,6 +174,83 @@ class ArticleRepository:
                 rows = _dicts(conn.execute(BY_IDS, {"ids": chunk}))
             yield from rows
 
+    # -- the management list ------------------------------------------------------
+
+    @staticmethod
+    def _filters(f: dict, *, with_status: bool = True) -> list:
+        """WHERE clauses of the management list's filters (kb/catalog.py checks them):
+        status, category, owner, mine (owner or last editor), review (overdue / soon /
+        none, against today and soon), updated_since, q (id or title, LIKE escaped)."""
+        where = []
+        if with_status and f.get("status"):
+            where.append(A.c.status == f["status"])
+        if f.get("category"):
+            where.append(A.c.category == f["category"])
+        if f.get("owner"):
+            where.append(A.c.owner == f["owner"])
+        if f.get("mine"):
+            where.append(sa.or_(A.c.owner == f["mine"], A.c.updated_by == f["mine"]))
+        review = f.get("review")
+        has_date = sa.and_(A.c.review_by.is_not(None), A.c.review_by != "")
+        if review == "overdue":
+            where.append(sa.and_(has_date, A.c.review_by < f["today"]))
+        elif review == "soon":
+            where.append(sa.and_(has_date, A.c.review_by >= f["today"], A.c.review_by <= f["soon"]))
+        elif review == "none":
+            where.append(sa.not_(has_date))
+        if f.get("updated_since"):
+            where.append(A.c.updated_at >= f["updated_since"])
+        if f.get("q"):
+            pattern = "%" + _like_escape(f["q"].lower()) + "%"
+            where.append(
+                sa.or_(
+                    sa.func.lower(A.c.id).like(pattern, escape="\\"),
+                    sa.func.lower(A.c.title).like(pattern, escape="\\"),
+                )
+            )
+        return where
+
+    def listing(self, f: dict, order: str, limit: int, offset: int) -> tuple[list[dict], int, dict]:
+        """(rows of one page, rows matching, {status: count} under the other filters)."""
+        columns = (
+            A.c.id, A.c.title, A.c.category, A.c.owner, A.c.review_by, A.c.status,
+            A.c.version, A.c.updated_at, A.c.updated_by,
+        )  # fmt: skip
+        orders = {
+            "updated": (A.c.updated_at.desc(), A.c.id),
+            "review": (sa.case((A.c.review_by.is_(None), 1), (A.c.review_by == "", 1), else_=0),
+                       A.c.review_by, A.c.id),
+            "title": (A.c.title, A.c.id),
+            "id": (A.c.id,),
+        }  # fmt: skip
+        where = self._filters(f)
+        page = (
+            sa.select(*columns).where(*where).order_by(*orders[order]).limit(limit).offset(offset)
+        )
+        total = sa.select(sa.func.count()).select_from(A).where(*where)
+        by_status = (
+            sa.select(A.c.status, sa.func.count())
+            .where(*self._filters(f, with_status=False))
+            .group_by(A.c.status)
+        )
+        with self.db.read() as conn:
+            rows = _dicts(conn.execute(page))
+            count = conn.execute(total).scalar_one()
+            counts = {status or "": int(n) for status, n in conn.execute(by_status)}
+        return rows, int(count), counts
+
+    def owners(self) -> list[str]:
+        """Every owner named on an article, sorted."""
+        query = (
+            sa.select(A.c.owner)
+            .where(A.c.owner.is_not(None), A.c.owner != "")
+            .group_by(A.c.owner)
+            .order_by(A.c.owner)
+            .limit(1000)
+        )
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute(query)]
+
     def write(self, upserts: list[dict], revisions: list[dict], changes: list[dict]) -> None:
         """Upsert article rows, add revisions and append changes, in one transaction."""
         with self.writing(), self.db.begin() as conn:
@@ -200,6 +282,18 @@ class ArticleRepository:
             query = query.limit(limit)
         with self.db.read() as conn:
             return _dicts(conn.execute(query))
+
+    def revision(self, article_id: str, version: int) -> dict | None:
+        """Every column of the newest revision row of one version of an article."""
+        query = (
+            sa.select(R)
+            .where(R.c.article_id == article_id, R.c.version == version)
+            .order_by(R.c.id.desc())
+            .limit(1)
+        )
+        with self.db.read() as conn:
+            rows = _dicts(conn.execute(query))
+        return rows[0] if rows else None
 
     def revision_count(self, article_id: str) -> int:
         with self.db.read() as conn:

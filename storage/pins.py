@@ -27,6 +27,7 @@ _LISTED = sa.select(
     _pins.c.query,
     _pins.c.article_id,
     sa.func.coalesce(_articles.c.title, "").label("title"),
+    _articles.c.status.label("status"),  # None: the article is gone
     _pins.c.created_at,
     _pins.c.created_by,
 ).select_from(_pins.outerjoin(_articles, _articles.c.id == _pins.c.article_id))
@@ -70,6 +71,17 @@ def get_pin(db: Database, pin_id: int) -> dict | None:
 def pin_count(db: Database) -> int:
     with db.read() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(_pins)).scalar_one()
+
+
+def unpublished_count(db: Database) -> int:
+    """Pins whose article is not published (or is gone): search never shows them."""
+    stmt = (
+        sa.select(sa.func.count())
+        .select_from(_pins.outerjoin(_articles, _articles.c.id == _pins.c.article_id))
+        .where(sa.or_(_articles.c.status.is_(None), _articles.c.status != "published"))
+    )
+    with db.read() as conn:
+        return conn.execute(stmt).scalar_one()
 
 
 def add_pin(

@@ -57,9 +57,24 @@ def count(db: Database) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(_packs)).scalar_one()
 
 
-def add(db: Database, yaml: str, by: str, at: str, note: str = "") -> int:
-    """Store a new version; returns its number."""
+# any constant: rule-pack writers of one PostgreSQL database serialise on it
+RULES_LOCK = 7_215_021
+
+
+def add(
+    db: Database, yaml: str, by: str, at: str, note: str = "", *, expected: int | None = None
+) -> int | None:
+    """Store a new version; returns its number.  `expected`: the version the text was
+    based on (0: none yet); when the newest version is another one, nothing is stored
+    and None is returned (compare-and-set: writers serialise on a lock until commit,
+    BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL)."""
     with db.begin() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(RULES_LOCK)))
+        if expected is not None:
+            newest = conn.execute(sa.select(sa.func.max(_packs.c.id))).scalar() or 0
+            if int(newest) != expected:
+                return None
         return int(
             conn.execute(
                 sa.insert(_packs).values(yaml=yaml, by=by, at=at, note=note).returning(_packs.c.id)

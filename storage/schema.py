@@ -76,6 +76,80 @@ search_log = Table(
     Column("hits", Integer),
     Column("took_ms", Float),
     Column("via", Text),
+    # the query's group key (kb/gaps.py query_key), filled when the entry is written
+    Column("qkey", Text),
+    Index("idx_search_log_at", "at"),
+)
+
+# a result an agent opened from a search: which query, which document, which position
+search_opens = Table(
+    "search_opens",
+    metadata,
+    _id(),
+    Column("at", Text),
+    Column("q", Text),
+    Column("qkey", Text),
+    Column("doc_id", Text),
+    Column("doctype", Text),
+    Column("position", Integer),
+    Column("user_id", Id),
+    Column("via", Text),
+    Index("idx_search_opens_at", "at"),
+    Index("idx_search_opens_qkey", "qkey"),
+)
+
+# a content-gap group a trainer dismissed: hidden until searched (or asked) again after
+gap_dismissals = Table(
+    "gap_dismissals",
+    metadata,
+    _id(),
+    Column("kind", Text),  # search | transcript
+    Column("qkey", Text),
+    Column("dismissed_at", Text),
+    Column("dismissed_by", Text),
+    Index("idx_gap_dismissals_kind_qkey", "kind", "qkey", unique=True),
+)
+
+# audited conversations already looked at for unanswered customer questions
+gap_scans = Table(
+    "gap_scans",
+    metadata,
+    Column("item_id", Id, primary_key=True, autoincrement=False),
+    Column("at", Text),
+    Column("questions", Integer),
+)
+
+# a customer question of an audited conversation the knowledge base could not answer
+gap_questions = Table(
+    "gap_questions",
+    metadata,
+    _id(),
+    Column("item_id", Id),
+    Column("run_id", Id),
+    Column("turn", Integer),
+    Column("text", Text),
+    Column("qkey", Text),
+    Column("score", Float),
+    Column("article_id", Text),
+    Column("at", Text),
+    Index("idx_gap_questions_at", "at"),
+    Index("idx_gap_questions_item_id", "item_id"),
+)
+
+# one vote per user per article (有用 / 没用), changeable, with an optional comment
+article_feedback = Table(
+    "article_feedback",
+    metadata,
+    _id(),
+    Column("article_id", Text),
+    Column("user_id", Id),
+    Column("username", Text),
+    Column("useful", Integer),  # 1 有用, 0 没用
+    Column("comment", Text),
+    Column("created_at", Text),
+    Column("updated_at", Text),
+    Index("idx_article_feedback_article_id_user_id", "article_id", "user_id", unique=True),
+    Index("idx_article_feedback_updated_at", "updated_at"),
 )
 
 meta = Table(

@@ -13,7 +13,12 @@ def test_search_api_shape(client):
     assert data["ok"] is True and isinstance(data["took_ms"], float)
     hit = data["hits"][0]
     assert set(hit) >= {"id", "title", "category", "snippet", "score", "url"}
-    assert hit["id"] == "product-invoice" and hit["url"] == "/articles/product-invoice"
+    assert hit["id"] == "product-invoice"
+    # the hit URL names the search and the position: opening it is recorded (内容缺口)
+    assert (
+        hit["url"]
+        == "/articles/product-invoice?q=%E5%8F%91%E7%A5%A8%E6%80%8E%E4%B9%88%E5%BC%80&pos=1"
+    )
 
 
 def test_search_api_filters(client):

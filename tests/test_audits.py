@@ -430,9 +430,10 @@ def test_walkthrough_fixes(app, users, kb, instance):
     for _ in range(6):
         with pytest.raises(Exception):  # noqa: B017 - AuthError
             acc.authenticate("agent1", "wrong", "10.0.0.9")
-    assert acc.throttled("agent1", "10.0.0.8")
+    assert acc.throttled("agent1", "10.0.0.9")
+    assert not acc.throttled("agent1", "10.0.0.8")  # only the guessing address is locked
     acc.set_password("agent1", "another-good-pass-1", actor="admin1")
-    assert not acc.throttled("agent1", "10.0.0.8")
+    assert not acc.throttled("agent1", "10.0.0.9")
 
 
 def test_cli_search_puts_pins_first_and_suggests(kb, instance):

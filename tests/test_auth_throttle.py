@@ -20,6 +20,7 @@ from kb import accounts as accounts_mod
 from kb.accounts import (
     LOGIN_MAX_FAILURES,
     LOGIN_MAX_FAILURES_PER_ADDRESS,
+    LOGIN_MAX_FAILURES_PER_NAME,
     Accounts,
     AuthError,
     Throttled,
@@ -116,6 +117,40 @@ def test_the_address_limit_holds_across_names(acc):
     assert acc.authenticate(ROLE_USERS["admin"], PASSWORD, "10.0.0.6")  # another address
 
 
+@BOTH
+def test_guesses_from_one_address_do_not_lock_the_name_out_elsewhere(acc):
+    """Knowing a user's name is not enough to lock them out: five wrong guesses lock
+    that name from the guessing address only."""
+    name = ROLE_USERS["agent"]
+    for _ in range(LOGIN_MAX_FAILURES):
+        with pytest.raises(AuthError):
+            acc.authenticate(name, "wrong-password", "10.9.0.1")
+    with pytest.raises(Throttled):
+        acc.authenticate(name, PASSWORD, "10.9.0.1")
+    assert acc.authenticate(name, PASSWORD, "10.9.0.2").username == name
+    # the user's success does not unlock the guesser's address
+    assert acc.throttled(name, "10.9.0.1")
+
+
+@BOTH
+def test_guesses_spread_over_addresses_meet_the_names_ceiling(acc):
+    name = ROLE_USERS["trainer"]
+    addresses = [f"10.8.{i}.1" for i in range(LOGIN_MAX_FAILURES_PER_NAME // LOGIN_MAX_FAILURES)]
+    for remote in addresses:
+        for _ in range(LOGIN_MAX_FAILURES):
+            with pytest.raises(AuthError) as err:
+                acc.authenticate(name, "wrong-password", remote)
+            assert not isinstance(err.value, Throttled)
+    assert failures(acc.store.database, f"u:{name}") == LOGIN_MAX_FAILURES_PER_NAME
+    with pytest.raises(Throttled):  # a fresh address, the right password: still refused
+        acc.authenticate(name, PASSWORD, "10.7.0.1")
+    # a new password set by an admin unlocks the name everywhere
+    acc.set_password(name, "another-password-9")
+    assert acc.authenticate(name, "another-password-9", addresses[0]).username == name
+    for remote in addresses:
+        assert failures(acc.store.database, f"u:{name}@{remote}") == 0
+
+
 def _outcome(acc: Accounts, name: str, remote: str) -> str:
     try:
         acc.authenticate(name, "wrong-password", remote)
@@ -137,16 +172,19 @@ def test_concurrent_wrong_passwords_in_threads(instance, database_url, acc):
     def guess(i: int):
         mine = Accounts(Store(database))
         start.wait()
-        outcomes.append(_outcome(mine, ROLE_USERS["agent"], f"10.1.0.{i}"))
+        outcomes.append(_outcome(mine, ROLE_USERS["agent"], f"10.1.0.{i % 2}"))
 
     workers = [threading.Thread(target=guess, args=(i,)) for i in range(threads)]
     for t in workers:
         t.start()
     for t in workers:
         t.join()
-    assert outcomes.count("checked") == LOGIN_MAX_FAILURES, outcomes
-    assert outcomes.count("throttled") == threads - LOGIN_MAX_FAILURES
-    assert failures(database, f"u:{ROLE_USERS['agent']}") == LOGIN_MAX_FAILURES
+    # one name guessed from two addresses: five password checks from each
+    assert outcomes.count("checked") == 2 * LOGIN_MAX_FAILURES, outcomes
+    assert outcomes.count("throttled") == threads - 2 * LOGIN_MAX_FAILURES
+    name = ROLE_USERS["agent"]
+    assert failures(database, f"u:{name}") == 2 * LOGIN_MAX_FAILURES
+    assert failures(database, f"u:{name}@10.1.0.0") == LOGIN_MAX_FAILURES
 
 
 def _guess_in_process(url: str, who: int, start, out) -> None:

@@ -126,6 +126,30 @@ def test_usage_errors_exit_2(instance):
     assert run_cli("import", "/does/not/exist").returncode == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["no-such-command"], "错误：没有命令「no-such-command」"),
+        (["import", "/does/not/exist"], "错误：参数 PATH 的值无效：路径「/does/not/exist」不存在"),
+        (
+            ["search", "发票", "--limit", "abc"],
+            "错误：参数 --limit / --top 的值无效：「abc」不是整数",
+        ),
+        (["search", "发票", "--limit", "0"], "错误：参数 --limit / --top 的值无效：0 超出范围"),
+        (["search", "发票", "--limi", "3"], "错误：没有选项 --limi（是否想用 --limit）"),
+        (["search", "发票", "--limit"], "错误：选项 --limit 需要一个值"),
+        (["check", "-", "--format", "pdf"], "错误：参数 --format 的值无效：「pdf」不是可选值"),
+        (["user", "add"], "错误：缺少参数 USERNAME"),
+        (["search", "a", "b", "c"], "错误：多余的参数：b c"),
+    ],
+)
+def test_usage_errors_are_said_in_chinese(instance, args, said):
+    proc = run_cli(*args, instance=instance, input="")
+    assert proc.returncode == 2
+    assert said in proc.stderr, proc.stderr
+    assert "Error:" not in proc.stderr and "Usage:" not in proc.stderr
+
+
 def test_backup_and_restore(instance, tmp_path):
     run_cli("import", str(FIXTURES / "articles"), instance=instance, check=True)
     dest = tmp_path / "backups"

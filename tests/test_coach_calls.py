@@ -86,6 +86,9 @@ def test_speaker_agent_option_names_the_agent(tmp_path):
     named, _ = load_path(path, speaker_agent=["王芳"])
     assert [t.role for t in named[0].turns] == ["customer", "agent"] * 2
     assert named[0].agent == "王芳"
+    # the agent names of the loader options (kbcoach check --agent) name the speaker too
+    by_name, _ = load_path(path, agent_names=["王芳"])
+    assert [t.role for t in by_name[0].turns] == ["customer", "agent"] * 2
 
 
 def test_role_words_and_a_speaker_map_in_metadata():

@@ -21,6 +21,12 @@ SETTINGS = (
     ("MAX_CONTENT_LENGTH", 5 * 1024 * 1024, "请求体上限（字节）"),
     ("SEARCH_MAX_LIMIT", 100, "单次搜索最多返回条数（与 CLI 的 --limit 上限一致）"),
     ("QUERY_MAX_CHARS", 500, "查询文本最大长度"),
+    (
+        "GAP_SCORE_THRESHOLD",
+        6.0,
+        "内容缺口：质检会话中的客户问题，最佳文章得分低于此值即视为知识库未能回答"
+        "（按本实例的文章量调整）",
+    ),
     ("SCRIPTS_DIRS", (), "共享话术之外再加载的话术目录（团队或个人覆盖层）"),
     (
         "TRUSTED_PROXIES",
@@ -90,7 +96,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["services"] = services
     kb = app.extensions["kb"] = services.kb
 
-    from . import api, auth, coach, errors, pages, scripts, serving, supervise
+    from . import api, auth, coach, errors, gaps, pages, scripts, serving, supervise
 
     errors.register(app)
     auth.init_app(app)
@@ -99,6 +105,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(coach.bp)
     app.register_blueprint(supervise.bp)
+    app.register_blueprint(gaps.bp)
     scripts.init_app(app)
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)

@@ -63,15 +63,19 @@ def answer_for(args: dict, via: str) -> dict:
         via=via,
     )
     body = answer.to_dict()
-    for hit in body["hits"]:
-        hit["url"] = hit_url(hit)
+    for n, hit in enumerate(body["hits"], 1):
+        hit["url"] = hit_url(hit, args["q"], n)
     if answer.shortcut is not None:
         body["shortcut"] = body["hits"][0]  # the same dict, with its url
     return body
 
 
-def hit_url(hit: dict) -> str:
+def hit_url(hit: dict, q: str = "", position: int | None = None) -> str:
+    """Where a hit opens; an article's URL names the search and the position, so
+    opening it is recorded (内容缺口: searches whose results nobody opened)."""
     if hit["doctype"] != "script":
+        if q:
+            return url_for("pages.article", article_id=hit["id"], q=q, pos=position)
         return url_for("pages.article", article_id=hit["id"])
     if hit.get("origin") == "personal" or not hit.get("scenario"):
         return ""  # a personal script, or one the library lost since it was indexed
@@ -130,13 +134,49 @@ def pin_delete(pin_id: int):
 @bp.get("/articles/<article_id>")
 @requires("article.read")
 def article(article_id: str):
+    from kb import feedback
+
     from .pages import _readable
 
     kb = get_kb()
-    return {"ok": True, "article": article_payload(kb, _readable(kb, article_id))}
+    payload = article_payload(kb, _readable(kb, article_id))
+    user = getattr(current_user, "user", None)
+    if user is not None:  # this user's 有用 / 没用 vote, for the search page's buttons
+        payload["my_feedback"] = feedback.my_vote(kb.store, article_id, user.id)
+    return {"ok": True, "article": payload}, 200, {"ETag": f'"{payload["version"]}"'}
 
 
 ARTICLE_BODY_MAX = 1024 * 1024
+
+
+def _if_match() -> int | None:
+    """The version an If-Match header names ("3", W/"3" or 3), None without one."""
+    raw = (request.headers.get("If-Match") or "").strip()
+    if not raw:
+        return None
+    value = raw[2:] if raw.startswith("W/") else raw
+    value = value.strip('"')
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise ApiError('请求头 If-Match 应为文章的版本号，例如 "3"（见 GET 返回的 ETag）', 400)
+    return int(value)
+
+
+def stale_payload(exc) -> dict:
+    """What a 409 for a stale save carries: the current version and article, and the
+    diffs (current → the refused change; based-on → current)."""
+    current = exc.details.get("current")
+    return {
+        "ok": False,
+        "error": exc.message,
+        "status": 409,
+        "current_version": exc.current_version,
+        "based_on": exc.details.get("based_on"),
+        "updated_by": exc.details.get("updated_by"),
+        "updated_at": exc.details.get("updated_at"),
+        "current": current.to_dict() if current is not None else None,
+        "diff": exc.details.get("diff", []),
+        "their_changes": exc.details.get("their_changes", []),
+    }
 
 
 @bp.put("/articles/<article_id>")
@@ -144,15 +184,54 @@ ARTICLE_BODY_MAX = 1024 * 1024
 def article_save(article_id: str):
     """Create or update an article ({"title", "category", "body", …}; omitted fields
     keep their value).  Saved with a revision; publishing and every other status
-    change is written to the audit log."""
-    from kb.authoring import save_article
+    change is written to the audit log.
+
+    The version the change is based on goes in "version" (0 to create) or in an
+    If-Match header (the ETag of GET); when the stored version differs, nothing is
+    saved and the answer is 409 with the current version, the current article and a
+    diff.  A request with neither is still accepted, for the clients written before
+    versions (it merges with the stored article atomically, but overwrites whatever
+    was saved since the client read it): send the version."""
+    from kb.authoring import StaleVersion, save_article
 
     body = json_request(ARTICLE_BODY_MAX)
     if not isinstance(body, dict):
         raise ApiError("请求体应为 JSON 对象", 400)
+    fields = dict(body)
+    version = fields.pop("version", None)
+    header = _if_match()
+    if version is not None and header is not None and version != header:
+        raise ApiError("字段 version 与请求头 If-Match 的版本号不一致", 400)
     kb = get_kb()
-    outcome = save_article(kb, article_id, body, actor())
-    return {"ok": True, "outcome": outcome, "article": article_payload(kb, kb.get(article_id))}
+    try:
+        outcome = save_article(
+            kb, article_id, fields, actor(), base_version=header if version is None else version
+        )
+    except StaleVersion as exc:
+        return stale_payload(exc), 409
+    payload = article_payload(kb, kb.get(article_id))
+    return (
+        {"ok": True, "outcome": outcome, "article": payload},
+        200,
+        {"ETag": f'"{payload["version"]}"'},
+    )
+
+
+@bp.get("/article-id")
+@requires("article.edit")
+def propose_article_id():
+    """{"id"}: a unique readable id for a new article from ?title= (pinyin) and ?category=."""
+    from kb.slug import propose_id
+
+    title = (request.args.get("title") or "").strip()
+    if not title:
+        raise ApiError("缺少参数 title（文章标题）", 400)
+    if len(title) > 200:
+        raise ApiError("参数 title 过长（最多 200 个字符）", 400)
+    category = request.args.get("category") or ""
+    if category and category not in CATEGORIES:
+        raise ApiError(f"参数 category 无效，应为 {' / '.join(CATEGORIES)} 之一", 400)
+    return {"ok": True, "id": propose_id(get_kb().store, title, category)}
 
 
 @bp.post("/render")

@@ -44,11 +44,62 @@ def _readable(kb, article_id: str):
     return art
 
 
+@bp.get("/articles")
+@requires("article.edit")
+def articles():
+    """文章管理: every article, filtered, searched and paged, with counts per status;
+    drafts and archived ones included (only those who edit articles come here)."""
+    from flask import request
+    from flask_login import current_user
+
+    from kb.catalog import ORDERS, REVIEW_FILTERS, ArticleFilter, list_articles
+    from kb.errors import KbError
+    from kb.models import STATUS_LABELS
+
+    args = {k: (request.args.get(k) or "").strip() for k in ArticleFilter.__dataclass_fields__}
+    args["order"] = args["order"] or "updated"
+    mine = request.args.get("mine") == "1"
+    args["mine"] = current_user.username if mine else ""
+    flt = ArticleFilter(**args)
+    page = page_arg()
+    error, status = None, 200
+    try:
+        listing = list_articles(get_kb().store, flt, page=page, per_page=LIST_PER_PAGE)
+    except KbError as exc:
+        error, status = str(exc), exc.status
+        listing = list_articles(get_kb().store, ArticleFilter(), page=1, per_page=LIST_PER_PAGE)
+    return render_template(
+        "articles.html",
+        listing=listing,
+        flt=flt,
+        mine=mine,
+        page=page,
+        per_page=LIST_PER_PAGE,
+        error=error,
+        keep={
+            k: v
+            for k, v in args.items()
+            if v and k not in ("status", "mine") and (k, v) != ("order", "updated")
+        },
+        statuses=STATUS_LABELS,
+        categories=CATEGORIES,
+        labels=CATEGORY_LABELS,
+        reviews=REVIEW_FILTERS,
+        orders=ORDERS,
+    ), status
+
+
 @bp.get("/articles/<article_id>")
 @requires("article.read")
-def article(article_id: str):
+def article(article_id: str, feedback_error: str = "", comment: str | None = None):
+    from flask import request
+
+    from .gaps import article_feedback, record_hit_open
+
     kb = get_kb()
     art = article_payload(kb, _readable(kb, article_id))
+    if request.method == "GET" and not (request.args.get("rpage") or request.args.get("fpage")):
+        record_hit_open(article_id)  # reached from a search result's URL (not its pager)
     page = page_arg("rpage")
     return render_template(
         "article.html",
@@ -58,6 +109,7 @@ def article(article_id: str):
         revision_count=kb.store.revision_count(article_id),
         rpage=page,
         per_page=LIST_PER_PAGE,
+        feedback=article_feedback(art, feedback_error, comment),
     )
 
 
@@ -93,6 +145,7 @@ def pins_page():
         "pins.html",
         pins=pins.list_pins(kb.store, LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
         pin_count=pins.pin_count(kb.store),
+        unpublished=pins.unpublished_count(kb.store),
         page=page,
         per_page=LIST_PER_PAGE,
         form=form,
@@ -133,47 +186,108 @@ def _editor_fields(form) -> dict:
     }
 
 
+def _form_version(raw: str | None) -> int:
+    """The version an editor form was opened at (a hidden field)."""
+    from kb.errors import ValidationError
+
+    value = (raw or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise ValidationError("表单缺少有效的版本号：请重新打开编辑页再修改", field="version")
+    return int(value)
+
+
+def _conflict_view(exc) -> dict:
+    """What the editor shows for a refused stale save."""
+    wrap = [{**d, "html": Markup(d["html"])} for d in exc.details.get("diff", [])]
+    theirs = [{**d, "html": Markup(d["html"])} for d in exc.details.get("their_changes", [])]
+    return {
+        "current_version": exc.current_version,
+        "based_on": exc.details.get("based_on"),
+        "updated_by": exc.details.get("updated_by"),
+        "updated_at": exc.details.get("updated_at") or "",
+        "diff": wrap,
+        "their_changes": theirs,
+    }
+
+
 @bp.route("/editor", methods=["GET", "POST"], defaults={"article_id": None})
 @bp.route("/editor/<article_id>", methods=["GET", "POST"])
 @requires("article.edit")
 def editor(article_id: str | None):
     """Trainers write and revise articles: Markdown with a sanitised preview; every
-    save is a revision, and publishing is a status change the audit log records."""
+    save is a revision, and publishing is a status change the audit log records.
+
+    The form carries the version it was opened at: a save based on a version that is
+    no longer current is refused (409) with a diff of the trainer's text against the
+    current version, and "re-apply" puts their text on top of the current version
+    for them to check and save.  A new article left without an id gets one made
+    from its title (kb/slug.py)."""
     from flask import flash, redirect, request, url_for
 
-    from kb.authoring import ARTICLE_FIELDS, save_article
-    from kb.errors import KbError
+    from kb.authoring import ARTICLE_FIELDS, StaleVersion, save_article
+    from kb.errors import KbError, NotFound, ValidationError
     from kb.models import STATUS_LABELS
     from kb.render import render_markdown
+    from kb.slug import propose_id
 
     from .auth import actor
 
     kb = get_kb()
     new = article_id is None
-    error, status = None, 200
+    error, field, status, notice, conflict = None, "", 200, None, None
     if request.method == "POST":
         fields = _editor_fields(request.form)
         target = (request.form.get("id") or "").strip() if new else article_id
-        if request.form.get("action") != "preview":
-            try:
-                outcome = save_article(kb, target, fields, actor(), create=new)
-            except KbError as exc:
-                error, status = str(exc), exc.status
-            else:
+        action = request.form.get("action")
+        version = 0
+        try:
+            version = _form_version(request.form.get("version", "0" if new else None))
+            if action == "reapply":
+                version = _form_version(request.form.get("rebase_to"))
+                notice = f"已把你的内容放到当前第 {version} 版之上：请检查后再保存。"
+            elif action != "preview":
+                if new and not target:
+                    if not fields["title"]:
+                        raise ValidationError(
+                            "请填写标题（文章 ID 可留空，将按标题生成）", field="title"
+                        )
+                    target = propose_id(kb.store, fields["title"], fields["category"])
+                outcome = save_article(
+                    kb, target, fields, actor(), create=new, base_version=version
+                )
                 flash("没有改动" if outcome == "unchanged" else "已保存")
                 return redirect(url_for("pages.article", article_id=target))
-        art = {"id": target, **fields}
+        except StaleVersion as exc:
+            error, status = exc.message, 409
+            if new:
+                field = "id"
+            else:
+                conflict = _conflict_view(exc)
+        except KbError as exc:
+            error, field, status = str(exc), exc.field, exc.status
+        art = {"id": target, **fields, "version": version}
     elif new:
         art = {"id": "", "title": "", "category": "product", "status": "draft", "owner": "",
-               "review_by": "", "tags": [], "similar": [], "body": ""}  # fmt: skip
+               "review_by": "", "tags": [], "similar": [], "body": "", "version": 0}  # fmt: skip
+        # prefilled from a link (内容缺口: a question agents or customers asked)
+        art["title"] = request.args.get("title", "").strip()[:200]
+        art["similar"] = [
+            s.strip()[:200] for s in request.args.getlist("similar")[:20] if s.strip()
+        ]
     else:
-        a = kb.get(article_id)  # NotFound → 404
-        art = {"id": a.id, **{k: getattr(a, k) for k in ARTICLE_FIELDS}}
+        found = kb.store.find(article_id)
+        if found is None:
+            raise NotFound(f"文章「{article_id}」不存在")
+        a, meta = found
+        art = {"id": a.id, **{k: getattr(a, k) for k in ARTICLE_FIELDS}, "version": meta["version"]}
     return render_template(
         "editor.html",
         art=art,
         new=new,
         error=error,
+        field=field,
+        notice=notice,
+        conflict=conflict,
         preview=Markup(render_markdown(art["body"])),
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,

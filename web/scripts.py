@@ -246,8 +246,18 @@ def my_get(personal_id: int):
 @bp.put("/api/v1/my/scripts/<int:personal_id>")
 @requires("scripts.use")
 def my_update(personal_id: int):
-    data = json_body(PersonalScripts.FIELDS)
-    mine = personal().update(_user_id(), personal_id, data)
+    """Replace a personal script's fields; "updated_at" (as GET gave it) makes the save
+    refuse (409, with the current script and a diff) when it was saved since."""
+    from kb.errors import StaleVersion
+
+    data = json_body((*PersonalScripts.FIELDS, "updated_at"))
+    based_on = data.pop("updated_at", None)
+    if based_on is not None and not isinstance(based_on, str):
+        raise ApiError("字段 updated_at 应为字符串（GET 返回的 updated_at）", 400)
+    try:
+        mine = personal().update(_user_id(), personal_id, data, based_on=based_on)
+    except StaleVersion as exc:
+        return {"ok": False, "error": exc.message, "status": 409, **exc.details}, 409
     return {"ok": True, "script": personal_payload(mine)}
 
 

@@ -19,16 +19,18 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
-from coach.audits import APPEAL_LABELS, AuditStore
+from coach.audits import APPEAL_LABELS, AuditError, AuditStore
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
+from kb.errors import StaleVersion
 
 from . import get_kb
 from .auth import accounts, actor, requires
 from .coach import checker, checker_for
-from .errors import ApiError, json_request
+from .errors import ApiError, json_request, wants_json
 
 bp = Blueprint("supervise", __name__)
 MAX_FILES = 20
@@ -128,9 +130,9 @@ def _own_item(item_id: int, page: int | None = None) -> dict:
 # -- runs ----------------------------------------------------------------------
 
 
-@bp.get("/audits")
-@requires("coach.audit")
-def runs():
+def _render_runs(errors: dict | None = None, form: dict | None = None, status: int = 200):
+    """The runs page with the upload form (its errors next to their fields, the
+    input kept)."""
     store, page = audits(), page_arg()
     return render_template(
         "audits.html",
@@ -141,13 +143,41 @@ def runs():
         max_files=MAX_FILES,
         suffixes=" ".join(UPLOAD_SUFFIXES),
         max_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
-    )
+        errors=errors or {},
+        form=form or {},
+    ), status
 
 
-@bp.post("/audits")
+def _upload_agents() -> tuple[dict, dict]:
+    """Loader options from the upload form's 客服 fields, and the form errors (Chinese,
+    shown next to each field)."""
+    from coach.agents import AgentOptionError, AgentTest, compile_pattern, split_names
+
+    errors: dict[str, str] = {}
+    names: list[str] = []
+    pattern = None
+    try:
+        names = split_names([request.form.get("agents", "")])
+    except AgentOptionError as exc:
+        errors["agents"] = str(exc)
+    raw = (request.form.get("agent_pattern") or "").strip()
+    if raw:
+        try:
+            pattern = compile_pattern(raw)
+        except AgentOptionError as exc:
+            errors["agent_pattern"] = str(exc)
+    return {"agent_test": AgentTest(names, pattern)}, errors
+
+
+@bp.get("/audits")
 @requires("coach.audit")
-def upload():
-    files = [f for f in request.files.getlist("files") if f and f.filename]
+def runs():
+    return _render_runs()
+
+
+def _read_upload(files, load: dict) -> tuple[list, list]:
+    """The conversations and unreadable records of the uploaded files, or an
+    ApiError about the files field."""
     if not files:
         raise ApiError("请选择要质检的会话记录文件", 400)
     if len(files) > MAX_FILES:
@@ -157,7 +187,7 @@ def upload():
         name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise ApiError(f"文件「{name}」类型不支持，可用: {' '.join(UPLOAD_SUFFIXES)}", 415)
-        c, e = load_bytes(f.read(), name)
+        c, e = load_bytes(f.read(), name, **load)
         if not c and not e:
             empty.append(name)
         convs.extend(c)
@@ -166,6 +196,26 @@ def upload():
         raise ApiError(f"文件「{'」「'.join(empty)}」中没有会话（为空或只有空行）", 400)
     # an empty file beside others is named on the run page, not dropped silently
     errors += [ImportIssue(name, 0, "文件中没有会话（为空或只有空行）") for name in empty]
+    return convs, errors
+
+
+@bp.post("/audits")
+@requires("coach.audit")
+def upload():
+    files = [f for f in request.files.getlist("files") if f and f.filename]
+    # a browser cannot keep the chosen files; what was typed is kept
+    form = {k: request.form.get(k, "")[:200] for k in ("name", "agents", "agent_pattern")}
+    load, form_errors = _upload_agents()
+    if form_errors:
+        if wants_json():
+            raise ApiError(next(iter(form_errors.values())), 400)
+        return _render_runs(form_errors, form, 400)
+    try:
+        convs, errors = _read_upload(files, load)
+    except ApiError as exc:
+        if wants_json():
+            raise
+        return _render_runs({"files": exc.message}, form, exc.status)
     label = (request.form.get("name") or "").strip() or ", ".join(
         Path(f.filename).name for f in files
     )
@@ -235,10 +285,21 @@ def _segments(text: str, findings: list[dict]) -> list[tuple[str, int | None]]:
 def item(item_id: int):
     finding = request.args.get("finding", "")
     if "page" not in request.args and finding.isdigit():  # open the page of a finding
-        turn = audits().finding_turn(item_id, int(finding))
-        page = turn // TURNS_PER_PAGE + 1 if turn is not None else 1
+        page = _finding_page(item_id, int(finding))
     else:
         page = page_arg()
+    return _render_item(item_id, page)
+
+
+def _finding_page(item_id: int, finding: int) -> int:
+    """The page of turns that shows a finding of a conversation."""
+    turn = audits().finding_turn(item_id, finding)
+    return turn // TURNS_PER_PAGE + 1 if turn is not None else 1
+
+
+def _render_item(item_id: int, page: int, form: dict | None = None, status: int = 200):
+    """A conversation page; `form` (finding or appeal_id, the text typed, `errors` by
+    field) puts a refused appeal or decision back in its form with the message."""
     it = _own_item(item_id, page)
     by_turn: dict[int, list[dict]] = {}
     for f in it["page_findings"]:
@@ -261,7 +322,14 @@ def item(item_id: int):
         per_page=TURNS_PER_PAGE,
         own=it["agent"] == current_user.username,
         supervisor=_is_supervisor(),
-    )
+        form=form or {},
+    ), status
+
+
+def _form_refusal(exc: AuditError) -> bool:
+    """Whether a refused form post is shown again with the message next to its field
+    (a browser's form); an API client gets the JSON error instead."""
+    return bool(exc.field) and not wants_json()
 
 
 @bp.post("/audits/items/<int:item_id>/appeals")
@@ -273,17 +341,19 @@ def appeal(item_id: int):
     finding = request.form.get("finding", "")
     if not finding.isdigit():
         raise ApiError("字段 finding 应为问题序号", 400)
-    audits().appeal(item_id, int(finding), request.form.get("reason", ""), by=actor())
+    reason = request.form.get("reason", "")
+    try:
+        audits().appeal(item_id, int(finding), reason, by=actor())
+    except AuditError as exc:
+        if not _form_refusal(exc):
+            raise
+        form = {"finding": int(finding), "reason": reason, "errors": {exc.field: str(exc)}}
+        return _render_item(item_id, _finding_page(item_id, int(finding)), form, exc.status)
     flash("申诉已提交，等待主管处理")
     return redirect(url_for("supervise.item", item_id=item_id))
 
 
-@bp.get("/appeals")
-@requires("coach.audit")
-def appeals():
-    status = request.args.get("status", "open")
-    if status not in APPEAL_LABELS:
-        status = "open"
+def _render_appeals(status: str, form: dict | None = None, code: int = 200):
     store, page = audits(), page_arg()
     return render_template(
         "appeals.html",
@@ -295,6 +365,29 @@ def appeals():
         per_page=LIST_PER_PAGE,
         status=status,
         labels=APPEAL_LABELS,
+        form=form or {},
+    ), code
+
+
+@bp.get("/appeals")
+@requires("coach.audit")
+def appeals():
+    status = request.args.get("status", "open")
+    if status not in APPEAL_LABELS:
+        status = "open"
+    return _render_appeals(status)
+
+
+def _decide(appeal_id: int, decision: object, note: object) -> dict:
+    """Accept or reject an appeal with the rules of its run; the conversation after."""
+    if decision not in ("accept", "reject"):
+        raise ApiError("字段 decision 应为 accept 或 reject", 400)
+    if not isinstance(note, str):
+        raise AuditError("处理意见应为文字", field="note")
+    store = audits()
+    version = store.run(store.get_appeal(appeal_id)["run_id"])["rules_version"]
+    return store.decide(
+        appeal_id, decision == "accept", note, by=actor(), pack=checker_for(version).pack
     )
 
 
@@ -302,38 +395,62 @@ def appeals():
 @requires("coach.audit")
 def decide(appeal_id: int):
     decision = request.form.get("decision")
-    if decision not in ("accept", "reject"):
-        raise ApiError("字段 decision 应为 accept 或 reject", 400)
-    store = audits()
-    version = store.run(store.get_appeal(appeal_id)["run_id"])["rules_version"]
-    item_row = store.decide(
-        appeal_id,
-        decision == "accept",
-        request.form.get("note", ""),
-        by=actor(),
-        pack=checker_for(version).pack,
-    )
+    note = request.form.get("note", "")
+    try:
+        item_row = _decide(appeal_id, decision, note)
+    except AuditError as exc:
+        if not _form_refusal(exc):
+            raise
+        form = {"appeal_id": appeal_id, "note": note, "errors": {exc.field: str(exc)}}
+        if request.form.get("back") == "item":
+            appeal_row = audits().get_appeal(appeal_id)
+            page = _finding_page(appeal_row["item_id"], appeal_row["finding"])
+            return _render_item(appeal_row["item_id"], page, form, exc.status)
+        return _render_appeals("open", form, exc.status)
     flash("已采纳申诉，分数已重算" if decision == "accept" else "已驳回申诉")
     if request.form.get("back") == "item":
         return redirect(url_for("supervise.item", item_id=item_row["id"]))
     return redirect(url_for("supervise.appeals"))
 
 
+def _whose_audits() -> str:
+    """The agent whose audits are asked for: oneself; a supervisor may name another
+    with ?agent= (an agent naming someone else is refused)."""
+    me = current_user.username
+    agent = (request.args.get("agent") or "").strip()[:200]
+    if not agent or agent == me:
+        return me
+    if not _is_supervisor():
+        raise ApiError("只能查看自己的质检结果", 403)
+    return agent
+
+
 @bp.get("/my/audits")
 @requires("coach.appeal")
 def mine():
-    store, me = audits(), current_user.username
-    page, apage = page_arg(), page_arg("apage")
+    from core.agent_audits import AgentAudits, parse_filters, presets
+
+    agent = _whose_audits()
+    filters, errors = parse_filters(request.args)
+    store, page, apage = audits(), page_arg(), page_arg("apage")
+    view = AgentAudits(store.database).overview(
+        agent, filters, limit=LIST_PER_PAGE, offset=(page - 1) * LIST_PER_PAGE
+    )
     return render_template(
         "my_audits.html",
-        items=store.items_of_agent(me, LIST_PER_PAGE, (page - 1) * LIST_PER_PAGE),
-        item_count=store.items_of_agent_count(me),
+        view=view,
+        agent=agent,
+        own=agent == current_user.username,
+        supervisor=_is_supervisor(),
+        filters=filters,
+        errors=errors,
+        presets=presets(),
         page=page,
-        appeals=store.appeals(by=me, limit=LIST_PER_PAGE, offset=(apage - 1) * LIST_PER_PAGE),
-        appeal_count=store.appeal_count(by=me),
+        appeals=store.appeals(by=agent, limit=LIST_PER_PAGE, offset=(apage - 1) * LIST_PER_PAGE),
+        appeal_count=store.appeal_count(by=agent),
         apage=apage,
         per_page=LIST_PER_PAGE,
-    )
+    ), (400 if errors else 200)
 
 
 # -- team rule pack --------------------------------------------------------------
@@ -346,17 +463,32 @@ def rules():
     problems: list[str] = []
     current = book.current()
     text = current["yaml"] if current else STARTER
-    status = 200
+    base = current["id"] if current else 0  # the version the form is based on
+    status, note, conflict, notice = 200, "", None, None
     if request.method == "POST":
         if "yaml" not in request.form:
             raise ApiError("缺少字段 yaml", 400)
         text = request.form["yaml"]
         note = (request.form.get("note") or "").strip()
+        # the page's form always sends it; a post without one (a script written
+        # before versions) is saved as before, unchecked
+        base = _version_field(request.form["version"]) if "version" in request.form else None
+        if request.form.get("action") == "reapply":
+            base = _version_field(request.form.get("rebase_to"))
+            notice = f"已把你的规则放到当前 v{base} 之上：请检查后再保存。"
+            return _rules_page(book, text, note, base, problems, None, notice, 200)
         if book.unchanged(text):
             flash("规则没有改动，未保存新版本")
             return redirect(url_for("supervise.rules"))
         try:
-            version = book.save(text, by=actor(), note=note)
+            version = book.save(text, by=actor(), note=note, base_version=base)
+        except StaleVersion as exc:
+            status = 409
+            conflict = {
+                "message": exc.message,
+                "current_version": exc.current_version,
+                "diff": [{**d, "html": Markup(d["html"])} for d in exc.details["diff"]],
+            }
         except RuleError as exc:
             problems = exc.problems
             status = 400
@@ -365,6 +497,18 @@ def rules():
             current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
             flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
             return redirect(url_for("supervise.rules"))
+    return _rules_page(book, text, note, base, problems, conflict, notice, status)
+
+
+def _version_field(raw: str | None) -> int:
+    value = (raw or "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise ApiError("表单缺少有效的版本号：请重新打开规则页再修改", 400)
+    return int(value)
+
+
+def _rules_page(book, text, note, base, problems, conflict, notice, status):
+    current = book.current()
     try:
         rules_now = checker_for(book.version()).pack.rules
     except RuleError as exc:  # a version saved before a check it now fails: show why
@@ -385,6 +529,10 @@ def rules():
         per_page=LIST_PER_PAGE,
         current=current,
         rules=rules_now,
+        base=base if base is not None else (current["id"] if current else 0),
+        note=note,
+        conflict=conflict,
+        notice=notice,
     ), status
 
 
@@ -457,6 +605,72 @@ def api_run(run_id: int):
         "item_count": store.item_count(run_id),
         "errors": store.errors(run_id, **at),
         "error_count": store.error_count(run_id),
+    }
+
+
+@bp.get("/api/v1/my/audits")
+@requires("coach.appeal")
+def api_mine():
+    """The agent's own audits (a supervisor: ?agent=): summary, weekly trend, habits
+    and page `page` of the conversations (latest audit each); the filters of the
+    page (from, to, min, max, findings=1)."""
+    from core.agent_audits import AgentAudits, parse_filters
+
+    agent = _whose_audits()
+    filters, errors = parse_filters(request.args)
+    if errors:
+        raise ApiError("；".join(errors.values()), 400)
+    page = page_arg()
+    view = AgentAudits(audits().database).overview(
+        agent, filters, limit=API_PER_PAGE, offset=(page - 1) * API_PER_PAGE
+    )
+    view.pop("chart")
+    return {"ok": True, **view, "page": page, "per_page": API_PER_PAGE}
+
+
+API_FORM_MAX = 64 * 1024
+
+
+def _json_object() -> dict:
+    body = json_request(API_FORM_MAX)
+    if not isinstance(body, dict):
+        raise ApiError("请求体应为 JSON 对象", 400)
+    return body
+
+
+@bp.post("/api/v1/audits/items/<int:item_id>/appeals")
+@requires("coach.appeal")
+def api_appeal(item_id: int):
+    """{"finding": n (0-based), "reason": "…"} → 201 {"appeal_id"}: the agent
+    contests a finding of their own conversation (a reason is required)."""
+    it = _own_item(item_id)
+    if it["agent"] != current_user.username:
+        raise ApiError("只能对自己的会话提出申诉", 403)
+    body = _json_object()
+    finding = body.get("finding")
+    if not isinstance(finding, int) or isinstance(finding, bool) or finding < 0:
+        raise ApiError("字段 finding 应为问题序号（从 0 起的整数）", 400)
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise ApiError("字段 reason 应为文字", 400)
+    appeal_id = audits().appeal(item_id, finding, reason, by=actor())
+    return {"ok": True, "appeal_id": appeal_id}, 201
+
+
+@bp.post("/api/v1/appeals/<int:appeal_id>")
+@requires("coach.audit")
+def api_decide(appeal_id: int):
+    """{"decision": "accept"|"reject", "note": "…"} → the appeal and the
+    conversation's score after it (a rejection needs a note)."""
+    body = _json_object()
+    item_row = _decide(appeal_id, body.get("decision"), body.get("note", ""))
+    appeal_row = audits().get_appeal(appeal_id)
+    return {
+        "ok": True,
+        "appeal": {
+            k: appeal_row[k] for k in ("id", "item_id", "finding", "rule", "status", "note")
+        },
+        "score": item_row["score"],
     }
 
 

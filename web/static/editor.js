@@ -30,3 +30,48 @@
     timer = setTimeout(refresh, 250);
   });
 })();
+
+// New articles: propose an id from the title (pinyin, unique; the server decides) until
+// the trainer types an id of their own.  Without JavaScript the server fills it on save.
+(function () {
+  "use strict";
+  const id = document.getElementById("article-id");
+  const title = document.getElementById("article-title");
+  const category = document.getElementById("article-category");
+  if (!id || !title) return;
+  let auto = id.value === "";
+  let timer = null;
+  let seq = 0;
+  id.addEventListener("input", function () {
+    auto = id.value === "";
+    delete id.dataset.proposed;
+  });
+  async function propose() {
+    const mine = ++seq;
+    const text = title.value.trim();
+    if (!auto) return;
+    if (!text) {
+      id.value = "";
+      delete id.dataset.proposed;
+      return;
+    }
+    const url = new URL(id.dataset.propose, window.location.href);
+    url.searchParams.set("title", text);
+    if (category) url.searchParams.set("category", category.value);
+    try {
+      const resp = await fetch(url, { headers: { Accept: "application/json" } });
+      const data = await resp.json();
+      if (mine !== seq || !auto || !data.ok) return;
+      id.value = data.id;
+      id.dataset.proposed = "1";
+    } catch (err) {
+      /* the server fills the id on save */
+    }
+  }
+  function later() {
+    clearTimeout(timer);
+    timer = setTimeout(propose, 300);
+  }
+  title.addEventListener("input", later);
+  if (category) category.addEventListener("change", later);
+})();

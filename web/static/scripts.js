@@ -251,6 +251,7 @@
         title: title.value, text: text.value, shortcut: shortcut.value.trim(),
         tags: tags.value.split(/[,，\s]+/).filter(Boolean)
       };
+      if (s) body.updated_at = s.updated_at; // refused (409) if saved elsewhere since
       var req = s ? api("PUT", "/api/v1/my/scripts/" + s.id, body) : api("POST", "/api/v1/my/scripts", body);
       req.then(function (data) {
         if (!data.ok) { msg.classList.add("warn"); msg.textContent = data.error; return; }

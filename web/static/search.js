@@ -139,6 +139,7 @@
       delete pane.dataset.articleId;
     }
     list.textContent = "";
+    list.dataset.q = q;
     selected = -1;
     if (!data.hits.length) {
       list.appendChild(el("li", "empty", "没有找到与「" + q + "」相关的文章，换个说法试试。"));
@@ -177,7 +178,25 @@
     }
   }
 
+  // Which result of which search the agent opened (内容缺口: searches nobody opened).
+  var csrfMeta = document.querySelector("meta[name=csrf-token]");
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfMeta ? csrfMeta.content : "" },
+      body: JSON.stringify(body), keepalive: true
+    });
+  }
+  function recordOpen(li) {
+    var q = list.dataset.q || box.value.trim();
+    if (!q) return;
+    var position = Array.prototype.indexOf.call(items(), li) + 1;
+    post("/api/v1/search/opened", { q: q, id: li.dataset.id, doctype: li.dataset.doctype === "script" ? "script" : "article", position: position || null })
+      .catch(function () { /* analytics only */ });
+  }
+
   function openHit(li, opts) {
+    recordOpen(li);
     if (li.dataset.doctype === "script" && window.KbScripts) {
       window.KbScripts.openHit(li.hit || { id: li.dataset.id }, opts);
     } else {
@@ -227,6 +246,35 @@
     if (art.wordings.length) pane.appendChild(wordingsSection(art.wordings, art.placeholders));
     var body = el("div", "article-body"); body.innerHTML = art.html; // sanitised on the server (nh3)
     pane.appendChild(body);
+    pane.appendChild(feedbackSection(art));
+  }
+
+  // 有用 / 没用 (one vote per agent, changeable) with an optional comment.
+  function feedbackSection(art) {
+    var sec = el("section", "pane-feedback"); sec.setAttribute("aria-label", "文章反馈");
+    var mine = art.my_feedback;
+    var state = el("span", "feedback-state", mine ? "你的评价：" + (mine.useful ? "有用" : "没用") : "这篇文章有用吗？");
+    var comment = el("textarea"); comment.rows = 2; comment.name = "comment";
+    comment.placeholder = "意见（可选，最多 500 字）"; comment.setAttribute("aria-label", "意见");
+    comment.value = (mine && mine.comment) || "";
+    var msg = el("p", "error"); msg.setAttribute("role", "alert"); msg.hidden = true;
+    sec.appendChild(state);
+    ["有用", "没用"].forEach(function (label) {
+      var b = el("button", "vote", label); b.type = "button"; b.dataset.vote = label === "有用" ? "useful" : "useless";
+      b.addEventListener("click", function () {
+        post("/api/v1/articles/" + encodeURIComponent(art.id) + "/feedback", { useful: b.dataset.vote, comment: comment.value })
+          .then(function (r) { return r.json(); })
+          .then(function (data) {
+            if (!data.ok) { msg.textContent = data.error; msg.hidden = false; return; }
+            msg.hidden = true;
+            state.textContent = "已记录：" + label + "（可以改）";
+          })
+          .catch(function () { msg.textContent = "提交失败，请重试"; msg.hidden = false; });
+      });
+      sec.appendChild(document.createTextNode(" ")); sec.appendChild(b);
+    });
+    sec.appendChild(comment); sec.appendChild(msg);
+    return sec;
   }
 
   // -- suggestions: a dropdown under the box; while it is open ↓/↑ move inside it,
