@@ -306,12 +306,10 @@ class HoldCheck(Check):
 
     def _hold(self, view: TextView):
         m = self.holds.first(view)
-        lookup = self.lookups.first(view)
-        if lookup is not None and self.unless.any(view) is not None:
-            lookup = None
         if m is not None:
             return m  # asked to wait (稍等): a hold, answered later or not
-        if lookup is None or self._answered(view):
+        lookup = self.lookups.first(view)
+        if lookup is None or self.unless.any(view) is not None or self._answered(view):
             return None
         return lookup
 
