@@ -613,9 +613,11 @@ def _input_options(f):
     )(f)
     f = click.option(
         "--agent",
+        "--speaker-agent",
         "agents",
         multiple=True,
-        help="客服的发送人名称（可重复给出，或用逗号分隔）；导出中客服名称不以“客服”开头时必须给出。",
+        help="客服的发送人名称（可重复给出，或用逗号分隔）；导出中客服名称不以“客服”开头时必须给出。"
+        "通话转写中为客服（坐席）的说话人标签，如 坐席、spk1（默认按标签词和先说话者判断）。",
     )(f)
     return f
 
@@ -658,7 +660,8 @@ def _load_options(agents, agent_pattern, mapping, format_in) -> dict:
 @_input_options
 def check(paths, fmt, rules_paths, min_level, output, agents, agent_pattern, mapping, format_in):
     """质检会话记录：PATH 可为文件、目录或 -（标准输入）；格式 JSONL / CSV / XLSX /
-    聊天记录文本（微信 MemoTrace、QQ 消息管理器）/ 企业微信会话存档、七鱼、飞书、Chatwoot 的 JSON。
+    聊天记录文本（微信 MemoTrace、QQ 消息管理器）/ 企业微信会话存档、七鱼、飞书、Chatwoot 的 JSON /
+    通话转写（带说话人和起止时间的语句段，JSON 或 CSV）。
 
     没有客服发言的会话不打分，列为无法质检（并列出找到的发送人）。
 

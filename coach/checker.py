@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .calls import channel_kind
 from .checks import MAX_PER_RULE_TURN, ConvContext, Hit, NotCheckable
 from .limits import CHECK_SECONDS
 from .rules import LEVELS, Rule, RulePack, load_rules
@@ -147,7 +148,12 @@ class Checker:
 
     def _finding(self, rule: Rule, conv: Conversation, hit: Hit) -> dict:
         text = conv.turns[hit.turn].text
-        message = rule.message if not hit.note else f"{rule.message}（实际用时{hit.note}）"
+        if not hit.note:
+            message = rule.message
+        elif rule.check == "timing" or rule.check == "hold_silence":
+            message = f"{rule.message}（实际用时{hit.note}）"
+        else:
+            message = f"{rule.message}（{hit.note}）"
         f = {
             "turn": hit.turn,
             "category": rule.category,
@@ -159,6 +165,8 @@ class Checker:
             "suggestion": rule.suggestion,
             "deduction": 0,
         }
+        if rule.norm:
+            f["norm"] = rule.norm
         if self.link_scripts:
             link = self._script_link(rule, f["match"])
             if link:
@@ -169,7 +177,10 @@ class Checker:
         findings: list[dict] = []
         not_checkable: list[dict] = []
         found = []
+        kind = channel_kind(conv.channel)
         for rule in self.rules:  # the checks first: the time limit is theirs alone
+            if not rule.applies_to(kind):
+                continue
             hits, reason = run_rule(self.pack, rule, conv, ctx)
             if reason:
                 not_checkable.append({"rule": rule.id, "category": rule.category, "reason": reason})
@@ -229,6 +240,8 @@ class Checker:
         for rule in self.rules:
             if rule.check in EDGE_CHECKS and rule.check != edge:
                 continue
+            if not rule.applies_to("chat"):
+                continue  # a draft reply is a chat message
             if rule.check == "timing" and not timed:
                 continue  # nothing to time: never "unfinished" either
             hits, reason = run_rule(self.pack, rule, conv, ctx)

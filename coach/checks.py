@@ -52,6 +52,9 @@ class Check:
             key: compile_entries(self.params.get(key) or []) for key in self.pattern_params
         }
 
+    def configure(self, settings: dict) -> None:
+        """Take what the check needs from the pack's settings (most need nothing)."""
+
     def vocabulary(self) -> set[str]:
         """Single-slot words the segmenter must keep whole (phrase slots are not added:
         teaching it 帮您 would break the phrase 帮 您 … 查询)."""
@@ -282,10 +285,14 @@ class FillerOpenerCheck(Check):
 
 
 class HoldCheck(Check):
-    """A hold (稍等 / 正在为您查询) with no apology or thanks in this or the nearest agent turns."""
+    """A hold (稍等 / 正在为您查询) with no apology or thanks in this or the nearest agent turns.
+
+    A look-up answered in the same turn (嗯帮您看一下 目前这边显示您的余额是…: an `answer`
+    word in a clause after the last look-up) put nobody on hold; an explicit request to
+    wait (稍等) stays a hold even when the answer follows."""
 
     name = "hold_without_apology"
-    pattern_params = ("lookups", "lookup_unless", "apology")
+    pattern_params = ("lookups", "lookup_unless", "apology", "answer")
 
     def __init__(self, rule) -> None:
         super().__init__(rule)
@@ -294,16 +301,27 @@ class HoldCheck(Check):
         self.lookups = Matcher(self.param_patterns["lookups"], ex)
         self.unless = Matcher(self.param_patterns["lookup_unless"])
         self.apology = Matcher(self.param_patterns["apology"])
+        self.answer = Matcher(self.param_patterns["answer"])
         self.window = int(self.params.get("window", 1))
 
     def _hold(self, view: TextView):
         m = self.holds.first(view)
         if m is not None:
-            return m
-        m = self.lookups.first(view)
-        if m is not None and self.unless.any(view) is None:
-            return m
-        return None
+            return m  # asked to wait (稍等): a hold, answered later or not
+        lookup = self.lookups.first(view)
+        if lookup is None or self.unless.any(view) is not None or self._answered(view):
+            return None
+        return lookup
+
+    def _answered(self, view: TextView) -> bool:
+        """Does an answer follow, in a later clause, the turn's last look-up?"""
+        if self.answer.regex is None or self.answer.regex.search(view.norm) is None:
+            return False
+        ends = [m.end for m in self.lookups.matches(view)]
+        rest = view.norm[view.clause(max(ends) - 1)[1] :]
+        if self.answer.regex.search(rest) is None:
+            return False
+        return self.answer.any(view.seg.view(rest)) is not None  # the rest on its own
 
     def _apology(self, view: TextView) -> bool:
         return self.apology.any(view) is not None
@@ -342,6 +360,9 @@ class _EdgeTurnCheck(Check):
         super().__init__(rule)
         self.matcher = Matcher(self.patterns, rule.exceptions)
 
+    def _holds(self, ctx: ConvContext, i: int) -> bool:
+        return self.matcher.candidates(ctx.norm(i)) and self.matcher.any(ctx.view(i)) is not None
+
     def run(self, ctx: ConvContext) -> list[Hit]:
         """Hits of this rule in the conversation."""
         if not ctx.agent:
@@ -349,10 +370,20 @@ class _EdgeTurnCheck(Check):
         i = ctx.agent[-1] if self.last else ctx.agent[0]
         if ctx.target is not None and ctx.target != i:
             return []
-        if self.matcher.candidates(ctx.norm(i)) and self.matcher.any(ctx.view(i)) is not None:
+        if self._holds(ctx, i) or (not self.last and self._greeted_first(ctx)):
             return []
         pos = len(ctx.turns[i].text) if self.last else 0
         return [Hit(i, pos, pos)]
+
+    def _greeted_first(self, ctx: ConvContext) -> bool:
+        """A greeting before the customer's first message (an auto-welcome, a call
+        answered at once) satisfies the greeting norm."""
+        for j, t in enumerate(ctx.turns):
+            if t.role == "customer":
+                return False
+            if t.role == "system" and self._holds(ctx, j):
+                return True
+        return False
 
 
 class GreetingCheck(_EdgeTurnCheck):
@@ -386,6 +417,10 @@ class TimingCheck(Check):
         turns = ctx.turns
         waiting: int | None = None  # first unanswered customer message
         hits = []
+        if self.mode == "first_reply":
+            first = next((i for i, t in enumerate(turns) if t.role == "customer"), None)
+            if first is not None and any(t.role != "customer" for t in turns[:first]):
+                return hits  # greeted before the customer spoke: nothing to wait for
         for i, t in enumerate(turns):
             if t.role == "customer":
                 if waiting is None:
@@ -415,3 +450,7 @@ CHECK_TYPES: dict[str, type[Check]] = {
         TimingCheck,
     )
 }
+
+# the check types of calls and contact details build on the classes above and add
+# themselves to CHECK_TYPES
+from . import callchecks  # noqa: E402,F401

@@ -211,7 +211,11 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
                     f"第{n + 1}句（turns[{n}]）时间无法识别: {_short(str(t['ts']))}"
                 ) from None
         speaker = t.get("speaker")
-        turns.append(Turn(role, text, ts, str(speaker) if speaker else ""))
+        try:
+            end = parse_ts(t["end"]) if "end" in t else None
+        except (ValueError, OverflowError, TypeError):
+            raise ValueError(f"第{n + 1}句（turns[{n}]）结束时间无法识别") from None
+        turns.append(Turn(role, text, ts, str(speaker) if speaker else "", end))
     conv_id = record.get("id")
     if conv_id is None or conv_id == "":
         conv_id = f"line-{lineno}" if lineno else "conversation"

@@ -15,6 +15,10 @@ crosses a sentence end. Options (all optional):
 - `whole_turn`: the sentence must be the whole answer (the rest is only particles)
 - `then_only`: up to the end of its clause, the match may only be followed by these
   tokens (我帮您查一下哦 is a hold; 帮您核实该订单已充值成功 reports a result)
+- `not_subject`: skip when the subject of the word is one of these tokens: the nearest
+  of them or of the agent's own subjects (我 / 这边 / 小妹 …) before the word, in its
+  comma-delimited clause and at most 3 tokens before it, is one of these (如果您不清楚订单号 is the customer's
+  not-knowing, not the agent's hedge; 您的问题这边不清楚 is the agent's)
 - `strict_question`: for the question guard, only ? or 吗/么 make a question (不知道什么时候
   到 is a statement with an embedded question, not a question to the customer)
 """
@@ -46,6 +50,7 @@ LIST_OPTIONS = (
     "unless_before",
     "unless_after",
     "unless_sentence",
+    "not_subject",
 )
 BOOL_OPTIONS = ("require_next", "after_number", "unless_time", "whole_turn", "strict_question")
 OPTIONS = (*LIST_OPTIONS, *BOOL_OPTIONS, "max_gap")
@@ -191,9 +196,20 @@ def vocabulary(patterns: list[Pattern]) -> set[str]:
 _serials = itertools.count()
 # Options that look beyond the word's own block, and those that look before it.
 _SENTENCE_OPTIONS = frozenset(
-    {"unless_before", "unless_after", "unless_sentence", "whole_turn", "then_only", "unless_time"}
+    {
+        "unless_before",
+        "unless_after",
+        "unless_sentence",
+        "whole_turn",
+        "then_only",
+        "unless_time",
+        "not_subject",
+    }
 )
-_BEFORE_OPTIONS = frozenset({"unless_before", "unless_sentence", "whole_turn"})
+_BEFORE_OPTIONS = frozenset({"unless_before", "unless_sentence", "whole_turn", "not_subject"})
+# The agent speaking of itself: a subject that ends a `not_subject` look-back.
+SUBJECT_REACH = 3  # tokens between a subject and its verb: 您 还是 不了解 / 您 要是 不清楚
+AGENT_SUBJECTS = frozenset("我 我们 小妹 妹子 妹纸 这边 我这边 本人 咱 咱们 俺 客服 小编".split())
 _AFTER_OPTIONS = frozenset({"unless_after", "unless_sentence", "whole_turn", "unless_time"})
 _NONE = 1 << 62  # "no occurrence" in the chaining arrays
 
@@ -502,6 +518,12 @@ def _options_ok(o, view, win, i, k, s, prev, nxt, lo, hi) -> bool:
                 pred = partial(_tok_is, alts=words)
                 if any(st.any_in(("is", words), pred, x, y) for x, y in ranges):
                     return False
+    if (
+        "not_subject" in o
+        and win is not None
+        and _customer_subject(o["not_subject"], view, win, i, s)
+    ):
+        return False
     if o.get("unless_time") and _turn_has_time(view):
         return False
     if o.get("whole_turn") and not _only_padding_outside(view, lo, hi):
@@ -516,6 +538,16 @@ def _options_ok(o, view, win, i, k, s, prev, nxt, lo, hi) -> bool:
         if other is not None and toks[other].end <= clause_end:
             return False
     return True
+
+
+def _customer_subject(subjects: frozenset[str], view: TextView, win, i: int, s: int) -> bool:
+    """Is the nearest subject before token i, in its clause, one of `subjects`?"""
+    st, a, _b = win
+    lo = bisect_left(st.starts, view.clause(s)[0], a, i)
+    idx = st.where(("subject", subjects), lambda t: t in subjects or t in AGENT_SUBJECTS)
+    k = bisect_left(idx, i) - 1
+    near = max(lo, i - SUBJECT_REACH)
+    return k >= 0 and idx[k] >= near and st.texts[idx[k]] in subjects
 
 
 def _turn_has_time(view: TextView) -> bool:

@@ -3,7 +3,8 @@
 Formats: JSONL, the canonical form, and CSV/XLSX tables (coach/importers.py);
 chat-log text, WeChat/MemoTrace and QQ 消息管理器 (coach/chatlog.py); message-list
 JSON of 企业微信 会话存档, 七鱼, Feishu and Chatwoot (coach/messages.py); any JSON
-or CSV export through a mapping file (coach/mapping.py). The format is told from
+or CSV export through a mapping file (coach/mapping.py); call transcripts,
+speaker segments with start and end times in JSON or CSV (coach/calls.py). The format is told from
 the content (then the file name); `fmt` forces one (`FORMATS_IN`). HTML pages,
 PDFs, images and other binary files are one clear "不支持的格式" issue.
 
@@ -49,17 +50,20 @@ FORMATS_IN = {
     "qiyu": "qiyu",
     "feishu": "feishu",
     "chatwoot": "chatwoot",
+    "call": "call",
 }
 
 
 @dataclass(slots=True)
 class Turn:
-    """One message: who sent it (role, speaker), what, and when (epoch seconds)."""
+    """One message: who sent it (role, speaker), what, and when (epoch seconds; a
+    call's turns also end, so the silence after them can be measured)."""
 
     role: str
     text: str
     ts: float | None = None
     speaker: str = ""
+    end: float | None = None
 
 
 @dataclass
@@ -219,8 +223,9 @@ def load_text(
     """Parse decoded text in the given (or sniffed) format.
 
     Options: `agent_test` (an AgentTest) or `agent_names` / `agent_pattern` /
-    `agent_prefixes`; `columns` (extra CSV header names); `mapping` (a Mapping)."""
-    from . import chatlog, importers, messages
+    `agent_prefixes`; `columns` (extra CSV header names); `mapping` (a Mapping);
+    `speaker_agent` (a call's agent speaker labels; names given as agents count too)."""
+    from . import calls, chatlog, importers, messages
     from .agents import agent_test
 
     agents = agent_test(options)
@@ -230,6 +235,13 @@ def load_text(
         from .spreadsheet import unsupported_issue
 
         return [], [unsupported_issue(path, "HTML 导出")]
+    if fmt == "call" or (
+        mapping is None and fmt in ("jsonl", "csv") and calls.looks_like_call(text)
+    ):
+        convs, issues = calls.parse_calls(
+            text, path, speaker_agent=options.get("speaker_agent"), agents=agents
+        )
+        return _within_limits(convs, issues, path)
     if mapping is not None and fmt in ("jsonl", "csv"):
         from . import mapping as mapping_mod
 

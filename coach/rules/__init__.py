@@ -4,6 +4,8 @@ A rule is a record (see `Rule`); `default.yaml` in this folder is the default
 pack. An overlay file may hold:
 
     settings: {fatal_cap: 40}          # pack settings to change
+    # official_contacts: [4001234567, service@example.com, "@example.com"]
+    #                                  # numbers / e-mails / domains agents may give out
     disable: [rule-id, ...]            # switch rules off by id
     enable: [rule-id, ...]
     rules:
@@ -19,7 +21,13 @@ pack. An overlay file may hold:
         ...
 
 Every rule carries examples that must and must not fire; a pack (after overlays)
-whose examples fail refuses to load with a `RuleError` listing each failure.
+whose examples fail refuses to load with a `RuleError` listing each failure. A rule
+of check type `manual` (a norm text cannot show: ring count, tone) has no examples:
+it only lists the norm under not_checkable.
+
+`channels` (chat / phone / message; empty: all) says which conversations a rule
+applies to (coach/calls.py tells a conversation's channel); `norm` names the
+norm article (articles/norm/<slug>.md, its id) the rule enforces.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
 LEVELS = ("info", "warning", "error", "fatal")
 CATEGORIES = COACH_CATEGORIES  # the one list, with its Chinese names, in scripts_lib
 SCOPES = ("agent", "customer", "all")
+CHANNELS = ("chat", "phone", "message")
 REQUIRED = ("id", "category", "level", "weight", "check", "message", "suggestion", "examples")
 PATCH_EXTRA = (
     "add_words",
@@ -53,7 +62,8 @@ PATCH_EXTRA = (
     "remove_exceptions",
     "add_examples",
 )
-DEFAULT_SETTINGS = {"fatal_cap": 40}
+DEFAULT_SETTINGS = {"fatal_cap": 40, "official_contacts": []}
+MANUAL = "manual"  # the check type of norms text cannot show: no examples
 
 
 class RuleError(KbError, ValueError):
@@ -82,8 +92,14 @@ class Rule:
     exceptions: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
     script: str | None = None
+    channels: list = field(default_factory=list)
+    norm: str | None = None
     enabled: bool = True
     source: str = ""
+
+    def applies_to(self, channel: str) -> bool:
+        """Does the rule apply to conversations of this channel kind?"""
+        return not self.channels or channel in self.channels
 
     @property
     def max_deduction(self) -> float:
@@ -119,6 +135,7 @@ class RulePack:
             from ..checks import CHECK_TYPES
 
             chk = self._checks[rule.id] = CHECK_TYPES[rule.check](rule)
+            chk.configure(self.settings)
         return chk
 
 
@@ -179,8 +196,9 @@ def _validate(rule: dict, where: str, problems: list[str], partial: bool = False
         if key not in allowed:
             problems.append(f"{at}: 未知字段 {key}")
     if not partial:
+        manual = rule.get("check") == MANUAL
         for key in REQUIRED:
-            if key not in rule:
+            if key not in rule and not (manual and key == "examples"):
                 problems.append(f"{at}: 缺少字段 {key}")
 
     def check(key, ok, msg):
@@ -199,6 +217,12 @@ def _validate(rule: dict, where: str, problems: list[str], partial: bool = False
     for key in ("message", "suggestion"):
         check(key, lambda v: isinstance(v, str) and v.strip(), "应为非空字符串")
     check("script", lambda v: v is None or isinstance(v, str), "应为字符串")
+    check("norm", lambda v: v is None or (isinstance(v, str) and v.strip()), "应为规范文章的 id")
+    check(
+        "channels",
+        lambda v: isinstance(v, list) and all(c in CHANNELS for c in v),
+        f"应为 {' / '.join(CHANNELS)} 的列表",
+    )
     check("enabled", lambda v: isinstance(v, bool), "应为 true/false")
     check("params", lambda v: isinstance(v, dict), "应为映射")
     for key in ("words", "exceptions", "add_words", "remove_words"):
@@ -217,6 +241,8 @@ def _validate(rule: dict, where: str, problems: list[str], partial: bool = False
                 continue
             for kind in ("must", "must_not"):
                 items = ex.get(kind)
+                if rule.get("check") == MANUAL and not items:
+                    continue  # a norm text cannot show has nothing to fire on
                 if key == "examples" and (not isinstance(items, list) or not items):
                     problems.append(
                         f"{at}: 字段 {key}.{kind} 应为非空列表（每条规则都要有正反示例）"
@@ -291,6 +317,12 @@ def _settings(data: dict, path: Path, problems: list[str]) -> dict:
     if not isinstance(cap, int | float) or isinstance(cap, bool) or not 0 <= cap <= 100:
         problems.append(f"{path}: settings.fatal_cap 应为 0–100 的数")
         return {}
+    contacts = settings.get("official_contacts", [])
+    if not isinstance(contacts, list) or not all(
+        isinstance(c, str | int) and not isinstance(c, bool) and str(c).strip() for c in contacts
+    ):
+        problems.append(f"{path}: settings.official_contacts 应为号码、邮箱或 @域名 的列表")
+        return {}
     return settings
 
 
@@ -310,7 +342,7 @@ def _build(pack: dict, where: str, problems: list[str]) -> list[Rule]:
             problems.append(f"{where}: 规则 {raw['id']}: id 重复")
             continue
         seen.add(raw["id"])
-        rules.append(Rule(**raw, source=where))
+        rules.append(Rule(**{"examples": {}, **raw}, source=where))
     return rules
 
 
@@ -409,9 +441,11 @@ def verify_examples(pack: RulePack) -> None:
     problems = []
     for rule in pack.enabled():
         for kind in ("must", "must_not"):
-            for example in rule.examples.get(kind, []):
+            for example in (rule.examples or {}).get(kind) or []:
                 try:
                     conv = example_conversation(example)
+                    if rule.channels:  # a phone rule's examples are phone calls
+                        conv.channel = rule.channels[0]
                 except ValueError as exc:
                     problems.append(
                         f"{rule.source}: 规则 {rule.id}: 示例 {example!r} 无法解析: {exc}"
