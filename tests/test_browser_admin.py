@@ -111,7 +111,7 @@ def test_admin_adds_a_user_creates_and_revokes_a_token_and_filters_the_log(
         user.fill("input[name=password]", INITIAL)
         user.click("button[type=submit]")
         user.wait_for_url(live_server.url + "/account/password")
-        expect(user.locator(".forced")).to_contain_text("管理员重设了你的密码")
+        expect(user.locator(".forced")).to_contain_text("管理员设置的临时密码")
         user.goto(live_server.url + "/")
         user.wait_for_url(live_server.url + "/account/password")  # nothing else until changed
         user.fill("input[name=current]", INITIAL)

@@ -54,7 +54,8 @@ def jsonl(records) -> str:
 
 def make_run(store: AuditStore, name: str, records, created_at: str) -> int:
     convs, _ = load_text(jsonl(records), f"{name}.jsonl")
-    run_id = store.create_run(name, convs, [], by="super1", created_at=created_at)
+    # re-audited on purpose: c-a is in both weeks (a duplicate would be skipped)
+    run_id = store.create_run(name, convs, [], by="super1", created_at=created_at, reaudit=True)
     assert store.claim(run_id)
     assert store.check(run_id, Checker())["status"] == "done"
     return run_id
@@ -329,7 +330,8 @@ def test_forms_refuse_missing_reasons_next_to_the_field(app, kb, users):
 def test_many_audits_take_a_handful_of_queries(app, kb, users):
     """Hundreds of audits of one agent: the page's statements do not grow with them."""
     store = web_audits(kb)
-    records = [chat(f"c-{n}", "agent1", "哦", "差不多明天到吧") for n in range(300)]
+    # each its own content: identical chats would be one conversation (duplicates)
+    records = [chat(f"c-{n}", "agent1", "哦", f"差不多{n}号到吧") for n in range(300)]
     make_run(store, "大批", records, WEEK1)
     make_run(store, "再一批", records[:150], WEEK2)
     from sqlalchemy import event

@@ -42,7 +42,7 @@ def search_args() -> dict:
     q = (request.args.get("q") or "").strip()
     max_chars = current_app.config["QUERY_MAX_CHARS"]
     if len(q) > max_chars:
-        raise ApiError(f"参数 q 过长（最多 {max_chars} 个字符）", 400)
+        raise ApiError(f"搜索内容过长（最多 {max_chars} 个字）", 400)
     category = request.args.get("category") or None
     if category and category not in CATEGORIES:
         raise ApiError(f"参数 category 无效，应为 {' / '.join(CATEGORIES)} 之一", 400)
@@ -96,7 +96,7 @@ def search():
 def suggest():
     q = (request.args.get("q") or "").strip()
     if len(q) > SUGGEST_MAX_CHARS:
-        raise ApiError(f"参数 q 过长（最多 {SUGGEST_MAX_CHARS} 个字符）", 400)
+        raise ApiError(f"搜索内容过长（最多 {SUGGEST_MAX_CHARS} 个字）", 400)
     limit = _int_arg("limit", 8, 1, 20)
     return {"ok": True, "suggestions": suggester(get_kb()).suggest(q, limit) if q else []}
 

@@ -195,7 +195,7 @@ def init_app(app: Flask) -> None:
         if getattr(current_user, "via", "") != "session" or not current_user.user.must_change:
             return None
         if wants_json():
-            raise ApiError("管理员重设了你的密码，请先修改密码", 403)
+            raise ApiError("你的密码是管理员设置的临时密码，请先修改密码", 403)
         return redirect(url_for("auth.change_password"))
 
     @app.after_request
@@ -281,7 +281,7 @@ def login():
     hours = float(current_app.config.get("SESSION_LIFETIME_HOURS") or 12)
     login_user(SessionUser(user, sid=acc.create_session(user, hours * 3600)))
     if user.must_change:
-        flash("管理员重设了你的密码：请先设置一个只有你知道的新密码")
+        flash("你的密码是管理员设置的临时密码（新账号或重设）：请先设置一个只有你知道的新密码")
         return redirect(url_for("auth.change_password"))
     return redirect(_safe_next(request.form.get("next")))
 

@@ -33,6 +33,7 @@ from .coach import checker, checker_for
 from .errors import ApiError, json_request, wants_json
 
 bp = Blueprint("supervise", __name__)
+RUN_NAME_MAX = 200
 MAX_FILES = 20
 UPLOAD_SUFFIXES = tuple(SUFFIXES) + TEXT_SUFFIXES
 API_BODY_MAX = 4 * 1024 * 1024
@@ -209,6 +210,8 @@ def upload():
         k: request.form.get(k, "")[:200] for k in ("name", "agents", "agent_pattern", "reaudit")
     }
     load, form_errors = _upload_agents()
+    if len(request.form.get("name") or "") > RUN_NAME_MAX:
+        form_errors["name"] = f"批次名称最多 {RUN_NAME_MAX} 个字"
     if form_errors:
         if wants_json():
             raise ApiError(next(iter(form_errors.values())), 400)
@@ -571,6 +574,8 @@ def api_create():
     name = body.get("name") or "API 上传"
     if not isinstance(name, str):
         raise ApiError("字段 name 应为字符串", 400)
+    if len(name) > RUN_NAME_MAX:
+        raise ApiError(f"字段 name 过长（最多 {RUN_NAME_MAX} 个字）", 400)
     reaudit = body.get("reaudit", False)
     if not isinstance(reaudit, bool):
         raise ApiError("字段 reaudit 应为 true 或 false", 400)
@@ -701,9 +706,14 @@ def category_name(category: str) -> str:
 
 @bp.app_template_filter("rule_name")
 def rule_name(rule_id: str) -> str:
-    """A rule id as people read it: its category's Chinese name, then the id."""
+    """A rule id as people read it: its category's Chinese name, and for those who
+    edit rule packs (where the id is what they write) the id too."""
     rule = checker().pack.get(rule_id)  # version looked up at most once a second
-    return f"{category_name(rule.category)}（{rule_id}）" if rule else rule_id
+    if rule is None:
+        return rule_id
+    if current_user.is_authenticated and current_user.can("rules.edit"):
+        return f"{category_name(rule.category)}（{rule_id}）"
+    return category_name(rule.category)
 
 
 FIELD_NAMES = {
