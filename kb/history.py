@@ -24,6 +24,12 @@ def revision(store, article_id: str, version: int) -> Article:
     return art
 
 
+def saved_by(store, article_id: str, version: int) -> dict:
+    """Who saved revision `version` and when: {"by", "at", "action"} ({} when not kept)."""
+    row = store.articles.revision(article_id, version)
+    return {k: row[k] for k in ("by", "at", "action")} if row else {}
+
+
 def parse_version(raw, name: str = "版本") -> int:
     """A version number given as text (a query or form field): 1 or more."""
     value = str(raw if raw is not None else "").strip()

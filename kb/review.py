@@ -25,7 +25,12 @@ from .store import now_iso
 
 COMMENT_MAX = 2000
 VERIFIED_DAYS = 180
-KIND_LABELS = {"comment": "评论", "submit": "提交审核", "send_back": "退回修改", "approve": "审核通过"}
+KIND_LABELS = {
+    "comment": "评论",
+    "submit": "提交审核",
+    "send_back": "退回修改",
+    "approve": "审核通过",
+}
 
 
 class SelfApproval(Conflict):
@@ -118,7 +123,9 @@ def approve(
     comment = _comment_text(comment)
     if forbid_self and kb.store.get(article_id).status == "review":  # else: the status says
         if last_editor(kb.store, article_id) == who:
-            raise SelfApproval("不能审核通过自己最后修改的文章：请另一位审核人审核（本实例禁止自审）")
+            raise SelfApproval(
+                "不能审核通过自己最后修改的文章：请另一位审核人审核（本实例禁止自审）"
+            )
     return _transition(kb, article_id, who, base_version, ("review",), "published",
                        "article.approve", comment, "approve")  # fmt: skip
 

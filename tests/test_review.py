@@ -65,7 +65,9 @@ def test_any_revision_compared_and_restored_as_a_new_version(kb):
     assert set(diffs) == {"title", "tags", "body"}
     assert diffs["body"]["ops"] == [["=", "整机保修"], ["-", "七"], ["+", "十五"],
                                     ["=", "天，配件不保。"]]  # fmt: skip
-    assert diffs["body"]["label"] == "正文" and "<del>七</del><ins>十五</ins>" in diffs["body"]["html"]
+    assert (
+        diffs["body"]["label"] == "正文" and "<del>七</del><ins>十五</ins>" in diffs["body"]["html"]
+    )
     assert diffs["tags"]["html"].endswith("<ins>\n售后</ins>")
     assert history.compare(kb.store, "product-warranty", 2, 2) == []
 
@@ -75,7 +77,11 @@ def test_any_revision_compared_and_restored_as_a_new_version(kb):
     assert version_of(kb, "product-warranty") == 2
     assert history.restore(kb, "product-warranty", 1, "trainer1", base_version=2) == 3
     restored = kb.store.get("product-warranty")
-    assert (restored.title, restored.body, restored.tags) == ("保修期多久", "整机保修七天，配件不保。", ["保修"])
+    assert (restored.title, restored.body, restored.tags) == (
+        "保修期多久",
+        "整机保修七天，配件不保。",
+        ["保修"],
+    )
     assert restored.status == "draft"  # the status is never restored
     assert history.compare(kb.store, "product-warranty", 1, 3) == []
     assert ("trainer1", "article.restore", {"from_version": 1, "version": 3}) in audit_actions(
@@ -336,3 +342,29 @@ def test_rules_diff_and_rollback_pages(app, kb):
     trainer = signed_in(app, "trainer1")
     assert trainer.post("/rules/rollback", data={"to": "1", "version": "3"}).status_code == 403
     assert trainer.get("/rules/diff?from=1").status_code == 403
+
+
+@BOTH
+def test_waiting_for_my_review_and_my_due_list(kb):
+    from kb.catalog import ArticleFilter, list_articles
+
+    new_draft(kb, "product-a", who="trainer1")
+    new_draft(kb, "product-b", who="trainer2")
+    review.submit(kb, "product-a", "trainer1", base_version=1)
+    review.submit(kb, "product-b", "trainer2", base_version=1)
+    listing = list_articles(kb.store, ArticleFilter(status="review", not_by="trainer2"))
+    assert [r["id"] for r in listing.rows] == ["product-a"]
+    save_article(kb, "product-a", {"review_by": "2000-01-01", "owner": "trainer1"}, "trainer1",
+                 base_version=2)  # fmt: skip
+    due = list_articles(kb.store, ArticleFilter(mine="trainer1", review="overdue"))
+    assert [r["id"] for r in due.rows] == ["product-a"]
+
+
+def test_articles_page_waiting_for_me(app, kb, two_trainers):
+    t1, t2 = two_trainers
+    new_draft(kb, "product-a", who="trainer1")
+    review.submit(kb, "product-a", "trainer1", base_version=1)
+    mine = t1.get("/articles?status=review&for_me=1").get_data(as_text=True)
+    other = t2.get("/articles?status=review&for_me=1").get_data(as_text=True)
+    assert "product-a" not in mine and "product-a" in other
+    assert "待我审核" in other and "可由我审核" in other

@@ -67,6 +67,8 @@ def articles():
     args["order"] = args["order"] or "updated"
     mine = request.args.get("mine") == "1"
     args["mine"] = current_user.username if mine else ""
+    for_me = request.args.get("for_me") == "1"
+    args["not_by"] = current_user.username if for_me else ""
     flt = ArticleFilter(**args)
     page = page_arg()
     error, status = None, 200
@@ -80,13 +82,14 @@ def articles():
         listing=listing,
         flt=flt,
         mine=mine,
+        for_me=for_me,
         page=page,
         per_page=LIST_PER_PAGE,
         error=error,
         keep={
             k: v
             for k, v in args.items()
-            if v and k not in ("status", "mine") and (k, v) != ("order", "updated")
+            if v and k not in ("status", "mine", "not_by") and (k, v) != ("order", "updated")
         },
         statuses=STATUS_LABELS,
         categories=CATEGORIES,

@@ -53,14 +53,13 @@ def _revision_page(article_id: str, version: int, error: str = "", status: int =
 
     kb = get_kb()
     art = history.revision(kb.store, article_id, version)
-    meta = kb.store.get_meta_row(article_id) if kb.store.find(article_id) else None
-    row = next((r for r in kb.store.revisions(article_id) if r["version"] == version), {})
+    found = kb.store.find(article_id)
     return render_template(
         "article_revision.html",
         art=art,
         version=version,
-        row=row,
-        current=meta["version"] if meta else 0,
+        row=history.saved_by(kb.store, article_id, version),
+        current=found[1]["version"] if found else 0,
         html=Markup(render_markdown(without_title_heading(art.body, art.title))),
         category_label=CATEGORY_LABELS.get(art.category, art.category),
         status_label=STATUS_LABELS.get(art.status, art.status),
