@@ -279,6 +279,10 @@ def test_review_flow_through_the_article_page(app, kb, two_trainers):
     agent = signed_in(app, "agent1")
     page = agent.get("/articles/product-warranty").get_data(as_text=True)
     assert "已核实（" in page
+    log = signed_in(app, "admin1").get("/admin/audit-log?action=article.")
+    text = log.get_data(as_text=True)
+    for name in ("提交审核", "退回修改", "审核通过", "评论文章"):
+        assert name in text, name
     found = agent.get("/?q=保修期多久").get_data(as_text=True)
     hit = found.split('data-id="product-warranty"', 1)[1].split("</li>", 1)[0]
     assert "已核实（" in hit
