@@ -174,6 +174,36 @@ class RuleBook:
         self._write(self.folder / f"team-v{version}.yaml", text)
         return version
 
+    def text_of(self, version: int) -> str:
+        """The overlay text of a version (0: the default pack alone, an empty overlay)."""
+        if version == 0:
+            return ""
+        row = self.get(version)
+        if row is None:
+            from kb.errors import NotFound
+
+            raise NotFound(f"团队规则没有 v{version}")
+        return row["yaml"] or ""
+
+    def diff(self, old: int, new: int) -> list[dict]:
+        """The change from version `old` to version `new` (0: the default pack alone),
+        compared by characters and words inside changed lines (kb/diff.py)."""
+        ops = diff_ops(self.text_of(old), self.text_of(new))
+        if all(kind == "=" for kind, _ in ops):
+            return []
+        return [{"field": "yaml", "label": "规则", "ops": [list(o) for o in ops],
+                 "html": ops_html(ops)}]  # fmt: skip
+
+    def rollback(self, version: int, *, by: str, base_version: int) -> int | None:
+        """A new version equal to `version` (0: back to the default pack alone), checked
+        and stored like any save (StaleVersion when `base_version` is no longer the
+        current one, RuleError when it no longer loads); None when the current
+        version already means the same."""
+        text = self.text_of(version)
+        if self.version() == base_version and self.unchanged(text):
+            return None
+        return self.save(text, by=by, note=f"回滚到 v{version}", base_version=base_version)
+
     def _stale(self, text: str, based_on: int) -> StaleVersion:
         current = self.current()
         now = current["id"] if current else 0

@@ -34,10 +34,16 @@ ACTION_NAMES = {
     "article.publish": "发布文章",
     "article.status": "修改文章状态",
     "article.import": "导入文章",
+    "article.submit": "提交审核",
+    "article.send_back": "退回修改",
+    "article.approve": "审核通过",
+    "article.comment": "评论文章",
+    "article.restore": "恢复文章旧版本",
     "audit.run": "新建质检批次",
     "audit.resume": "继续质检",
     "audit.export": "导出质检结果",
     "rules.update": "修改质检规则",
+    "rules.rollback": "回滚质检规则",
     "appeal.create": "提出申诉",
     "appeal.accept": "采纳申诉",
     "appeal.reject": "驳回申诉",
@@ -73,6 +79,8 @@ DETAIL_LABELS = {
     "item": "会话编号",
     "finding": "问题序号",
     "rule": "规则",
+    "comment": "意见",
+    "from_version": "恢复自版本",
 }
 _STATUS_KEYS = {"status", "from", "to"}
 _ACTION_RE = re.compile(r"[a-z_]{1,32}(\.[a-z_]{0,32})?")

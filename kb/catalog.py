@@ -2,7 +2,8 @@
 
 Filters come in as text (a query string) and are checked here, so the page and any
 other surface share one meaning: status, category, owner, 我的草稿 (`mine`: the
-articles the user owns or last saved), review due (overdue / within SOON_DAYS / none
+articles the user owns or last saved), 待我审核 (`not_by`: with the 待审核 status, those
+another user saved last, which this user may approve), review due (overdue / within SOON_DAYS / none
 set), updated since a date, and a search over id and title.
 """
 
@@ -27,6 +28,7 @@ class ArticleFilter:
     category: str = ""
     owner: str = ""
     mine: str = ""  # a username
+    not_by: str = ""  # a username: 待我审核, articles this user did not save last
     review: str = ""
     updated_since: str = ""  # YYYY-MM-DD
     q: str = ""
@@ -57,7 +59,7 @@ class ArticleFilter:
                 raise ValidationError(
                     "「更新于此日期之后」应为 YYYY-MM-DD 格式的日期", field="updated_since"
                 ) from None
-        if len(self.q) > Q_MAX or len(self.owner) > 200:
+        if len(self.q) > Q_MAX or len(self.owner) > 200 or len(self.not_by) > 200:
             raise ValidationError(f"搜索内容过长（最多 {Q_MAX} 个字符）", field="q")
         return self
 

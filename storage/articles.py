@@ -190,6 +190,8 @@ class ArticleRepository:
             where.append(A.c.owner == f["owner"])
         if f.get("mine"):
             where.append(sa.or_(A.c.owner == f["mine"], A.c.updated_by == f["mine"]))
+        if f.get("not_by"):
+            where.append(sa.or_(A.c.updated_by.is_(None), A.c.updated_by != f["not_by"]))
         review = f.get("review")
         has_date = sa.and_(A.c.review_by.is_not(None), A.c.review_by != "")
         if review == "overdue":

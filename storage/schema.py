@@ -152,6 +152,20 @@ article_feedback = Table(
     Index("idx_article_feedback_updated_at", "updated_at"),
 )
 
+# review comments per article (kb/review.py): plain comments and review decisions
+article_comments = Table(
+    "article_comments",
+    metadata,
+    _id(),
+    Column("article_id", Text),
+    Column("version", Integer),  # the article's version when written
+    Column("kind", Text),  # comment / submit / send_back / approve
+    Column("body", Text),
+    Column("by", Text),
+    Column("at", Text),
+    Index("idx_article_comments_article_id_id", "article_id", "id"),
+)
+
 meta = Table(
     "meta",
     metadata,

@@ -39,6 +39,11 @@ SETTINGS = (
         False,
         "登录 Cookie 只经 https 发送；为 false 时，请求本身是 https（含可信代理转来的）也会加上",
     ),
+    (
+        "REVIEW_FORBID_SELF_APPROVE",
+        True,
+        "审核：禁止审核通过自己最后修改的文章（须由另一位培训师或管理员审核）",
+    ),
     ("SESSION_LIFETIME_HOURS", 12, "登录会话的有效期（小时），到期须重新登录"),
     ("INDEX_SYNC_SECONDS", 1.0, "检查数据库变更并补入搜索索引的间隔（秒）；0 为不检查"),
     (
@@ -96,7 +101,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["services"] = services
     kb = app.extensions["kb"] = services.kb
 
-    from . import admin, api, auth, coach, errors, exports, gaps, pages, scripts, serving, supervise
+    from . import (
+        admin,
+        api,
+        auth,
+        coach,
+        errors,
+        exports,
+        gaps,
+        pages,
+        review,
+        scripts,
+        serving,
+        supervise,
+    )
 
     errors.register(app)
     auth.init_app(app)
@@ -108,6 +126,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(gaps.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(review.bp)
     scripts.init_app(app)
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)

@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "search": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "article.read": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "article.edit": frozenset({"trainer", "admin"}),
+    "article.review": frozenset({"trainer", "admin"}),
     "scripts.use": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "scripts.edit": frozenset({"trainer", "admin"}),
     "scripts.report": frozenset({"trainer", "supervisor", "admin"}),

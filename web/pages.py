@@ -20,11 +20,18 @@ bp = Blueprint("pages", __name__)
 @requires("search")
 def index():
     args = search_args()
+    from kb.review import verifications
+
     answer = answer_for(args, "web") if args["q"] else None
+    marks = {}
+    if answer is not None:
+        ids = [h["id"] for h in answer["hits"] if h.get("doctype") != "script"]
+        marks = verifications(get_kb().store, ids) if ids else {}
     return render_template(
         "search.html",
         args=args,
         result=answer,
+        marks=marks,
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
         Markup=Markup,
@@ -60,6 +67,8 @@ def articles():
     args["order"] = args["order"] or "updated"
     mine = request.args.get("mine") == "1"
     args["mine"] = current_user.username if mine else ""
+    for_me = request.args.get("for_me") == "1"
+    args["not_by"] = current_user.username if for_me else ""
     flt = ArticleFilter(**args)
     page = page_arg()
     error, status = None, 200
@@ -73,13 +82,14 @@ def articles():
         listing=listing,
         flt=flt,
         mine=mine,
+        for_me=for_me,
         page=page,
         per_page=LIST_PER_PAGE,
         error=error,
         keep={
             k: v
             for k, v in args.items()
-            if v and k not in ("status", "mine") and (k, v) != ("order", "updated")
+            if v and k not in ("status", "mine", "not_by") and (k, v) != ("order", "updated")
         },
         statuses=STATUS_LABELS,
         categories=CATEGORIES,
@@ -91,8 +101,18 @@ def articles():
 
 @bp.get("/articles/<article_id>")
 @requires("article.read")
-def article(article_id: str, feedback_error: str = "", comment: str | None = None):
+def article(
+    article_id: str,
+    feedback_error: str = "",
+    comment: str | None = None,
+    review_error: str = "",
+    review_field: str = "",
+    review_comment: str = "",
+):
     from flask import request
+    from flask_login import current_user
+
+    from kb import review
 
     from .gaps import article_feedback, record_hit_open
 
@@ -110,6 +130,16 @@ def article(article_id: str, feedback_error: str = "", comment: str | None = Non
         rpage=page,
         per_page=LIST_PER_PAGE,
         feedback=article_feedback(art, feedback_error, comment),
+        verified=review.verification(art["status"], art["review_by"], art["updated_at"]),
+        review={
+            "comments": review.thread(kb.store, article_id),
+            "error": review_error,
+            "field": review_field,
+            "comment": review_comment,
+            "can_review": current_user.can("article.review"),
+        }
+        if current_user.can("article.edit")
+        else None,
     )
 
 
@@ -228,6 +258,7 @@ def editor(article_id: str | None):
     from kb.errors import KbError, NotFound, ValidationError
     from kb.models import STATUS_LABELS
     from kb.render import render_markdown
+    from kb.review import thread
     from kb.slug import propose_id
 
     from .auth import actor
@@ -288,6 +319,7 @@ def editor(article_id: str | None):
         field=field,
         notice=notice,
         conflict=conflict,
+        comments=[] if new else thread(kb.store, article_id),
         preview=Markup(render_markdown(art["body"])),
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
