@@ -96,7 +96,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["services"] = services
     kb = app.extensions["kb"] = services.kb
 
-    from . import admin, api, auth, coach, errors, exports, gaps, pages, scripts, serving, supervise
+    from . import admin, agents, api, auth, coach, errors, exports, gaps, pages, scripts, serving, supervise
 
     errors.register(app)
     auth.init_app(app)
@@ -108,6 +108,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(gaps.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(agents.bp)
     scripts.init_app(app)
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)
