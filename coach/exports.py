@@ -175,7 +175,7 @@ class AuditExport:
                     inside = isinstance(turn, int) and 0 <= turn < len(turns)
                     text = (turns[turn].get("text") or "") if inside else ""
                     if f.get("waived"):
-                        state = WAIVED
+                        state = f.get("waiver_note") or WAIVED
                     elif (it["id"], n) in status:
                         state = "申诉" + APPEAL_LABELS.get(status[(it["id"], n)], "")
                     else:

@@ -112,7 +112,9 @@ class AgentTrends:
     def team(self, month: str, *, sort: str = "score", order: str = "desc") -> list[dict]:
         """Per agent for the month: conversations, mean score, findings per 100 agent
         turns, the trend against the previous month and the KPI figure."""
-        before = {r["agent"]: r for r in repo.team(self.database, month_period(previous_month(month)))}
+        before = {
+            r["agent"]: r for r in repo.team(self.database, month_period(previous_month(month)))
+        }
         out = []
         for r in repo.team(self.database, month_period(month)):
             mean = _mean(r["score_sum"], r["conversations"])

@@ -117,11 +117,15 @@ def test_team_ranking_counts_a_conversation_once_with_trend_and_kpi(audits):
     assert a1["previous_mean"] == oct_mean
     assert a1["trend"] == ("↓" if mean <= oct_mean - 1 else "↑" if mean >= oct_mean + 1 else "→")
     turns = sum(i["agent_turns"] for i in mine)
-    findings = sum(len([f for f in audits.item(i["id"])["findings"] if not f.get("waived")]) for i in mine)
+    findings = sum(
+        len([f for f in audits.item(i["id"])["findings"] if not f.get("waived")]) for i in mine
+    )
     assert a1["findings_per_100_turns"] == round(100 * findings / turns, 1)
     # sorted by mean score, best first by default; ascending when asked
     ranked = t.team("2026-11")
-    assert [a["mean_score"] for a in ranked] == sorted((a["mean_score"] for a in ranked), reverse=True)
+    assert [a["mean_score"] for a in ranked] == sorted(
+        (a["mean_score"] for a in ranked), reverse=True
+    )
     assert [a["rank"] for a in ranked] == [1, 2]
     assert [a["agent"] for a in t.team("2026-11", sort="agent", order="asc")] == ["agent1", "bob"]
     assert t.team("2026-09") == []

@@ -96,7 +96,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["services"] = services
     kb = app.extensions["kb"] = services.kb
 
-    from . import admin, agents, api, auth, coach, errors, exports, gaps, pages, scripts, serving, supervise
+    from . import (
+        admin,
+        agents,
+        api,
+        auth,
+        coach,
+        errors,
+        exports,
+        gaps,
+        pages,
+        scripts,
+        serving,
+        supervise,
+    )
 
     errors.register(app)
     auth.init_app(app)

@@ -25,6 +25,7 @@ from coach.audits import APPEAL_LABELS, AuditError, AuditStore
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
+from coach.waivers import rule_rates
 from kb.errors import StaleVersion
 
 from . import get_kb
@@ -545,6 +546,7 @@ def _rules_page(book, text, note, base, problems, conflict, notice, status):
         per_page=LIST_PER_PAGE,
         current=current,
         rules=rules_now,
+        rates=rule_rates(get_kb().store.database),
         base=base if base is not None else (current["id"] if current else 0),
         note=note,
         conflict=conflict,
