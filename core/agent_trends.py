@@ -17,30 +17,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
 
+from coach.scoring import kpi_points
 from storage import agent_audits as repo
 from storage.agent_audits import Period
 
 from .agent_audits import AgentAudits, parse_filters
 from .charts import ChartPoint, line_chart_svg
 
-KPI_WEIGHT = 5  # points of 咨询工作标准度 in the monthly KPI
-KPI_RULE = "咨询工作标准度（满分 5 分）= 5 × 当月平均分 ÷ 100，四舍五入保留一位小数"
 GRAINS = {"day": "日", "week": "周", "month": "月"}
 SORTS = ("score", "conversations", "findings", "kpi", "agent")
 TREND_STEP = 1.0  # a change of the mean below this is shown as steady
 MAX_BUCKETS = 120
 _MONTH = re.compile(r"\A(\d{4})-(\d{2})\Z")
-
-
-def kpi_points(mean_score: float | None) -> float | None:
-    """The month's KPI figure from its mean score (0-100), see the module docstring."""
-    if mean_score is None:
-        return None
-    mean = Decimal(str(round(float(mean_score), 1)))
-    points = mean * KPI_WEIGHT / 100
-    return float(points.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def _mean(total: float, n: int) -> float | None:

@@ -206,3 +206,17 @@ def test_agents_and_trainers_may_not_see_the_team(app, users, role):
     client = signed_in(app, users[role])
     assert client.get("/agents").status_code == 403
     assert client.get("/agents/agent1").status_code == 403
+
+
+def test_the_export_agent_sheet_has_the_kpi_figure(audits):
+    from coach.exports import AGENT_HEADER, AuditExport, Scope
+
+    three_runs(audits)
+    rows = list(
+        AuditExport(audits.database, Scope.of(since="2026-11-01", until="2026-11-30")).agents()
+    )
+    assert AGENT_HEADER[-1].startswith("咨询工作标准度")
+    team = {a["agent"]: a for a in AgentTrends(audits.database).team("2026-11")}
+    by_agent = {r[0]: r for r in rows}
+    # the export counts each audit of the scope; in November no conversation was re-audited
+    assert by_agent["agent1"][-1] == team["agent1"]["kpi"] == kpi_points(by_agent["agent1"][3])

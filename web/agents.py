@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from core.agent_trends import GRAINS, KPI_RULE, AgentTrends, parse_team_args
+from coach.scoring import KPI_RULE
+from core.agent_trends import GRAINS, AgentTrends, parse_team_args
 
 from . import get_kb
 from .auth import requires
