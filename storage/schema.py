@@ -415,6 +415,16 @@ qa_waivers = Table(
     Index("idx_qa_waivers_rule_wording", "rule", "wording"),
 )
 
+# a run made by re-auditing an earlier run's conversations with the current rules
+qa_reaudits = Table(
+    "qa_reaudits",
+    metadata,
+    Column("run_id", Id, primary_key=True, autoincrement=False),
+    Column("of_run", Id),
+    Column("rules_version", Integer),
+    Index("idx_qa_reaudits_of_run", "of_run"),
+)
+
 rule_packs = Table(
     "rule_packs",
     metadata,

@@ -244,8 +244,12 @@ def run(run_id: int):
     info = store.run(run_id)
     agent = request.args.get("agent")
     page, epage, apage, dpage = page_arg(), page_arg("epage"), page_arg("apage"), page_arg("dpage")
+    from coach.compare import reaudit_of, reaudits
+
     return render_template(
         "audit_run.html",
+        reaudit_of=reaudit_of(store, run_id),
+        reaudits=reaudits(store, run_id),
         duplicates=store.duplicates(
             run_id, limit=DUPES_PER_PAGE, offset=(dpage - 1) * DUPES_PER_PAGE
         ),
