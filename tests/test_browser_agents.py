@@ -159,3 +159,32 @@ def test_an_accepted_appeal_waives_the_same_wording_next_time(browser, server, t
     assert dialogs == []
     sup_ctx.close()
     ctx.close()
+
+
+def test_reaudit_after_a_rule_change_shows_the_comparison(browser, server):
+    """Last in this module: it changes the team rules of the shared server."""
+    ctx, sup = open_logged_in(browser, server.url, "lead1")
+    dialogs: list[str] = []
+    sup.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sup.click("nav >> text=质检规则")
+    sup.fill("textarea[name=yaml]", "disable: [vague-hedge]\n")
+    sup.fill("input[name=note]", "试试不查模糊用语")
+    sup.click("text=校验并保存")
+    expect(sup.locator(".flash")).to_contain_text("已保存团队规则")
+    sup.goto(server.url + "/audits/2")  # 十一月一: n-1 says 差不多 (n-2 had it waived above)
+    sup.click("button.reaudit-button")
+    expect(sup.locator("h1")).to_contain_text("重新质检：十一月一")
+    expect(sup.locator(".run-status")).to_contain_text("已完成", timeout=15000)
+    sup.click("a.compare-link")
+    expect(sup.locator("h1")).to_have_text("重新质检对比")
+    expect(sup.locator(".compared")).to_have_text("3")
+    row = sup.locator("table.compare-rows tr[data-conv=n-1]")
+    expect(row.locator(".removed")).to_contain_text("vague-hedge")
+    expect(row.locator(".removed")).to_contain_text("「差不多」")
+    expect(row.locator(".delta")).to_contain_text("+")
+    expect(sup.locator("table.by-rule tr[data-rule=vague-hedge] .removed")).not_to_have_text("0")
+    # the agent's figures count each conversation once: the re-audit replaces the old
+    sup.goto(server.url + "/agents?month=2026-11")
+    expect(sup.locator("table.team tr[data-agent=agent1] td").nth(4)).to_have_text("4")
+    assert dialogs == []
+    ctx.close()
