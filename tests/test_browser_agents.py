@@ -63,6 +63,9 @@ def test_team_ranking_agent_trend_and_kpi(browser, server):
     expect(row.locator(".trend")).to_contain_text(a1["trend_words"])
     paste = page.locator("textarea.kpi-paste")
     assert f"agent1\t{a1['kpi']}" in paste.input_value()
+    ctx.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("button.copy-kpi")
+    expect(page.locator("button.copy-kpi")).to_have_text("已复制")
     # sortable: by conversations, most first
     page.click("table.team th >> text=会话")
     expect(page.locator("table.team tbody tr").first).to_have_attribute("data-agent", "agent1")
