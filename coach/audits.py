@@ -29,6 +29,7 @@ from kb.runs import HOST, process_alive
 from kb.store import Store, now_iso
 from storage import audits as repo
 
+from . import waivers
 from .checker import Checker
 from .dupes import REASONS, fingerprint, given_id
 from .scoring import UNKNOWN_AGENT, score_conversation
@@ -382,16 +383,25 @@ class AuditStore:
         run_id = rows[0]["run_id"]
         ids = [row["id"] for row in rows]
         renewed = time.monotonic()
-        done, found = [], []
+        done, found, reports = [], [], []
         for row in rows:
             if time.monotonic() - renewed > lease / 3:
                 repo.renew(self.database, claimer, run_id, ids, time.time() + lease)
                 renewed = time.monotonic()
-            report = checker.check_conversation(_conversation(json.loads(row["conversation"])))
+            reports.append(
+                checker.check_conversation(_conversation(json.loads(row["conversation"])))
+            )
+        # the wordings of accepted appeals are waived at once (coach/waivers.py)
+        remembered = waivers.known(self.database, [r.findings for r in reports])
+        for row, report in zip(rows, reports, strict=True):
+            score = report.score
+            if remembered and waivers.apply(report.findings, remembered):
+                counted = [f for f in report.findings if not f.get("waived")]
+                score, _ = score_conversation(counted, checker.pack)
             done.append(
                 {
                     "item_id": row["id"],
-                    "score": report.score,
+                    "score": score,
                     "findings": json.dumps(report.findings, ensure_ascii=False),
                     "unchecked": json.dumps(report.not_checkable, ensure_ascii=False),
                 }
@@ -561,6 +571,10 @@ class AuditStore:
             if not 0 <= finding < len(item["findings"]):
                 raise AuditError("要申诉的问题不存在")
             contested = item["findings"][finding]
+            if contested.get("auto_waiver"):
+                raise AuditError(
+                    f"该问题{waivers.auto_note(contested['auto_waiver'])}，不扣分", 409
+                )
             if contested.get("waived"):
                 raise AuditError("该问题的申诉已被采纳，不再扣分", 409)
             if any(a["status"] == "rejected" for a in contested["appeals"]):
@@ -622,6 +636,15 @@ class AuditStore:
                     appeal["finding"],
                     json.dumps(findings, ensure_ascii=False),
                     score,
+                )
+                # the same rule and wording is waived in later runs
+                waivers.remember(
+                    self.database,
+                    findings[appeal["finding"]],
+                    appeal_id=appeal_id,
+                    item_id=item["id"],
+                    by=by,
+                    at=now_iso(),
                 )
         self.log(
             by,

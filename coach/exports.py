@@ -20,7 +20,7 @@ from kb.errors import KbError
 from storage import audits as repo
 
 from .audits import APPEAL_LABELS
-from .scoring import UNKNOWN_AGENT
+from .scoring import UNKNOWN_AGENT, kpi_points
 from .writers import CATEGORY_NAMES, LEVEL_NAMES, csv_chunks, write_sheets
 
 BATCH = 200  # conversations read per page (with their findings and turns)
@@ -54,7 +54,15 @@ FINDING_HEADER = [
     "申诉/豁免",
     "质检批次",
 ]
-AGENT_HEADER = ["客服", "会话数", "客服发言数", "平均分", "问题数", "每百句问题"]
+AGENT_HEADER = [
+    "客服",
+    "会话数",
+    "客服发言数",
+    "平均分",
+    "问题数",
+    "每百句问题",
+    "咨询工作标准度（5分，按平均分折算）",
+]
 WAIVED = "已豁免（申诉已采纳）"
 TURN_TEXT_CHARS = 500  # of the flagged turn's text in a findings row
 
@@ -175,7 +183,7 @@ class AuditExport:
                     inside = isinstance(turn, int) and 0 <= turn < len(turns)
                     text = (turns[turn].get("text") or "") if inside else ""
                     if f.get("waived"):
-                        state = WAIVED
+                        state = f.get("waiver_note") or WAIVED
                     elif (it["id"], n) in status:
                         state = "申诉" + APPEAL_LABELS.get(status[(it["id"], n)], "")
                     else:
@@ -207,6 +215,7 @@ class AuditExport:
                 a["mean_score"],
                 a["findings"],
                 round(100.0 * a["findings"] / turns, 1) if turns else 0.0,
+                kpi_points(a["mean_score"]),
             ]
 
     def write_xlsx(self, output) -> None:

@@ -9,8 +9,22 @@ points actually deducted, so a supervisor can see why a score is what it is.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 
 UNKNOWN_AGENT = "（未标注客服）"
+KPI_WEIGHT = 5  # points of 咨询工作标准度 in the handbook's monthly KPI (岗位绩效考核)
+KPI_RULE = "咨询工作标准度（满分 5 分）= 5 × 当月平均分 ÷ 100，四舍五入保留一位小数"
+
+
+def kpi_points(mean_score: float | None) -> float | None:
+    """The KPI figure 咨询工作标准度 from a mean standardisation score (0-100): 5 × the
+    mean (rounded to 0.1, as shown) ÷ 100, rounded half up to 0.1 point; None
+    without a mean."""
+    if mean_score is None:
+        return None
+    mean = Decimal(str(round(float(mean_score), 1)))
+    points = mean * KPI_WEIGHT / 100
+    return float(points.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def score_conversation(findings: list[dict], pack) -> tuple[float, dict]:

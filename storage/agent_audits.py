@@ -248,3 +248,111 @@ def conversation_count(
     stmt = _list_filter(stmt, min_score, max_score, with_findings)
     with db.read() as conn:
         return int(conn.execute(stmt).scalar_one())
+
+
+# -- the team and one agent over time (/agents) ----------------------------------------
+
+
+def _team_latest(period: Period):
+    """(id of the latest checked item, agent) per agent and conversation in the period."""
+    stmt = (
+        sa.select(sa.func.max(_items.c.id).label("id"))
+        .select_from(_items.join(_runs, _runs.c.id == _items.c.run_id))
+        .where(_items.c.status == "done")
+        .group_by(_items.c.agent, _items.c.conv_id)
+    )
+    if period.since:
+        stmt = stmt.where(_runs.c.created_at >= period.since)
+    if period.before:
+        stmt = stmt.where(_runs.c.created_at < period.before)
+    return stmt.subquery("team_latest")
+
+
+def team(db: Database, period: Period) -> list[dict]:
+    """Per agent over the latest audit of each of their conversations in the period:
+    agent, conversations, score_sum, agent_turns, findings (that count)."""
+    latest = _team_latest(period)
+    nfind = _counted_findings()
+    stmt = (
+        sa.select(
+            _items.c.agent,
+            sa.func.count().label("conversations"),
+            sa.func.sum(_items.c.score).label("score_sum"),
+            sa.func.coalesce(sa.func.sum(_items.c.agent_turns), 0).label("agent_turns"),
+            sa.func.coalesce(sa.func.sum(nfind), 0).label("findings"),
+        )
+        .select_from(_items.join(latest, latest.c.id == _items.c.id))
+        .group_by(_items.c.agent)
+        .order_by(_items.c.agent)
+    )
+    with db.read() as conn:
+        return [
+            {
+                "agent": r.agent or "",
+                "conversations": int(r.conversations),
+                "score_sum": float(r.score_sum or 0),
+                "agent_turns": int(r.agent_turns),
+                "findings": int(r.findings),
+            }
+            for r in conn.execute(stmt)
+        ]
+
+
+def per_day_detail(db: Database, agent: str, period: Period) -> list[dict]:
+    """By audit day, oldest first: day, conversations, score_sum, agent_turns,
+    findings (that count), over the agent's latest audits."""
+    _, joined = _latest_items(agent, period)
+    day = sa.func.substr(_runs.c.created_at, 1, 10)
+    stmt = (
+        sa.select(
+            day.label("day"),
+            sa.func.count().label("convs"),
+            sa.func.sum(_items.c.score).label("total"),
+            sa.func.coalesce(sa.func.sum(_items.c.agent_turns), 0).label("turns"),
+            sa.func.coalesce(sa.func.sum(_counted_findings()), 0).label("nfind"),
+        )
+        .select_from(joined)
+        .group_by(day)
+        .order_by(day)
+    )
+    with db.read() as conn:
+        return [
+            {
+                "day": r.day,
+                "conversations": int(r.convs),
+                "score_sum": float(r.total or 0),
+                "agent_turns": int(r.turns),
+                "findings": int(r.nfind),
+            }
+            for r in conn.execute(stmt)
+        ]
+
+
+def per_day_categories(db: Database, agent: str, period: Period) -> list[tuple[str, str, int]]:
+    """(day, category, findings that count) over the agent's latest audits."""
+    latest = _latest(agent, period)
+    day = sa.func.substr(_runs.c.created_at, 1, 10)
+    stmt = (
+        sa.select(day, _findings.c.category, sa.func.count())
+        .select_from(_findings.join(_runs, _runs.c.id == _findings.c.run_id))
+        .where(_findings.c.item_id.in_(sa.select(latest.c.id)), _findings.c.waived == 0)
+        .group_by(day, _findings.c.category)
+        .order_by(day, _findings.c.category)
+    )
+    with db.read() as conn:
+        return [(d, c or "", int(n)) for d, c, n in conn.execute(stmt)]
+
+
+def audit_months(db: Database) -> list[str]:
+    """The months (YYYY-MM) with checked audits, newest first."""
+    month = sa.func.substr(_runs.c.created_at, 1, 7)
+    stmt = (
+        sa.select(month)
+        .select_from(_runs)
+        .where(_runs.c.checked > 0)
+        .group_by(month)
+        .order_by(month.desc())
+        .limit(120)
+    )
+    with db.read() as conn:
+        return [m for (m,) in conn.execute(stmt) if m]

@@ -415,6 +415,30 @@ qa_findings = Table(
     Index("idx_qa_findings_item_id_idx", "item_id", "idx"),
 )
 
+# accepted appeals remembered: the same rule and wording is waived in later runs
+qa_waivers = Table(
+    "qa_waivers",
+    metadata,
+    _id(),
+    Column("rule", Text),
+    Column("wording", Text),  # normalised (coach/waivers.py)
+    Column("appeal_id", Id),
+    Column("item_id", Id),
+    Column("created_by", Text),
+    Column("created_at", Text),
+    Index("idx_qa_waivers_rule_wording", "rule", "wording"),
+)
+
+# a run made by re-auditing an earlier run's conversations with the current rules
+qa_reaudits = Table(
+    "qa_reaudits",
+    metadata,
+    Column("run_id", Id, primary_key=True, autoincrement=False),
+    Column("of_run", Id),
+    Column("rules_version", Integer),
+    Index("idx_qa_reaudits_of_run", "of_run"),
+)
+
 rule_packs = Table(
     "rule_packs",
     metadata,

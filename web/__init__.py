@@ -103,6 +103,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from . import (
         admin,
+        agents,
         api,
         auth,
         coach,
@@ -110,6 +111,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         exports,
         gaps,
         pages,
+        reaudit,
         review,
         scripts,
         serving,
@@ -127,6 +129,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(exports.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(review.bp)
+    app.register_blueprint(agents.bp)
+    app.register_blueprint(reaudit.bp)
     scripts.init_app(app)
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)

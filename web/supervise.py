@@ -25,6 +25,7 @@ from coach.audits import APPEAL_LABELS, AuditError, AuditStore
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
+from coach.waivers import rule_rates
 from kb.errors import StaleVersion
 
 from . import get_kb
@@ -246,8 +247,12 @@ def run(run_id: int):
     info = store.run(run_id)
     agent = request.args.get("agent")
     page, epage, apage, dpage = page_arg(), page_arg("epage"), page_arg("apage"), page_arg("dpage")
+    from coach.compare import reaudit_of, reaudits
+
     return render_template(
         "audit_run.html",
+        reaudit_of=reaudit_of(store, run_id),
+        reaudits=reaudits(store, run_id),
         duplicates=store.duplicates(
             run_id, limit=DUPES_PER_PAGE, offset=(dpage - 1) * DUPES_PER_PAGE
         ),
@@ -548,6 +553,7 @@ def _rules_page(book, text, note, base, problems, conflict, notice, status):
         per_page=LIST_PER_PAGE,
         current=current,
         rules=rules_now,
+        rates=rule_rates(get_kb().store.database),
         base=base if base is not None else (current["id"] if current else 0),
         note=note,
         conflict=conflict,
