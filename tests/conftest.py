@@ -339,3 +339,18 @@ def page(browser, live_server):
     ctx, pg = open_logged_in(browser, live_server.url, "agent1")
     yield pg
     ctx.close()
+
+
+@pytest.fixture
+def audits(tmp_path, database_url):
+    """An AuditStore alone on the backend's database (no articles, no index)."""
+    from coach.audits import AuditStore
+    from kb.store import Store
+    from storage import Database
+    from storage.database import close_all, sqlite_url
+
+    url = database_url or sqlite_url(tmp_path / "instance")
+    store = AuditStore(Store(Database.open(url)))
+    yield store
+    store.store.close()
+    close_all(url)

@@ -17,9 +17,6 @@ from core.agent_trends import (
     previous_month,
     trend_arrow,
 )
-from kb.store import Store
-from storage import Database
-from storage.database import close_all, sqlite_url
 
 from .conftest import signed_in
 from .test_my_audits import chat, make_run
@@ -43,15 +40,6 @@ RUN_NOV2 = [
     chat("n-1", "agent1", "哦", "差不多明天能到吧"),  # the same conversation again: skipped
     chat("n-4", "agent1", "您好，很高兴为您服务，请问有什么可以帮您？", "好的，明天送达"),
 ]
-
-
-@pytest.fixture
-def audits(tmp_path, database_url):
-    url = database_url or sqlite_url(tmp_path / "instance")
-    store = AuditStore(Store(Database.open(url)))
-    yield store
-    store.store.close()
-    close_all(url)
 
 
 def three_runs(store: AuditStore) -> list[int]:

@@ -10,7 +10,6 @@ import io
 import openpyxl
 import pytest
 
-from coach.audits import AuditStore
 from coach.checker import Checker
 from coach.exports import (
     AGENT_HEADER,
@@ -23,9 +22,6 @@ from coach.exports import (
 from coach.transcripts import load_text
 from coach.writers import csv_cell
 from kb.accounts import Accounts
-from kb.store import Store
-from storage import Database
-from storage.database import close_all, sqlite_url
 
 from .conftest import run_cli, signed_in
 from .test_audits import CONVS, jsonl, wait_done
@@ -41,15 +37,6 @@ EVIL = {
         {"role": "agent", "text": "=1+1 差不多吧"},
     ],
 }
-
-
-@pytest.fixture
-def audits(tmp_path, database_url):
-    url = database_url or sqlite_url(tmp_path / "instance")
-    store = AuditStore(Store(Database.open(url)))
-    yield store
-    store.store.close()
-    close_all(url)
 
 
 def run_of(audits, records, name="a.jsonl", **kw) -> int:

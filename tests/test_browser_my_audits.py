@@ -29,7 +29,7 @@ def server(tmp_path_factory):
     url = sqlite_url(inst)
     store = AuditStore(Store(Database.open(url)))
     make_run(store, "第一周", RUN1, WEEK1)
-    make_run(store, "第二周", RUN2, WEEK2)
+    make_run(store, "第二周", RUN2, WEEK2, reaudit=True)  # c-a again, on purpose
     expected = {
         "mean": round(
             sum(i["score"] for i in _latest(store)) / len(_latest(store)),

@@ -17,9 +17,6 @@ from coach.checker import Checker
 from coach.transcripts import load_text
 from core.agent_audits import AgentAudits, AgentFilters, parse_filters, weekly
 from core.charts import ChartPoint, line_chart_svg
-from kb.store import Store
-from storage import Database
-from storage.database import close_all, sqlite_url
 
 from .conftest import signed_in
 
@@ -52,26 +49,20 @@ def jsonl(records) -> str:
     return "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
 
 
-def make_run(store: AuditStore, name: str, records, created_at: str) -> int:
+def make_run(store: AuditStore, name: str, records, created_at: str, reaudit: bool = False) -> int:
     convs, _ = load_text(jsonl(records), f"{name}.jsonl")
-    # re-audited on purpose: c-a is in both weeks (a duplicate would be skipped)
-    run_id = store.create_run(name, convs, [], by="super1", created_at=created_at, reaudit=True)
+    run_id = store.create_run(name, convs, [], by="super1", created_at=created_at, reaudit=reaudit)
     assert store.claim(run_id)
     assert store.check(run_id, Checker())["status"] == "done"
     return run_id
 
 
 def two_weeks(store: AuditStore) -> tuple[int, int]:
-    return make_run(store, "第一周", RUN1, WEEK1), make_run(store, "第二周", RUN2, WEEK2)
-
-
-@pytest.fixture
-def audits(tmp_path, database_url):
-    url = database_url or sqlite_url(tmp_path / "instance")
-    store = AuditStore(Store(Database.open(url)))
-    yield store
-    store.store.close()
-    close_all(url)
+    # re-audited on purpose: c-a is in both weeks (else skipped as a duplicate)
+    return (
+        make_run(store, "第一周", RUN1, WEEK1),
+        make_run(store, "第二周", RUN2, WEEK2, reaudit=True),
+    )
 
 
 def scores(store: AuditStore, run_id: int) -> dict[str, float]:
@@ -333,7 +324,7 @@ def test_many_audits_take_a_handful_of_queries(app, kb, users):
     # each its own content: identical chats would be one conversation (duplicates)
     records = [chat(f"c-{n}", "agent1", "哦", f"差不多{n}号到吧") for n in range(300)]
     make_run(store, "大批", records, WEEK1)
-    make_run(store, "再一批", records[:150], WEEK2)
+    make_run(store, "再一批", records[:150], WEEK2, reaudit=True)
     from sqlalchemy import event
 
     engine = kb.store.database.engine

@@ -12,9 +12,6 @@ from coach.checker import Checker
 from coach.compare import compare, reaudit, reaudit_of, reaudits
 from coach.rulebook import RuleBook
 from core.agent_trends import AgentTrends
-from kb.store import Store
-from storage import Database
-from storage.database import close_all, sqlite_url
 
 from .conftest import signed_in
 from .test_my_audits import chat, make_run
@@ -25,15 +22,6 @@ CHATS = [
     chat("r-1", "agent1", "差不多明天到"),
     chat("r-2", "agent1", "您好，很高兴为您服务"),
 ]
-
-
-@pytest.fixture
-def audits(tmp_path, database_url):
-    url = database_url or sqlite_url(tmp_path / "instance")
-    store = AuditStore(Store(Database.open(url)))
-    yield store
-    store.store.close()
-    close_all(url)
 
 
 def vague_rule(store: AuditStore, run_id: int) -> str:

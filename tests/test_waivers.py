@@ -11,9 +11,6 @@ from coach.audits import AuditError, AuditStore
 from coach.checker import Checker
 from coach.waivers import rule_rates, wording_key
 from core.agent_trends import AgentTrends
-from kb.store import Store
-from storage import Database
-from storage.database import close_all, sqlite_url
 
 from .conftest import signed_in
 from .test_my_audits import chat, make_run
@@ -22,15 +19,6 @@ BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=Tru
 
 FIRST = "2026-11-03T09:00:00.000+00:00"
 LATER = "2026-11-12T09:00:00.000+00:00"
-
-
-@pytest.fixture
-def audits(tmp_path, database_url):
-    url = database_url or sqlite_url(tmp_path / "instance")
-    store = AuditStore(Store(Database.open(url)))
-    yield store
-    store.store.close()
-    close_all(url)
 
 
 def vague(store: AuditStore, run_id: int, conv_id: str) -> tuple[dict, int]:
