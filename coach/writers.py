@@ -104,6 +104,14 @@ def _clip(chunk: str, first: bool, last: bool) -> str:
     return chunk[: keep // 2] + "…" + chunk[-keep // 2 :]
 
 
+def _cost(finding: dict, conv: dict) -> str:
+    """What a finding costs, and why nothing when it costs nothing."""
+    if finding["deduction"]:
+        return f"扣{finding['deduction']}分"
+    cap = conv.get("breakdown", {}).get(finding["rule"], {}).get("cap")
+    return f"不扣分：本规则每会话最多扣{cap}分，已扣满" if cap else "只作提示，不扣分"
+
+
 def to_text(report: dict, turns: list | None = None) -> str:
     """Readable report: each flagged line with the match marked, the why and the fix."""
     out = io.StringIO()
@@ -125,9 +133,7 @@ def to_text(report: dict, turns: list | None = None) -> str:
             for f in fs:
                 cat = CATEGORY_NAMES.get(f["category"], f["category"])
                 lvl = LEVEL_NAMES.get(f["level"], f["level"])
-                out.write(
-                    f"    [{lvl}] {cat}（{f['rule']}，扣{f['deduction']}分）: {f['message']}\n"
-                )
+                out.write(f"    [{lvl}] {cat}（{f['rule']}，{_cost(f, conv)}）: {f['message']}\n")
                 out.write(f"      建议话术: {f['suggestion']}\n")
         if not findings:
             out.write("  未发现问题\n")

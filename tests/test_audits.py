@@ -669,3 +669,25 @@ def test_decisions_on_one_conversation_at_once_lose_no_waiver(audits):
         assert all(after[n].get("waived") for n in findings[:2])
     listed = next(i for i in audits.items(run_id) if i["id"] == item["id"])
     assert listed["nfindings"] == sum(1 for f in after if not f.get("waived"))
+
+
+def test_a_finding_past_its_rules_cap_says_why_it_costs_nothing(app, users):
+    """A rule deducts up to its cap per conversation; the findings past it say so
+    instead of a bare 扣 0 分."""
+    sup, token = logged_in(app, users["supervisor"])
+    turns = [{"role": "customer", "text": "东西什么时候到"}]
+    for n in range(6):  # six vague replies, one turn each
+        turns += [
+            {"role": "agent", "text": f"您好，大概第{n}天吧"},
+            {"role": "customer", "text": "到底哪天"},
+        ]
+    turns.append({"role": "agent", "text": "请问还有其他可以帮您的吗？祝您生活愉快，再见！"})
+    chat = {"id": "c-cap", "agent": "agent1", "turns": turns}
+    resp = upload(sup, token, [("cap.jsonl", jsonl([chat]).encode("utf-8"))])
+    run_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    item = wait_done(sup, run_id)["items"][0]
+    page = sup.get(f"/audits/items/{item['id']}").get_data(as_text=True)
+    assert "扣 4 分" in page
+    assert page.count("扣 4 分") == 2  # vague-hedge: 4 a finding, 8 a conversation
+    assert page.count("不扣分：本规则每个会话最多扣 8 分，本会话已扣满") == 4
+    assert "扣 0 分" not in page

@@ -197,3 +197,18 @@ def test_json_array_file(tmp_path):
     path.write_text(json.dumps([CLEAN, {"id": 3}], ensure_ascii=False, indent=2), "utf-8")
     convs, errors = load_path(path)
     assert [c.id for c in convs] == ["clean"] and errors[0].line == 2
+
+
+def test_text_format_says_why_a_finding_past_the_cap_costs_nothing(tmp_path, capsys):
+    turns = [{"role": "customer", "text": "东西什么时候到"}]
+    for n in range(4):
+        turns += [
+            {"role": "agent", "text": f"您好，大概第{n}天吧"},
+            {"role": "customer", "text": "到底哪天"},
+        ]
+    chat = {"id": "cap", "agent": "a", "turns": turns}
+    assert run_check([_jsonl(tmp_path, chat)], "text", [], "info", None) == EXIT_FINDINGS
+    out = capsys.readouterr().out
+    assert out.count("vague-hedge，扣4分") == 2
+    assert out.count("vague-hedge，不扣分：本规则每会话最多扣8分，已扣满") == 2
+    assert "扣0分" not in out

@@ -734,6 +734,16 @@ FIELD_NAMES = {
 }
 
 
+@bp.app_template_filter("no_deduction_reason")
+def no_deduction_reason(rule_id: str) -> str:
+    """Why a finding that is not waived costs nothing: its rule only reminds, or the
+    rule's deductions in this conversation reached its cap (with the current pack)."""
+    rule = checker().pack.get(rule_id)
+    if rule is None or not rule.weight:
+        return "本规则只作提示，不扣分"
+    return f"本规则每个会话最多扣 {rule.max_deduction:g} 分，本会话已扣满"
+
+
 @bp.app_template_filter("field_names")
 def field_names(changed: str) -> str:
     """A revision's changed-field list ("title,body") in Chinese."""
