@@ -3,6 +3,7 @@ corrupt database or index, marks the run interrupted, and a re-run resumes."""
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -97,7 +98,11 @@ def test_killed_audit_run_is_marked_interrupted_and_resumes(tmp_path):
         text=True,
     )
     line = proc.stderr.readline()
-    assert line.startswith(f"质检批次 1：{total} 个会话"), line
+    stored = re.match(r"质检批次 1：(\d+) 个会话", line)
+    assert stored, line
+    # the generator may repeat a chat by chance: a repeat in one upload is checked once
+    assert total - 10 <= int(stored[1]) <= total, line
+    total = int(stored[1])
     while not line.startswith("已检查 500/"):
         line = proc.stderr.readline()
         assert line, "the run ended before it could be killed"

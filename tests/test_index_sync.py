@@ -61,7 +61,7 @@ def call(base: str, token: str, method: str, path: str, body: dict | None = None
 def test_saves_acknowledged_before_a_sigkill_are_searchable_after_restart(tmp_path):
     inst = tmp_path / "instance"
     run_cli("import", str(FIXTURES / "articles"), instance=inst, check=True)
-    run_cli("user", "add", "trainer1", "--role", "trainer", "--password", "x" * 12,
+    run_cli("user", "add", "trainer1", "--role", "trainer", "--password", "sync-pass-12",
             instance=inst, check=True)  # fmt: skip
     token = run_cli("token", "create", "trainer1", "--name", "sync", instance=inst, check=True)
     token = token.stdout.strip()
