@@ -124,6 +124,7 @@ class Checker:
         self.pack = rules if rules is not None else load_rules()
         self.seconds = seconds
         self.rules = self.pack.enabled()
+        self._by_kind: dict[str, list[Rule]] = {}  # channel kind → the rules for it
         self.link_scripts = scripts
         self._links: dict[tuple[str, str], dict | None] = {}
 
@@ -178,9 +179,10 @@ class Checker:
         not_checkable: list[dict] = []
         found = []
         kind = channel_kind(conv.channel)
-        for rule in self.rules:  # the checks first: the time limit is theirs alone
-            if not rule.applies_to(kind):
-                continue
+        rules = self._by_kind.get(kind)
+        if rules is None:
+            rules = self._by_kind[kind] = [r for r in self.rules if r.applies_to(kind)]
+        for rule in rules:  # the checks first: the time limit is theirs alone
             hits, reason = run_rule(self.pack, rule, conv, ctx)
             if reason:
                 not_checkable.append({"rule": rule.id, "category": rule.category, "reason": reason})

@@ -94,8 +94,11 @@ class TokenCheck(Check):
         regex = self.matcher.regex
         if regex is None:
             return hits
+        done = (self.matcher.serial, "all")  # the memo key of iter_matches
         for i in ctx.scope(self.rule.scope):
             view = ctx.view(i)
+            if view.memo.get(done) == []:
+                continue  # this text was scanned before and holds no match
             found = 0
             for n, m in enumerate(self.matcher.iter_matches(view), 1):
                 if n % 64 == 0 and ctx.expired():  # a huge turn full of guarded matches
