@@ -28,6 +28,15 @@ _CLAUSE_END = _SENT_END | frozenset("，,、：:")
 _QUOTES = {"「": "」", "『": "』", "“": "”", '"': '"', "‘": "’", "《": "》"}
 _OPEN_QUOTE = re.compile("[" + re.escape("".join(_QUOTES)) + "]")
 _mark_res: dict[frozenset[str], re.Pattern] = {}
+# an ASCII full stop used as one (helpdesk posts write 无法拦截的.无信号…): not in
+# a number (3.5), an address (a@b.com) or a link (www.x.cn); one scan, no backtracking
+_LONE_STOP = re.compile(r"(?<![0-9a-z@])\.(?![0-9a-z@])")
+
+
+def coach_normalize(text: str) -> str:
+    """`normalize`, and a lone ASCII full stop read as 。 (same length)."""
+    norm = normalize(text)
+    return _LONE_STOP.sub("。", norm) if "." in norm else norm
 
 
 def mark_positions(text: str, ends: frozenset[str]) -> list[int]:
@@ -148,7 +157,7 @@ class TextView:
         self.seg = seg if seg is not None else segmenter_for()
         self.memo: dict = {}  # per-text results of matchers (a view is shared per text)
         self._marks: dict = {}  # sorted positions of sentence / clause end marks
-        self.norm = normalize(text) if norm is None else norm
+        self.norm = coach_normalize(text) if norm is None else norm
         self._blocks: dict[tuple[int, int], list[Token]] = {}
         self._sents: dict[int, SentenceTokens] = {}  # keyed by the sentence's start
         self._quotes: list[int] | None = None  # flat sorted [open, close, open, close…]

@@ -325,3 +325,20 @@ def _shared_checker() -> Checker:
     if not _SHARED:
         _SHARED.append(Checker(load_rules()))
     return _SHARED[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        # helpdesk posts end sentences with an ASCII full stop: the question after it
+        # does not make the hedge before it part of a question
+        ("这种号码可能是网络电话,目前无法拦截.是在特定地点出现还是任意地点都会出现呢？", True),
+        ("这种号码可能是网络电话,目前无法拦截。是在特定地点出现还是任意地点都会出现呢？", True),
+        # a decimal, an address and a link keep their dots: still one question
+        ("您大概用了3.5G流量吗？", False),
+        ("邮箱是否可能填成了kf@a.com？", False),
+    ],
+)
+def test_a_lone_ascii_full_stop_ends_a_sentence(checker, text, flagged):
+    found = [f for f in checker.check_reply(text) if f["rule"] == "vague-hedge"]
+    assert bool(found) is flagged, found
