@@ -74,6 +74,16 @@ class SearchService:
                 out.update(shortcut=script.shortcut, text=script.text, scenario=script.scenario)
         return out
 
+    def _mark_verified(self, hits: list[dict]) -> None:
+        """Each article hit's 已核实 / 待复核 mark (`verified`: None for scripts, and
+        for an article with no mark), from one query for all of them."""
+        from kb.review import verifications
+
+        ids = [h["id"] for h in hits if h["doctype"] != "script"]
+        marks = verifications(self.kb.store, ids) if ids else {}
+        for h in hits:
+            h["verified"] = marks.get(h["id"]) if h["doctype"] != "script" else None
+
     def shortcut(self, q: str, user_id: int | None) -> dict | None:
         """The script whose shortcut is exactly the query: the user's own, then shared."""
         q = q.strip()
@@ -116,6 +126,7 @@ class SearchService:
             rest = [h for h in hits if not (h["doctype"] == "script" and h["id"] == found["id"])]
             total += len(rest) == len(hits)
             hits = [found, *rest][:limit]
+        self._mark_verified(hits)
         answer = Answer(q, total, result.took_ms, hits, found)
         if not total:
             answer.did_you_mean = self.did_you_mean(q, now=suggest_now)

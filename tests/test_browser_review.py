@@ -86,6 +86,10 @@ def test_submit_send_back_approve_find_diff_and_restore(browser, server):
     agent.goto(url + "/?q=延保服务怎么购买")
     hit = agent.locator(f"li.hit[data-id='{article_id}']")
     expect(hit.locator(".verify-verified")).to_have_text(re.compile(r"已核实（\d{4}-\d\d-\d\d）"))
+    # the same mark on the results drawn as the agent types (the API's `verified`)
+    agent.fill("#q", "延保服务购买")
+    hit = agent.locator(f"#results li.hit[data-id='{article_id}']")
+    expect(hit.locator(".verify-verified")).to_have_text(re.compile(r"已核实（\d{4}-\d\d-\d\d）"))
     agent.goto(article_url)
     expect(agent.locator(".meta .verify-verified")).to_contain_text("已核实")
     expect(agent.locator("section.review")).to_have_count(0)  # no review tools for agents

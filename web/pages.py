@@ -20,18 +20,11 @@ bp = Blueprint("pages", __name__)
 @requires("search")
 def index():
     args = search_args()
-    from kb.review import verifications
-
     answer = answer_for(args, "web") if args["q"] else None
-    marks = {}
-    if answer is not None:
-        ids = [h["id"] for h in answer["hits"] if h.get("doctype") != "script"]
-        marks = verifications(get_kb().store, ids) if ids else {}
     return render_template(
         "search.html",
         args=args,
         result=answer,
-        marks=marks,
         categories=CATEGORIES,
         labels=CATEGORY_LABELS,
         Markup=Markup,

@@ -164,6 +164,7 @@
       } else {
         li.appendChild(el("span", "badge", ({product: "产品", industry: "行业", phrasing: "标准话术", norm: "服务规范"})[h.category] || h.category));
         if (h.pinned) { var pin = el("span", "badge pinned", "置顶"); pin.title = "培训师为此问题置顶的答案"; li.appendChild(pin); }
+        if (h.verified) li.appendChild(el("span", "badge verify-" + (h.verified.state === "verified" ? "verified" : "due"), h.verified.label));
       }
       var p = el("p", "snippet"); p.innerHTML = h.snippet; li.appendChild(p); // server-escaped
       li.hit = h;
