@@ -157,10 +157,19 @@ def submit(article_id: str):
 @bp.post("/articles/<article_id>/approve")
 @requires("article.review")
 def approve(article_id: str):
+    """Approve and publish; a phrasing or norm article whose standard wordings have an
+    error-level finding needs the override checkbox and a reason (kb/phrasing_lint.py)."""
+    from kb.phrasing_lint import PublishLint, override_reason
+
+    from .coach import checker
+
     def step(kb, aid, base):
+        override = override_reason(
+            request.form.get("lint_override") == "1", request.form.get("lint_reason", "")
+        )
         review.approve(
             kb, aid, actor(), base_version=base, comment=request.form.get("comment") or "",
-            forbid_self=forbid_self_approve(),
+            forbid_self=forbid_self_approve(), lint=PublishLint(checker(), override),
         )  # fmt: skip
         flash("已审核通过并发布")
 
