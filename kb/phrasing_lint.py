@@ -74,18 +74,21 @@ def applies_to(category: str) -> bool:
     return category in LINTED_CATEGORIES
 
 
-def lint_body(checker, body: str, category: str = "phrasing") -> LintResult:
+def lint_body(
+    checker, body: str, category: str = "phrasing", *, limit: int = MAX_WORDINGS
+) -> LintResult:
     """The coach's findings on the standard wordings of an article body (nothing for a
-    category that is not linted), in body order, each with its line and column."""
+    category that is not linted), in body order, each with its line and column; past
+    `limit` wordings the rest are listed as unchecked."""
     if not applies_to(category):
         return LintResult(False, 0, [], [])
     wordings = wordings_with_lines(body)
     findings: list[dict] = []
     unchecked: list[dict] = []
     for n, wording in enumerate(wordings):
-        if n >= MAX_WORDINGS:
+        if n >= limit:
             unchecked.append(
-                {"line": wording.line, "reason": f"未检查：每篇最多检查 {MAX_WORDINGS} 条话术"}
+                {"line": wording.line, "reason": f"未检查：每篇最多检查 {limit} 条话术"}
             )
             continue
         if len(wording.text) > MAX_WORDING_CHARS:
