@@ -211,7 +211,9 @@ def article_save(article_id: str):
     try:
         override = override_reason(override is not None, override)
     except KbError as exc:
-        raise ApiError("字段 lint_override 应为忽略话术检查的理由（非空文字，最多 500 字）", 400) from exc
+        raise ApiError(
+            "字段 lint_override 应为忽略话术检查的理由（非空文字，最多 500 字）", 400
+        ) from exc
     header = _if_match()
     if version is not None and header is not None and version != header:
         raise ApiError("字段 version 与请求头 If-Match 的版本号不一致", 400)
