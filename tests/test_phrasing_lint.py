@@ -385,3 +385,24 @@ def test_review_approval_needs_override_next_to_the_field(app, kb):
     assert resp.status_code == 302 and kb.store.get("phrasing-ship").status == "published"
     (row,) = audit_rows(kb, "article.lint_override")
     assert (row["actor"], row["detail"]["reason"]) == ("trainer2", "主管已确认")
+
+
+def test_restoring_old_wording_into_a_published_article_is_linted(app, kb):
+    new_article(kb, "phrasing-ship", PROMISE)  # v1: a draft with a promise
+    save_article(kb, "phrasing-ship", {"body": CLEAN, "status": "published"}, "trainer1",
+                 base_version=1)  # fmt: skip
+    c = signed_in(app, "trainer1")
+    from .conftest import csrf_token
+
+    token = csrf_token(c, "/articles/phrasing-ship/revision?v=1")
+    form = {"csrf_token": token, "version": "2", "from_version": "1"}
+    resp = c.post("/articles/phrasing-ship/restore", data=form)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and kb.store.get("phrasing-ship").body == CLEAN
+    box = page[page.index('class="lint-override"') : page.index("</fieldset>")]
+    assert "未发布：标准话术中有错误级问题" in box
+    resp = c.post("/articles/phrasing-ship/restore",
+                  data={**form, "lint_override": "1", "lint_reason": "恢复给培训用"})  # fmt: skip
+    assert resp.status_code == 302 and kb.store.get("phrasing-ship").body == PROMISE
+    (row,) = audit_rows(kb, "article.lint_override")
+    assert row["detail"]["reason"] == "恢复给培训用" and row["detail"]["version"] == 3
