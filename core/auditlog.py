@@ -39,6 +39,7 @@ ACTION_NAMES = {
     "article.approve": "审核通过",
     "article.comment": "评论文章",
     "article.restore": "恢复文章旧版本",
+    "article.lint_override": "忽略话术检查发布",
     "audit.run": "新建质检批次",
     "audit.resume": "继续质检",
     "audit.export": "导出质检结果",
@@ -81,6 +82,9 @@ DETAIL_LABELS = {
     "rule": "规则",
     "comment": "意见",
     "from_version": "恢复自版本",
+    "reason": "理由",
+    "findings": "检查发现",
+    "count": "问题数",
 }
 _STATUS_KEYS = {"status", "from", "to"}
 _ACTION_RE = re.compile(r"[a-z_]{1,32}(\.[a-z_]{0,32})?")

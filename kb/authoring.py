@@ -53,6 +53,7 @@ def save_article(
     *,
     create: bool = False,
     base_version: int | None = None,
+    lint=None,
 ) -> str:
     """Create or update an article from fields (omitted ones keep their value); returns
     added / changed / unchanged.  With `create`, an existing id is refused.  An id that
@@ -66,7 +67,12 @@ def save_article(
     one raises StaleVersion, with the current article and the diff of the refused
     change against it in `details`.  None (API clients that send no version): the
     change is merged with the article as read here and written only if nobody saved
-    in between (else read again), so omitted fields never come from a stale read."""
+    in between (else read again), so omitted fields never come from a stale read.
+
+    `lint` (a kb.phrasing_lint.PublishLint): the surface publishes through the phrasing
+    lint: a save that publishes a phrasing or norm article whose standard wordings have
+    an error-level finding raises LintBlocked unless the lint carries an override, which
+    is then audit-logged with its reason and the findings."""
     from .accounts import Accounts
 
     check_fields(fields)
@@ -97,6 +103,9 @@ def save_article(
             article = Article(id=article_id, **fields)
         else:
             article = replace(before, **fields)
+        overridden = []
+        if lint is not None and base_version in (None, read_version):  # else: stale
+            overridden = lint.check(before, article)
         expected = read_version if base_version is None else base_version
         try:
             outcome = kb.save(article, by=who, expected_version=expected)
@@ -110,6 +119,8 @@ def save_article(
         audit = Accounts(kb.store).audit
         action = "article.create" if before is None else "article.update"
         audit(who, action, article_id, {"version": version, "status": article.status})
+        if lint is not None:
+            lint.audit(audit, who, article_id, version, overridden)
         old_status = before.status if before else None
         if old_status != article.status and (before is not None or article.status == "published"):
             audit(

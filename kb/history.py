@@ -44,17 +44,19 @@ def compare(store, article_id: str, old: int, new: int) -> list[dict]:
     return article_diff(revision(store, article_id, old), revision(store, article_id, new))
 
 
-def restore(kb, article_id: str, version: int, who: str, *, base_version: int) -> int:
+def restore(kb, article_id: str, version: int, who: str, *, base_version: int, lint=None) -> int:
     """Save revision `version`'s content as a new version of the article (its status
     kept as it is now); `base_version`: the current version the restore was asked
     from (StaleVersion when another save landed since).  Returns the new version
-    (the current one when nothing differs)."""
+    (the current one when nothing differs).  `lint` (kb.phrasing_lint.PublishLint):
+    restoring old wording into a published phrasing or norm article passes the phrasing
+    lint like any other publishing."""
     from .accounts import Accounts
     from .authoring import save_article
 
     old = revision(kb.store, article_id, version)
     fields = {k: v for k, v in asdict(old).items() if k in RESTORED_FIELDS}
-    outcome = save_article(kb, article_id, fields, who, base_version=base_version)
+    outcome = save_article(kb, article_id, fields, who, base_version=base_version, lint=lint)
     now = kb.store.get_meta_row(article_id)["version"]
     if outcome != "unchanged":
         Accounts(kb.store).audit(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import markdown
@@ -107,26 +108,76 @@ def without_title_heading(body: str, title: str) -> str:
     return body
 
 
-def standard_wordings(text: str) -> list[str]:
-    """The blockquote lines of an article: its standard wording, one per paragraph."""
-    out: list[str] = []
-    current: list[str] = []
+@dataclass(frozen=True)
+class Wording:
+    """One standard wording of an article body: its text (emphasis marks dropped) and,
+    for each of its characters, the 1-based (line, column) of the body it came from."""
+
+    text: str
+    positions: tuple[tuple[int, int], ...]
+
+    @property
+    def line(self) -> int:
+        return self.positions[0][0] if self.positions else 0
+
+    def where(self, offset: int) -> tuple[int, int]:
+        """Body (line, column) of the character at `offset` (the end: the last one's)."""
+        if not self.positions:
+            return (0, 0)
+        return self.positions[min(max(offset, 0), len(self.positions) - 1)]
+
+
+_EMPHASIS = re.compile(r"\*\*|__|`")
+
+
+def wordings_with_lines(text: str) -> list[Wording]:
+    """The standard wordings of an article body, where they are.
+
+    A standard wording is a blockquote paragraph outside fenced code: consecutive
+    lines starting with ">" (nested ">>" too), joined without a separator; an empty
+    ">" line or any other line ends it.  `**`, `__` and backticks are dropped from its
+    text.  This is what the article page offers agents to copy, and what the phrasing
+    lint checks (kb/phrasing_lint.py)."""
+    out: list[Wording] = []
+    chars: list[str] = []
+    where: list[tuple[int, int]] = []
+
+    def close() -> None:
+        if chars:
+            out.append(Wording("".join(chars), tuple(where)))
+            chars.clear()
+            where.clear()
+
     in_code = False
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if stripped.startswith("```"):
             in_code = not in_code
         if not in_code and stripped.startswith(">"):
-            content = stripped.lstrip(">").strip()
-            if content:
-                current.append(content)
+            start = line.index(">")
+            while start < len(line) and line[start] in "> \t":
+                start += 1
+            content = line[start:].rstrip()
+            if content.strip():
+                # column of every kept character; emphasis marks are skipped
+                pos = 0
+                for m in _EMPHASIS.finditer(content):
+                    for i in range(pos, m.start()):
+                        chars.append(content[i])
+                        where.append((number, start + i + 1))
+                    pos = m.end()
+                for i in range(pos, len(content)):
+                    chars.append(content[i])
+                    where.append((number, start + i + 1))
                 continue
-        if current:
-            out.append("".join(current))
-            current = []
-    if current:
-        out.append("".join(current))
-    return [re.sub(r"\*\*|__|`", "", w) for w in out]
+        close()
+    close()
+    return out
+
+
+def standard_wordings(text: str) -> list[str]:
+    """The blockquote lines of an article: its standard wording, one per paragraph."""
+    return [w.text for w in wordings_with_lines(text)]
 
 
 def placeholders(text: str) -> list[str]:

@@ -78,7 +78,9 @@ def comment_count(store, article_id: str) -> int:
     return repo.count(store.database, article_id)
 
 
-def _transition(kb, article_id, who, base_version, wanted_from, to, action, comment, kind):
+def _transition(
+    kb, article_id, who, base_version, wanted_from, to, action, comment, kind, lint=None
+):
     from .accounts import Accounts
     from .authoring import save_article
 
@@ -90,7 +92,7 @@ def _transition(kb, article_id, who, base_version, wanted_from, to, action, comm
             f"文章「{article_id}」当前为「{STATUS_LABELS.get(art.status, art.status)}」，"
             f"不能{KIND_LABELS[kind]}"
         )
-    save_article(kb, article_id, {"status": to}, who, base_version=base_version)
+    save_article(kb, article_id, {"status": to}, who, base_version=base_version, lint=lint)
     version = kb.store.get_meta_row(article_id)["version"]
     add_comment(kb.store, article_id, who, comment, kind=kind)
     Accounts(kb.store).audit(
@@ -117,9 +119,18 @@ def send_back(kb, article_id: str, who: str, *, base_version: int, comment) -> i
 
 
 def approve(
-    kb, article_id: str, who: str, *, base_version: int, comment: str = "", forbid_self: bool = True
+    kb,
+    article_id: str,
+    who: str,
+    *,
+    base_version: int,
+    comment: str = "",
+    forbid_self: bool = True,
+    lint=None,
 ) -> int:
-    """待审核 → 已发布; refused (SelfApproval) for the last editor when `forbid_self`."""
+    """待审核 → 已发布; refused (SelfApproval) for the last editor when `forbid_self`,
+    and (LintBlocked) for a phrasing or norm article whose standard wordings have an
+    error-level finding, unless `lint` (kb.phrasing_lint.PublishLint) has an override."""
     comment = _comment_text(comment)
     if forbid_self and kb.store.get(article_id).status == "review":  # else: the status says
         if last_editor(kb.store, article_id) == who:
@@ -127,7 +138,7 @@ def approve(
                 "不能审核通过自己最后修改的文章：请另一位审核人审核（本实例禁止自审）"
             )
     return _transition(kb, article_id, who, base_version, ("review",), "published",
-                       "article.approve", comment, "approve")  # fmt: skip
+                       "article.approve", comment, "approve", lint)  # fmt: skip
 
 
 def last_editor(store, article_id: str) -> str:

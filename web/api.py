@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, request, url_for
 from flask_login import current_user
 
 from kb import pins
+from kb.errors import KbError
 from kb.models import CATEGORIES
 from kb.suggest import suggester
 
@@ -191,24 +192,45 @@ def article_save(article_id: str):
     saved and the answer is 409 with the current version, the current article and a
     diff.  A request with neither is still accepted, for the clients written before
     versions (it merges with the stored article atomically, but overwrites whatever
-    was saved since the client read it): send the version."""
+    was saved since the client read it): send the version.
+
+    Publishing a phrasing or norm article whose standard wordings have an error-level
+    finding is refused (409, with "findings") unless "lint_override" gives the reason
+    (kb/phrasing_lint.py); the override goes to the audit log."""
     from kb.authoring import StaleVersion, save_article
+    from kb.phrasing_lint import LintBlocked, PublishLint, override_reason
+
+    from .coach import checker
 
     body = json_request(ARTICLE_BODY_MAX)
     if not isinstance(body, dict):
         raise ApiError("请求体应为 JSON 对象", 400)
     fields = dict(body)
     version = fields.pop("version", None)
+    override = fields.pop("lint_override", None)
+    try:
+        override = override_reason(override is not None, override)
+    except KbError as exc:
+        raise ApiError(
+            "字段 lint_override 应为忽略话术检查的理由（非空文字，最多 500 字）", 400
+        ) from exc
     header = _if_match()
     if version is not None and header is not None and version != header:
         raise ApiError("字段 version 与请求头 If-Match 的版本号不一致", 400)
     kb = get_kb()
     try:
         outcome = save_article(
-            kb, article_id, fields, actor(), base_version=header if version is None else version
+            kb,
+            article_id,
+            fields,
+            actor(),
+            base_version=header if version is None else version,
+            lint=PublishLint(checker(), override),
         )
     except StaleVersion as exc:
         return stale_payload(exc), 409
+    except LintBlocked as exc:
+        return {"ok": False, "error": exc.message, "status": 409, "findings": exc.findings}, 409
     payload = article_payload(kb, kb.get(article_id))
     return (
         {"ok": True, "outcome": outcome, "article": payload},
@@ -244,3 +266,26 @@ def render_preview():
     if not isinstance(body, dict) or not isinstance(body.get("body"), str):
         raise ApiError("字段 body 应为字符串", 400)
     return {"ok": True, "html": render_markdown(body["body"])}
+
+
+LINT_BODY_MAX = 256 * 1024
+
+
+@bp.post("/articles/lint")
+@requires("article.edit")
+def lint_article():
+    """{"body", "category"?} → the coach's findings on the draft's standard wordings
+    (kb/phrasing_lint.py): blockquote paragraphs, each checked as a mid-chat reply; each
+    finding has its body line and column and the rule's message and suggestion.
+    "blocking" counts the error-level ones that would stop publishing."""
+    from kb.phrasing_lint import lint_body
+
+    from .coach import checker
+
+    body = json_request(LINT_BODY_MAX)
+    if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+        raise ApiError("字段 body 应为字符串", 400)
+    category = body.get("category", "phrasing")
+    if category not in CATEGORIES:
+        raise ApiError(f"字段 category 无效，应为 {' / '.join(CATEGORIES)} 之一", 400)
+    return {"ok": True, **lint_body(checker(), body["body"], category).to_dict()}

@@ -106,6 +106,8 @@ def article(
     from flask_login import current_user
 
     from kb import review
+    from kb.phrasing_lint import applies_to as lint_applies
+    from kb.phrasing_lint import lint_body
 
     from .gaps import article_feedback, record_hit_open
 
@@ -114,6 +116,12 @@ def article(
     if request.method == "GET" and not (request.args.get("rpage") or request.args.get("fpage")):
         record_hit_open(article_id)  # reached from a search result's URL (not its pager)
     page = page_arg("rpage")
+    lint = None
+    can_review = current_user.can("article.review")
+    if can_review and art["status"] == "review" and lint_applies(art["category"]):
+        from .coach import checker
+
+        lint = lint_body(checker(), art["body"], art["category"])
     return render_template(
         "article.html",
         art=art,
@@ -129,7 +137,12 @@ def article(
             "error": review_error,
             "field": review_field,
             "comment": review_comment,
-            "can_review": current_user.can("article.review"),
+            "can_review": can_review,
+            "lint": lint,
+            "override": {
+                "checked": request.form.get("lint_override") == "1",
+                "reason": request.form.get("lint_reason", "")[:2000],
+            },
         }
         if current_user.can("article.edit")
         else None,
@@ -250,17 +263,24 @@ def editor(article_id: str | None):
     from kb.authoring import ARTICLE_FIELDS, StaleVersion, save_article
     from kb.errors import KbError, NotFound, ValidationError
     from kb.models import STATUS_LABELS
+    from kb.phrasing_lint import PublishLint, lint_body, override_reason
     from kb.render import render_markdown
     from kb.review import thread
     from kb.slug import propose_id
 
     from .auth import actor
+    from .coach import checker
 
     kb = get_kb()
     new = article_id is None
     error, field, status, notice, conflict = None, "", 200, None, None
+    override = {"checked": False, "reason": ""}
     if request.method == "POST":
         fields = _editor_fields(request.form)
+        override = {
+            "checked": request.form.get("lint_override") == "1",
+            "reason": request.form.get("lint_reason", "")[:2000],
+        }
         target = (request.form.get("id") or "").strip() if new else article_id
         action = request.form.get("action")
         version = 0
@@ -276,8 +296,9 @@ def editor(article_id: str | None):
                             "请填写标题（文章 ID 可留空，将按标题生成）", field="title"
                         )
                     target = propose_id(kb.store, fields["title"], fields["category"])
+                lint = PublishLint(checker(), override_reason(**override))
                 outcome = save_article(
-                    kb, target, fields, actor(), create=new, base_version=version
+                    kb, target, fields, actor(), create=new, base_version=version, lint=lint
                 )
                 flash("没有改动" if outcome == "unchanged" else "已保存")
                 return redirect(url_for("pages.article", article_id=target))
@@ -308,6 +329,8 @@ def editor(article_id: str | None):
         "editor.html",
         art=art,
         new=new,
+        lint=lint_body(checker(), art["body"], art["category"]),
+        override=override,
         error=error,
         field=field,
         notice=notice,

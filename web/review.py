@@ -48,7 +48,9 @@ def revision(article_id: str):
     return _revision_page(article_id, history.parse_version(request.args.get("v")))
 
 
-def _revision_page(article_id: str, version: int, error: str = "", status: int = 200):
+def _revision_page(
+    article_id: str, version: int, error: str = "", status: int = 200, field: str = ""
+):
     from kb.render import render_markdown, without_title_heading
 
     kb = get_kb()
@@ -64,6 +66,11 @@ def _revision_page(article_id: str, version: int, error: str = "", status: int =
         category_label=CATEGORY_LABELS.get(art.category, art.category),
         status_label=STATUS_LABELS.get(art.status, art.status),
         error=error,
+        field=field,
+        override={
+            "checked": request.form.get("lint_override") == "1",
+            "reason": request.form.get("lint_reason", "")[:2000],
+        },
     ), status
 
 
@@ -100,18 +107,30 @@ def diff(article_id: str):
 @bp.post("/articles/<article_id>/restore")
 @requires("article.edit")
 def restore(article_id: str):
-    """Revision `from_version` saved again as a new version (based on `version`)."""
+    """Revision `from_version` saved again as a new version (based on `version`); old
+    wording restored into a published phrasing or norm article passes the phrasing lint
+    (an error-level finding needs the override checkbox and a reason)."""
+    from kb.phrasing_lint import PublishLint, override_reason
+
+    from .coach import checker
+
     kb = get_kb()
     try:
         old = history.parse_version(request.form.get("from_version"))
     except KbError as exc:
         return _article_with(article_id, str(exc), "version", exc.status)
     try:
-        now = history.restore(kb, article_id, old, actor(), base_version=_form_version())
+        override = override_reason(
+            request.form.get("lint_override") == "1", request.form.get("lint_reason", "")
+        )
+        now = history.restore(
+            kb, article_id, old, actor(), base_version=_form_version(),
+            lint=PublishLint(checker(), override),
+        )  # fmt: skip
     except NotFound:
         raise
     except KbError as exc:
-        return _revision_page(article_id, old, str(exc), exc.status)
+        return _revision_page(article_id, old, str(exc), exc.status, exc.field)
     flash(f"已把第 {old} 版恢复为第 {now} 版")
     return redirect(url_for("pages.article", article_id=article_id) + "#history")
 
@@ -157,10 +176,19 @@ def submit(article_id: str):
 @bp.post("/articles/<article_id>/approve")
 @requires("article.review")
 def approve(article_id: str):
+    """Approve and publish; a phrasing or norm article whose standard wordings have an
+    error-level finding needs the override checkbox and a reason (kb/phrasing_lint.py)."""
+    from kb.phrasing_lint import PublishLint, override_reason
+
+    from .coach import checker
+
     def step(kb, aid, base):
+        override = override_reason(
+            request.form.get("lint_override") == "1", request.form.get("lint_reason", "")
+        )
         review.approve(
             kb, aid, actor(), base_version=base, comment=request.form.get("comment") or "",
-            forbid_self=forbid_self_approve(),
+            forbid_self=forbid_self_approve(), lint=PublishLint(checker(), override),
         )  # fmt: skip
         flash("已审核通过并发布")
 
