@@ -204,8 +204,11 @@ class Calibration:
             reviewer,
             "calibration.answer",
             f"{sample_id}/{seq}",
-            {"rating": int(rating), "confirmed": sum(v == "confirm" for v in verdicts.values()),
-             "rejected": sum(v == "reject" for v in verdicts.values())},  # fmt: skip
+            {
+                "rating": int(rating),
+                "confirmed": sum(v == "confirm" for v in verdicts.values()),
+                "rejected": sum(v == "reject" for v in verdicts.values()),
+            },  # fmt: skip
         )
         return item
 
@@ -226,7 +229,9 @@ class Calibration:
         if rule not in rules:
             errors["rule"] = "请选择漏检的规则"
         raw_turn = str(form.get("turn", "") or "").strip()
-        turn = int(raw_turn) if raw_turn.isascii() and raw_turn.isdigit() and len(raw_turn) < 7 else 0
+        turn = (
+            int(raw_turn) if raw_turn.isascii() and raw_turn.isdigit() and len(raw_turn) < 7 else 0
+        )
         if not 1 <= turn <= max(int(item["turns"] or 0), 1):
             errors["turn"] = f"轮次应为 1 到 {max(int(item['turns'] or 0), 1)} 之间的整数"
         note = str(form.get("note", "") or "").strip()

@@ -95,9 +95,7 @@ def create_sample(db: Database, sample: dict, items: list[dict]) -> int:
     conv_id, turns, findings) in one transaction; returns its id."""
     with db.begin() as conn:
         sample_id = int(
-            conn.execute(
-                sa.insert(_samples).values(**sample).returning(_samples.c.id)
-            ).scalar_one()
+            conn.execute(sa.insert(_samples).values(**sample).returning(_samples.c.id)).scalar_one()
         )
         if items:
             conn.execute(sa.insert(_citems), [{**r, "sample_id": sample_id} for r in items])
@@ -119,12 +117,7 @@ def samples(db: Database, limit: int, offset: int) -> list[dict]:
         .scalar_subquery()
         .label("submitted")
     )
-    stmt = (
-        sa.select(_samples, submitted)
-        .order_by(_samples.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    stmt = sa.select(_samples, submitted).order_by(_samples.c.id.desc()).limit(limit).offset(offset)
     with db.read() as conn:
         return _dicts(conn.execute(stmt))
 

@@ -152,6 +152,7 @@ def test_the_sample_form_says_what_is_wrong_in_chinese():
 
 # -- the store ------------------------------------------------------------------------------
 
+
 def chat(conv_id: str, agent: str, *agent_lines: str) -> dict:
     """A conversation whose content is its own (not skipped as a duplicate)."""
     turns = [{"role": "customer", "text": f"我的快递到哪了？订单号 {conv_id}"}]
@@ -255,10 +256,15 @@ def test_two_supervisors_review_blind_submit_and_the_report_compares_them(audits
                  RULES)  # fmt: skip
     cal.add_miss(sid, 2, "super2", {"rule": "vague-hedge", "turn": "2"}, RULES)
     _, mine = cal.answers(sid, "super2")
-    cal.delete_miss(sid, 2, "super2", [m for m in mine[n2["id"]] if m["rule"] == "vague-hedge"][0]["id"])
+    cal.delete_miss(
+        sid, 2, "super2", [m for m in mine[n2["id"]] if m["rule"] == "vague-hedge"][0]["id"]
+    )
     with pytest.raises(FormErrors) as miss_bad:
         cal.add_miss(sid, 2, "super2", {"rule": "nope", "turn": "9"}, RULES)
-    assert miss_bad.value.errors == {"rule": "请选择漏检的规则", "turn": "轮次应为 1 到 3 之间的整数"}
+    assert miss_bad.value.errors == {
+        "rule": "请选择漏检的规则",
+        "turn": "轮次应为 1 到 3 之间的整数",
+    }
 
     # each sees their own answers only, and no report before submitting
     answers1, _ = cal.answers(sid, "super1")
@@ -314,7 +320,9 @@ def web_runs(app, kb):
 
 
 def field_error(html: str, field: str) -> str:
-    m = re.search(rf'<p class="field-error" role="alert"[^>]*data-field="{field}">([^<]*)</p>', html)
+    m = re.search(
+        rf'<p class="field-error" role="alert"[^>]*data-field="{field}">([^<]*)</p>', html
+    )
     return m.group(1) if m else ""
 
 
