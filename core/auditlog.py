@@ -48,6 +48,12 @@ ACTION_NAMES = {
     "appeal.create": "提出申诉",
     "appeal.accept": "采纳申诉",
     "appeal.reject": "驳回申诉",
+    "calibration.create": "抽取校准样本",
+    "calibration.answer": "保存校准评审",
+    "calibration.miss": "补充漏检问题",
+    "calibration.miss_delete": "删除漏检问题",
+    "calibration.submit": "提交校准评审",
+    "calibration.observe": "只看校准报告",
 }
 # a filter value ending with "." selects every action of the group
 ACTION_GROUPS = {
@@ -58,6 +64,7 @@ ACTION_GROUPS = {
     "audit.": "质检批次（全部）",
     "rules.": "质检规则（全部）",
     "appeal.": "申诉（全部）",
+    "calibration.": "质检校准（全部）",
 }
 DETAIL_LABELS = {
     "roles": "角色",
@@ -85,6 +92,12 @@ DETAIL_LABELS = {
     "reason": "理由",
     "findings": "检查发现",
     "count": "问题数",
+    "seed": "随机种子",
+    "confirmed": "成立",
+    "rejected": "不成立",
+    "turn": "轮次",
+    "miss": "漏检编号",
+    "rating": "评分",
 }
 _STATUS_KEYS = {"status", "from", "to"}
 _ACTION_RE = re.compile(r"[a-z_]{1,32}(\.[a-z_]{0,32})?")

@@ -448,3 +448,80 @@ rule_packs = Table(
     Column("at", Text),
     Column("note", Text),
 )
+
+# -- calibration (core/calibration.py): samples of audited conversations that several
+# supervisors review independently, to measure their agreement and the checker's precision
+
+cal_samples = Table(
+    "cal_samples",
+    metadata,
+    _id(),
+    Column("name", Text),
+    Column("created_by", Text),
+    Column("created_at", Text),
+    Column("seed", Text),  # the draw is repeatable: same seed, same period, same sample
+    Column("per_agent", Integer),
+    Column("since", Text),  # audit dates, inclusive (YYYY-MM-DD), or NULL
+    Column("until", Text),
+    Column("run_id", Id),  # drawn from one run only, or NULL
+    Column("agents", Text),  # JSON list of the agents asked for; [] = all
+    Column("size", Integer),
+)
+
+# a conversation of a sample: the audited item and its checker findings as drawn
+cal_items = Table(
+    "cal_items",
+    metadata,
+    _id(),
+    Column("sample_id", Id),
+    Column("seq", Integer),
+    Column("item_id", Id),
+    Column("run_id", Id),
+    Column("agent", Text),
+    Column("conv_id", Text),
+    Column("turns", Integer),
+    Column("findings", Text),  # JSON: [{index, rule, category, turn, match, message}]
+    Index("idx_cal_items_sample_id_seq", "sample_id", "seq"),
+)
+
+# one supervisor's review of a sample: open, submitted, or observer (reads the report
+# without reviewing)
+cal_reviews = Table(
+    "cal_reviews",
+    metadata,
+    _id(),
+    Column("sample_id", Id),
+    Column("reviewer", Text),
+    Column("status", Text),
+    Column("started_at", Text),
+    Column("submitted_at", Text),
+    Index("idx_cal_reviews_sample_id_reviewer", "sample_id", "reviewer", unique=True),
+)
+
+# a reviewer's answers on one conversation: rating 1-5, verdict per checker finding
+cal_answers = Table(
+    "cal_answers",
+    metadata,
+    _id(),
+    Column("review_id", Id),
+    Column("cal_item_id", Id),
+    Column("rating", Integer),
+    Column("verdicts", Text),  # JSON: {"<finding index>": "confirm" | "reject"}
+    Column("saved_at", Text),
+    Index("idx_cal_answers_review_id_cal_item_id", "review_id", "cal_item_id", unique=True),
+)
+
+# a finding the checker missed, added by a reviewer
+cal_misses = Table(
+    "cal_misses",
+    metadata,
+    _id(),
+    Column("review_id", Id),
+    Column("cal_item_id", Id),
+    Column("rule", Text),
+    Column("category", Text),
+    Column("turn", Integer),  # 0-based, as findings' `turn`
+    Column("note", Text),
+    Column("at", Text),
+    Index("idx_cal_misses_review_id_cal_item_id", "review_id", "cal_item_id"),
+)

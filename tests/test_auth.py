@@ -22,6 +22,9 @@ SAMPLE_ARGS = {
     "item_id": "1",
     "appeal_id": "1",
     "token_id": "1",
+    "sample_id": "1",
+    "seq": "1",
+    "miss_id": "1",
 }
 
 

@@ -44,6 +44,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "coach.audit": frozenset({"supervisor", "admin"}),
     "coach.appeal": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "rules.edit": frozenset({"supervisor", "admin"}),
+    "coach.calibrate": frozenset({"supervisor", "admin"}),
     "account": frozenset({"agent", "trainer", "supervisor", "admin"}),
     "admin": frozenset({"admin"}),
 }
