@@ -144,7 +144,9 @@ def parse_form(
         for key in ("add", "remove"):
             long = [w for w in v[key] if len(w) > MAX_WORD_CHARS]
             if long:
-                errors[f"{rid}.{key}"] = f"词语「{long[0][:40]}」过长（每个最多 {MAX_WORD_CHARS} 个字）"
+                errors[f"{rid}.{key}"] = (
+                    f"词语「{long[0][:40]}」过长（每个最多 {MAX_WORD_CHARS} 个字）"
+                )
             elif len(v[key]) > MAX_ENTRIES:
                 errors[f"{rid}.{key}"] = f"词语过多（最多 {MAX_ENTRIES} 个，每行一个）"
         base = defaults.get(rid)

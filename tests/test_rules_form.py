@@ -159,10 +159,15 @@ def test_a_misspelt_rule_id_is_one_unknown_rule_problem_with_its_line(tmp_path):
     assert bad.value.problems == [f"{path}:3: 未知规则「vague-hedg」（是否想用 vague-hedge？）"]
     with pytest.raises(RuleError) as bad:
         _load(tmp_path, "disable: [filer-bare]\n")
-    assert bad.value.problems == [f"{path}: disable 中的规则 filer-bare 不存在（是否想用 filler-bare？）"]
+    assert bad.value.problems == [
+        f"{path}: disable 中的规则 filer-bare 不存在（是否想用 filler-bare？）"
+    ]
     with pytest.raises(RuleError) as bad:
         _load(tmp_path, "rules:\n  - id: zzzz\n    add_words: [哈]\n")
-    assert len(bad.value.problems) == 1 and "未知规则「zzzz」：默认规则包中没有这个 id" in bad.value.problems[0]
+    assert (
+        len(bad.value.problems) == 1
+        and "未知规则「zzzz」：默认规则包中没有这个 id" in bad.value.problems[0]
+    )
 
 
 def test_the_team_pack_editor_names_the_unknown_rule_without_server_paths(kb, instance):
@@ -214,9 +219,13 @@ def _page_fields(html: str) -> MultiDict:
     """The rules page form's fields as a browser would send them (checked boxes only,
     no button)."""
     data = [("rule", rid) for rid in re.findall(r'name="rule" value="([^"]+)"', html)]
-    for name, value in re.findall(r'<input type="text"[^>]*name="([^"]+\.(?:weight|cap))" value="([^"]*)"', html):
+    for name, value in re.findall(
+        r'<input type="text"[^>]*name="([^"]+\.(?:weight|cap))" value="([^"]*)"', html
+    ):
         data.append((name, value))
-    for name in re.findall(r'<input type="checkbox" name="([^"]+\.on)" value="1"[^>]* checked', html):
+    for name in re.findall(
+        r'<input type="checkbox" name="([^"]+\.on)" value="1"[^>]* checked', html
+    ):
         data.append((name, "1"))
     for name, body in re.findall(r'<select name="([^"]+\.level)"[^>]*>(.*?)</select>', html):
         data.append((name, re.search(r'<option value="(\w+)" selected', body).group(1)))
@@ -302,7 +311,9 @@ def test_a_stale_form_save_is_refused_with_the_diff(app, kb, instance):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 409
     assert "未保存：团队规则已被他人修改" in html and "你的修改基于 v0" in html
-    assert "filler-bare" in re.search(r'<textarea name="yaml"[^>]*>(.*?)</textarea>', html, re.S).group(1)
+    assert "filler-bare" in re.search(
+        r'<textarea name="yaml"[^>]*>(.*?)</textarea>', html, re.S
+    ).group(1)
     assert RuleBook(kb.store, instance).version() == 1
 
 

@@ -8,8 +8,8 @@ from flask import current_app, request
 
 from coach.checker import Checker
 from coach.limits import CHECK_SECONDS
-from coach.playground import MAX_PASTE_CHARS, PlaygroundError, compare, parse_pasted
-from coach.ruleform import LEVEL_NAMES, parse_form, rows, write_overlay
+from coach.playground import PlaygroundError, compare, parse_pasted
+from coach.ruleform import parse_form, rows, write_overlay
 from coach.rules import RuleError
 
 from .coach import checker_for
@@ -99,4 +99,3 @@ def playground(book, draft_text: str) -> dict:
     play["results"] = compare(saved, Checker(draft_pack, seconds=seconds), convs)
     play["status"] = 200
     return play
-

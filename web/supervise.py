@@ -22,7 +22,9 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from coach.audits import APPEAL_LABELS, AuditError, AuditStore
+from coach.playground import MAX_PASTE_CHARS
 from coach.rulebook import STARTER, RuleBook
+from coach.ruleform import LEVEL_NAMES
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
 from coach.waivers import rule_rates
@@ -611,9 +613,9 @@ def _rules_page(book, page: dict, posted: bool = False):
         notice=page["notice"],
         form_rows=rows,
         form_errors=form_errors,
-        level_names=ruleform.LEVEL_NAMES,
+        level_names=LEVEL_NAMES,
         conversation=request.form.get("conversation", "") if posted else "",
-        max_paste=ruleform.MAX_PASTE_CHARS,
+        max_paste=MAX_PASTE_CHARS,
         play=page.get("play"),
     ), page["status"]
 

@@ -413,7 +413,7 @@ def _looks_like_patch(raw: dict) -> bool:
 
 
 def _did_you_mean(rid: str, known) -> str:
-    """"（是否想用 x？）" naming the closest known rule id, or ""."""
+    """A hint naming the closest known rule id (（是否想用 x？）), or ""."""
     close = difflib.get_close_matches(str(rid), [str(k) for k in known], n=1, cutoff=0.6)
     return f"（是否想用 {close[0]}？）" if close else ""
 
