@@ -10,6 +10,8 @@ checker's own time limit (rules not finished are listed as not checked).
 
 from __future__ import annotations
 
+import time
+
 from kb.errors import KbError
 
 from .checker import Checker, ConversationReport, example_conversation
@@ -77,12 +79,19 @@ def _side(report: ConversationReport, other: set[tuple], mark: str) -> dict:
     }
 
 
-def compare(saved: Checker, draft: Checker, convs: list[Conversation]) -> list[dict]:
+def compare(
+    saved: Checker, draft: Checker, convs: list[Conversation], budget: float | None = None
+) -> tuple[list[dict], int]:
     """Each conversation checked by both packs: its turns, each side's score,
     findings (marked "removed" on the saved side when the draft no longer finds them,
-    "added" on the draft side when it is new) and rules not checked."""
-    out = []
-    for conv in convs:
+    "added" on the draft side when it is new) and rules not checked; and how many
+    conversations were left untried because `budget` seconds had passed (the first
+    one is always tried; each pack keeps its own per-conversation time limit)."""
+    out: list[dict] = []
+    started = time.monotonic()
+    for n, conv in enumerate(convs):
+        if n and budget is not None and time.monotonic() - started > budget:
+            return out, len(convs) - n
         before = saved.check_conversation(conv)
         after = draft.check_conversation(conv)
         keys_before = {_key(f) for f in before.findings}
@@ -101,4 +110,4 @@ def compare(saved: Checker, draft: Checker, convs: list[Conversation]) -> list[d
                 "removed": len(keys_before - keys_after),
             }
         )
-    return out
+    return out, 0

@@ -184,7 +184,8 @@ def test_playground_compares_a_draft_with_the_saved_pack(tmp_path, default):
     convs, notes = parse_pasted(CHAT)
     assert notes == [] and [t.role for t in convs[0].turns] == ["agent", "customer", "agent"]
     draft = _load(tmp_path, "disable: [vague-hedge]\n")
-    [result] = compare(Checker(default), Checker(draft), convs)
+    [result], left = compare(Checker(default), Checker(draft), convs)
+    assert left == 0
     gone = [f for f in result["saved"]["findings"] if f["rule"] == "vague-hedge"]
     assert gone and gone[0]["match"] == "估计" and gone[0]["change"] == "removed"
     assert all(f["rule"] != "vague-hedge" for f in result["draft"]["findings"])
@@ -207,9 +208,25 @@ def test_playground_refuses_bad_input_in_chinese(text, message):
     assert message in str(bad.value)
 
 
+def test_playground_stops_trying_conversations_past_its_budget(default):
+    jsonl = "".join(
+        f'{{"id": "c{n}", "turns": [{{"role": "agent", "text": "估计明天到"}}]}}\n'
+        for n in range(3)
+    )
+    convs, _ = parse_pasted(jsonl)
+    results, left = compare(Checker(default), Checker(default), convs, budget=0)
+    assert [r["id"] for r in results] == ["c0"] and left == 2
+
+
 def test_playground_reads_the_upload_formats():
     jsonl = '{"id": "c1", "turns": [{"role": "agent", "text": "您好"}, {"role": "customer", "text": "在吗"}]}\n'
     assert [c.id for c in parse_pasted(jsonl)[0]] == ["c1"]
+    log = "2016-02-02 10:00:01 客服小王: 您好\n2016-02-02 10:00:09 顾客: 在吗\n"
+    [conv], _ = parse_pasted(log)
+    assert [t.role for t in conv.turns] == ["agent", "customer"]
+    many = "".join(jsonl.replace("c1", f"c{n}") for n in range(12))
+    convs, notes = parse_pasted(many)
+    assert len(convs) == 10 and notes == ["只试运行前 10 个会话（共 12 个）"]
 
 
 # -- the page --------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from coach.rules import RuleError
 
 from .coach import checker_for
 
+PLAY_BUDGET_SECONDS = 10.0  # a whole playground request (each conversation has its own limit)
+
 
 def default_pack():
     return checker_for(0).pack
@@ -96,6 +98,11 @@ def playground(book, draft_text: str) -> dict:
         saved = checker_for(book.version())
     except RuleError:  # a saved version that no longer loads: the default pack
         saved = checker_for(0)
-    play["results"] = compare(saved, Checker(draft_pack, seconds=seconds), convs)
+    draft = Checker(draft_pack, seconds=seconds)
+    play["results"], left = compare(saved, draft, convs, budget=PLAY_BUDGET_SECONDS)
+    if left:
+        play["notes"].append(
+            f"已超过试运行时限（{PLAY_BUDGET_SECONDS:g} 秒），其余 {left} 个会话未试运行"
+        )
     play["status"] = 200
     return play
