@@ -12,6 +12,7 @@ trace in the overlay.  Comments of the YAML are not kept (the page says so).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import yaml
@@ -87,7 +88,16 @@ def rows(text: str, pack: RulePack, default: RulePack) -> list[dict]:
                 "advanced": len(_advanced(words)),
             }
         )
+        out[-1]["was"] = signature(out[-1])
     return out
+
+
+def signature(values: dict) -> str:
+    """The form values of one rule as a string: a row posted with the signature it was
+    shown with is untouched, and leaves the overlay as it is (so saving the form on a
+    newer version after a conflict changes only the rows that were edited)."""
+    keys = ("enabled", "level", "weight", "cap", "add", "remove")
+    return json.dumps([values[k] for k in keys], ensure_ascii=False)
 
 
 def _number(raw: str) -> float | int | None:
@@ -113,8 +123,9 @@ def _lines(raw: str) -> list[str]:
 def parse_form(
     form: Mapping[str, str], pack: RulePack, default: RulePack
 ) -> tuple[dict[str, dict], dict[str, str]]:
-    """The values of the rules the form sent (`rule` fields name them; an id the pack
-    does not have is ignored) and the problems, keyed `<id>.<field>`."""
+    """The values of the rules the form sent and changed (`rule` fields name them, a
+    `<id>.was` field the values they were shown with; an id the pack does not have
+    is ignored) and the problems, keyed `<id>.<field>`."""
     getlist = getattr(form, "getlist", None)
     ids = getlist("rule") if getlist else list(form.get("rule") or [])
     known = {r.id: r for r in pack.rules}
@@ -157,7 +168,8 @@ def parse_form(
                 errors[f"{rid}.remove"] = f"「{missing[0]}」不在本规则的默认词表中，无法去掉"
         elif base is None and v["remove"]:
             errors[f"{rid}.remove"] = "团队新增的规则请直接在“增加的词语”中删改"
-        values[rid] = v
+        if form.get(f"{rid}.was") != signature(v):
+            values[rid] = v
     return values, errors
 
 

@@ -5,6 +5,7 @@ playground (a draft pack run beside the saved one on a pasted conversation)."""
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from werkzeug.datastructures import MultiDict
@@ -33,13 +34,15 @@ def _load(tmp_path, text: str):
     return load_rules([path])
 
 
-def _fields(rule_rows: list[dict], **changes) -> MultiDict:
-    """The form as the page sends it: every row's values, then `changes`
-    ({"<id>.<field>": value}, None to leave a checkbox unticked)."""
+def _fields(rule_rows: list[dict], was: bool = False, **changes) -> MultiDict:
+    """The form as the page sends it: every row's values (`was`: with the signature
+    each row was shown with), then `changes` ({"<id>.<field>": value}, None to leave
+    a checkbox unticked)."""
     data = []
     for r in rule_rows:
         p = r["id"] + "."
         row = {
+            p + "was": r["was"] if was else None,
             p + "on": "1" if r["enabled"] else None,
             p + "level": r["level"],
             p + "weight": str(r["weight"]),
@@ -109,6 +112,23 @@ def test_form_changes_become_the_overlay_keys_and_keep_the_rest(tmp_path, defaul
     assert not new.get("filler-bare").enabled and new.get("slow-greeting").enabled
     hedge = new.get("vague-hedge")
     assert "八成" in hedge.words and "估计" not in hedge.words and hedge.weight == 4
+
+
+def test_only_the_rows_changed_since_shown_are_written(tmp_path, default):
+    text = "rules:\n  - id: no-closing\n    enabled: false\n    weight: 4\n"
+    pack = _load(tmp_path, text)
+    shown = rows(text, pack, default)
+    values, errors = parse_form(_fields(shown, was=True), pack, default)
+    assert (values, errors) == ({}, {})  # nothing edited: the overlay stays as it is
+    assert safeyaml.load(write_overlay(text, values, default)) == safeyaml.load(text)
+    # an edit shown on v1, applied on a newer overlay: the other rows keep the newer text
+    newer = text + "disable: [slow-reply]\n"
+    form = _fields(shown, was=True, **{"filler-bare.on": None})
+    values, errors = parse_form(form, pack, default)
+    assert list(values) == ["filler-bare"] and errors == {}
+    data = safeyaml.load(write_overlay(newer, values, default))
+    assert data["disable"] == ["slow-reply", "filler-bare"]
+    assert data["rules"] == [{"id": "no-closing", "enabled": False, "weight": 4}]
 
 
 def test_a_team_rule_is_changed_in_its_own_definition(tmp_path, default):
@@ -246,6 +266,8 @@ def _page_fields(html: str) -> MultiDict:
         data.append((name, "1"))
     for name, body in re.findall(r'<select name="([^"]+\.level)"[^>]*>(.*?)</select>', html):
         data.append((name, re.search(r'<option value="(\w+)" selected', body).group(1)))
+    for name, value in re.findall(r'name="([^"]+\.was)" value="([^"]*)"', html):
+        data.append((name, unescape(value)))
     data.append(("version", re.search(r'name="version" value="(\d+)"', html).group(1)))
     data.append(("yaml", ""))
     return MultiDict(data)
@@ -332,6 +354,11 @@ def test_a_stale_form_save_is_refused_with_the_diff(app, kb, instance):
         r'<textarea name="yaml"[^>]*>(.*?)</textarea>', html, re.S
     ).group(1)
     assert RuleBook(kb.store, instance).version() == 1
+    # applied on the newer version (as after 重新应用), only the edited row changes
+    form["version"] = "1"
+    assert sup.post("/rules", data=form).status_code == 302
+    book = RuleBook(kb.store, instance)
+    assert safeyaml.load(book.text_of(2)) == {"disable": ["no-closing", "filler-bare"]}
 
 
 def test_playground_runs_the_form_draft_and_the_yaml_draft_unsaved(app, kb, instance):

@@ -51,6 +51,7 @@ def posted_rows(base_rows: list[dict]) -> list[dict]:
                 "cap": form.get(f"{rid}.cap", "") or None,
                 "add": (form.get(f"{rid}.add") or "").splitlines(),
                 "remove": (form.get(f"{rid}.remove") or "").splitlines(),
+                "was": form.get(f"{rid}.was", row["was"]),
             }
         out.append(row)
     return out
