@@ -22,13 +22,15 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from coach.audits import APPEAL_LABELS, AuditError, AuditStore
+from coach.playground import MAX_PASTE_CHARS
 from coach.rulebook import STARTER, RuleBook
+from coach.ruleform import LEVEL_NAMES
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
 from coach.waivers import rule_rates
-from kb.errors import StaleVersion
+from kb.errors import KbError, StaleVersion
 
-from . import get_kb
+from . import get_kb, ruleform
 from .auth import accounts, actor, requires
 from .coach import checker, checker_for
 from .errors import ApiError, json_request, wants_json
@@ -484,44 +486,83 @@ def mine():
 @requires("rules.edit")
 def rules():
     book = rulebook()
-    problems: list[str] = []
     current = book.current()
-    text = current["yaml"] if current else STARTER
-    base = current["id"] if current else 0  # the version the form is based on
-    status, note, conflict, notice = 200, "", None, None
-    if request.method == "POST":
-        if "yaml" not in request.form:
-            raise ApiError("缺少字段 yaml", 400)
-        text = request.form["yaml"]
-        note = (request.form.get("note") or "").strip()
-        # the page's form always sends it; a post without one (a script written
-        # before versions) is saved as before, unchecked
-        base = _version_field(request.form["version"]) if "version" in request.form else None
-        if request.form.get("action") == "reapply":
-            base = _version_field(request.form.get("rebase_to"))
-            notice = f"已把你的规则放到当前 v{base} 之上：请检查后再保存。"
-            return _rules_page(book, text, note, base, problems, None, notice, 200)
-        if book.unchanged(text):
-            flash("规则没有改动，未保存新版本")
-            return redirect(url_for("supervise.rules"))
-        try:
-            version = book.save(text, by=actor(), note=note, base_version=base)
-        except StaleVersion as exc:
-            status = 409
-            conflict = {
-                "message": exc.message,
-                "current_version": exc.current_version,
-                "diff": [{**d, "html": Markup(d["html"])} for d in exc.details["diff"]],
-            }
-        except RuleError as exc:
-            problems = exc.problems
-            status = 400
-        else:
-            accounts().audit(actor(), "rules.update", f"v{version}", {"note": note[:200]})
-            current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
-            flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
-            return redirect(url_for("supervise.rules"))
-    return _rules_page(book, text, note, base, problems, conflict, notice, status)
+    page = {
+        "text": current["yaml"] if current else STARTER,
+        "base": current["id"] if current else 0,  # the version the form is based on
+        "note": "",
+        "problems": [],
+        "conflict": None,
+        "notice": None,
+        "status": 200,
+    }
+    if request.method == "GET":
+        return _rules_page(book, page)
+    action = request.form.get("action") or "save"
+    if action in ("form", "try_form"):
+        return _rules_form(book, page, action)
+    if "yaml" not in request.form:
+        raise ApiError("缺少字段 yaml", 400)
+    page["text"] = text = request.form["yaml"]
+    page["note"] = note = (request.form.get("note") or "").strip()
+    # the page's form always sends it; a post without one (a script written
+    # before versions) is saved as before, unchecked
+    base = _version_field(request.form["version"]) if "version" in request.form else None
+    page["base"] = base
+    if action == "reapply":
+        page["base"] = _version_field(request.form.get("rebase_to"))
+        page["notice"] = f"已把你的规则放到当前 v{page['base']} 之上：请检查后再保存。"
+        return _rules_page(book, page, posted=True)
+    if action == "try_yaml":
+        page["play"] = ruleform.playground(book, text)
+        page["status"] = page["play"]["status"]
+        return _rules_page(book, page, posted=True)
+    return _save_rules(book, page, text, note, base, posted=True)
+
+
+def _save_rules(book, page: dict, text: str, note: str, base: int | None, posted: bool):
+    """Save an overlay text as a new version (the YAML editor and the form alike)."""
+    if book.unchanged(text):
+        flash("规则没有改动，未保存新版本")
+        return redirect(url_for("supervise.rules"))
+    try:
+        version = book.save(text, by=actor(), note=note, base_version=base)
+    except StaleVersion as exc:
+        page["status"] = 409
+        page["text"] = text  # the form's edit as YAML: "reapply" works on it
+        page["conflict"] = {
+            "message": exc.message,
+            "current_version": exc.current_version,
+            "diff": [{**d, "html": Markup(d["html"])} for d in exc.details["diff"]],
+        }
+    except RuleError as exc:
+        page["problems"] = exc.problems
+        page["status"] = 400
+    else:
+        accounts().audit(actor(), "rules.update", f"v{version}", {"note": note[:200]})
+        current_app.extensions.pop("coach.rules_seen", None)  # this worker: at once
+        flash(f"已保存团队规则 v{version}，之后的质检使用新规则")
+        return redirect(url_for("supervise.rules"))
+    return _rules_page(book, page, posted=posted)
+
+
+def _rules_form(book, page: dict, action: str):
+    """Save by form, or try the form's draft in the playground."""
+    page["base"] = base = _version_field(request.form.get("version"))
+    page["note"] = note = (request.form.get("note") or "").strip()
+    page["text"] = request.form.get("yaml", page["text"])
+    text, errors = ruleform.overlay_from_form(book, base)
+    if errors:
+        page["form_errors"] = errors
+        page["status"] = 400
+        if action == "try_form":
+            page["play"] = {"error": "表单有错误，请先修改标出的字段", "results": []}
+        return _rules_page(book, page, posted=True)
+    if action == "try_form":
+        page["play"] = ruleform.playground(book, text)
+        page["status"] = page["play"]["status"]
+        return _rules_page(book, page, posted=True)
+    return _save_rules(book, page, text, note, base, posted=True)
 
 
 def _version_field(raw: str | None) -> int:
@@ -531,8 +572,11 @@ def _version_field(raw: str | None) -> int:
     return int(value)
 
 
-def _rules_page(book, text, note, base, problems, conflict, notice, status):
+def _rules_page(book, page: dict, posted: bool = False):
+    """The rules page: the form, the YAML editor, the playground, the rule list and
+    the history (what was posted is shown again, with its messages)."""
     current = book.current()
+    problems = page["problems"]
     try:
         rules_now = checker_for(book.version()).pack.rules
     except RuleError as exc:  # a version saved before a check it now fails: show why
@@ -542,10 +586,19 @@ def _rules_page(book, text, note, base, problems, conflict, notice, status):
             *exc.problems,
         ]
         problems = [p.replace(str(book.folder) + "/", "") for p in problems]
+    base = page["base"] if page["base"] is not None else (current["id"] if current else 0)
+    try:
+        rows = ruleform.form_rows(book, base)
+    except KbError:  # a base version that does not exist: the current one
+        base = current["id"] if current else 0
+        rows = ruleform.form_rows(book, base)
+    if posted:
+        rows = ruleform.posted_rows(rows)
+    form_errors = {**ruleform.problems_by_rule(problems, rows), **page.get("form_errors", {})}
     hpage = page_arg("hpage")
     return render_template(
         "rules.html",
-        text=text,
+        text=page["text"],
         problems=problems,
         history=book.history(LIST_PER_PAGE, (hpage - 1) * LIST_PER_PAGE),
         version_count=book.version_count(),
@@ -554,11 +607,17 @@ def _rules_page(book, text, note, base, problems, conflict, notice, status):
         current=current,
         rules=rules_now,
         rates=rule_rates(get_kb().store.database),
-        base=base if base is not None else (current["id"] if current else 0),
-        note=note,
-        conflict=conflict,
-        notice=notice,
-    ), status
+        base=base,
+        note=page["note"],
+        conflict=page["conflict"],
+        notice=page["notice"],
+        form_rows=rows,
+        form_errors=form_errors,
+        level_names=LEVEL_NAMES,
+        conversation=request.form.get("conversation", "") if posted else "",
+        max_paste=MAX_PASTE_CHARS,
+        play=page.get("play"),
+    ), page["status"]
 
 
 # -- JSON API ------------------------------------------------------------------------------

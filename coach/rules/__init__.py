@@ -32,6 +32,7 @@ norm article (articles/norm/<slug>.md, its id) the rule enforces.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -378,6 +379,8 @@ def load_rules(
                     idx = by_id[raw["id"]]
                     rules[idx] = _patch(rules[idx], raw)
                     rules[idx].source = f"{rules[idx].source} + {path}"
+            elif _looks_like_patch(raw):
+                problems.append(_unknown_rule(path, raw["id"], by_id))
             else:
                 rules.extend(_build({"rules": [raw]}, str(path), problems))
                 by_id = {r.id: k for k, r in enumerate(rules)}
@@ -388,7 +391,8 @@ def load_rules(
                 continue
             for rid in ids:
                 if not isinstance(rid, str) or rid not in by_id:
-                    problems.append(f"{path}: {key} 中的规则 {rid} 不存在")
+                    hint = _did_you_mean(rid, by_id) if isinstance(rid, str) else ""
+                    problems.append(f"{path}: {key} 中的规则 {rid} 不存在{hint}")
                 else:
                     rules[by_id[rid]].enabled = flag
     if problems:
@@ -400,6 +404,45 @@ def load_rules(
     if verify:
         verify_examples(pack)
     return pack
+
+
+def _looks_like_patch(raw: dict) -> bool:
+    """An overlay entry meant to change an existing rule, not to define a new one: it
+    has no check type, or it uses a patch-only key (add_words …)."""
+    return "check" not in raw or any(key in raw for key in PATCH_EXTRA)
+
+
+def _did_you_mean(rid: str, known) -> str:
+    """A hint naming the closest known rule id (（是否想用 x？）), or ""."""
+    close = difflib.get_close_matches(str(rid), [str(k) for k in known], n=1, cutoff=0.6)
+    return f"（是否想用 {close[0]}？）" if close else ""
+
+
+def _id_line(path: Path, rid: str) -> int | None:
+    """The 1-based line of `id: <rid>` in an overlay file, or None (no regex over the
+    file: each line is split once)."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for n, line in enumerate(lines, 1):
+        item = line.strip().removeprefix("-").strip()
+        key, sep, value = item.partition(":")
+        if sep and key.strip() == "id" and value.strip().strip("\"'") == rid:
+            return n
+    return None
+
+
+def _unknown_rule(path: Path, rid, known) -> str:
+    """One problem for an overlay entry whose id is no rule of the pack (a misspelt id
+    would otherwise read as a new rule missing six fields)."""
+    line = _id_line(path, str(rid))
+    where = f"{path}:{line}" if line else str(path)
+    hint = _did_you_mean(rid, known) or (
+        "：默认规则包中没有这个 id（新增团队规则须写全 category、level、weight、check、"
+        "message、suggestion、examples 字段）"
+    )
+    return f"{where}: 未知规则「{rid}」{hint}"
 
 
 def _compile(pack: RulePack, problems: list[str]) -> None:
