@@ -762,11 +762,19 @@ def audit_run(
 ) -> None:
     """导入会话记录（文件、目录或 -）并质检，结果保存在实例中。
 
+    实例中设置的客服名单（网页“客服名单”：发送人名称及其账号）与 --agent 一起使用。
     没有客服发言的会话记为无法读取（附找到的发送人），不打分。"""
     from coach.audits import AuditError
+    from coach.report import UsageError, import_options
     from coach.transcripts import load_path
+    from core.team_agents import TeamAgents
 
-    load = _load_options(agents, agent_pattern, mapping, format_in)
+    try:
+        options = import_options(agents, agent_pattern, mapping, format_in)
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    # the team's agent names and aliases (/settings/agents) count as for an upload
+    load = TeamAgents(obj.kb.store).apply(options).loader()
     convs, errors = [], []
     for p in paths:
         c, e = load_path(p, **load)
