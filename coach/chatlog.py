@@ -46,9 +46,7 @@ _SEPARATOR = re.compile(
 # the English-locale export writes the same lines in English
 _QQ_OBJECT = re.compile(r"^(?:消息对象|Message Object)\s*[:：]\s*(.*)$", re.IGNORECASE)
 _QQ_GROUP = re.compile(r"^(?:消息分组|Message Group)\s*[:：]", re.IGNORECASE)
-_QQ_TITLE = re.compile(
-    r"^(?:消息记录|Message (?:History|Records?))\s*(?:[（(]|$)", re.IGNORECASE
-)
+_QQ_TITLE = re.compile(r"^(?:消息记录|Message (?:History|Records?))\s*(?:[（(]|$)", re.IGNORECASE)
 _QQ_RULE = re.compile(r"^={20,}$")
 _BRACKETED = re.compile(r"^(.*?)\s*[(（<]([^()（）<>]{1,60})[)）>]$")
 _BADGE = re.compile(r"^【[^】]{0,20}】")

@@ -114,7 +114,8 @@ def read_options(
             errors["mapping"] = str(exc)
         if fmt is not None and FORMATS_IN.get(fmt) not in MAPPING_FORMATS:
             errors.setdefault(
-                "format", "映射文件只用于 JSON、CSV 或 XLSX 导出：请把格式选为自动识别、JSON、CSV 或 XLSX"
+                "format",
+                "映射文件只用于 JSON、CSV 或 XLSX 导出：请把格式选为自动识别、JSON、CSV 或 XLSX",
             )
     options = ImportOptions(tuple(names), pattern, fmt, parsed)
     return options, errors

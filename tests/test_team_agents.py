@@ -246,10 +246,16 @@ def test_team_page_adds_and_removes_names_with_messages_next_to_the_field(app, u
         html = resp.get_data(as_text=True)
         assert resp.status_code == 400 and words in _field_error(html, id_), form
         assert f'value="{form["name"][:200]}"' in html  # what was typed is kept
-    assert sup.post("/settings/agents", data={"name": "售后阿青", "username": "agent1"}).status_code == 302
+    assert (
+        sup.post("/settings/agents", data={"name": "售后阿青", "username": "agent1"}).status_code
+        == 302
+    )
     html = sup.get("/settings/agents").get_data(as_text=True)
     assert "已添加客服名称「售后阿青」（账号 agent1）" in html
-    assert '<tr data-name="售后阿青"><td class="name">售后阿青</td><td class="account">agent1</td>' in html
+    assert (
+        '<tr data-name="售后阿青"><td class="name">售后阿青</td><td class="account">agent1</td>'
+        in html
+    )
     resp = sup.post("/settings/agents", data={"name": "售后阿青", "username": ""})
     assert "已在列表中" in _field_error(resp.get_data(as_text=True), "name-error")
     entry = TeamAgents(app.extensions["kb"].store).list()[0]
@@ -316,4 +322,6 @@ def test_cli_audit_run_uses_the_team_aliases(tmp_path):
     close_all(sqlite_url(inst))
     proc = run_cli("audit", "run", str(EXPORTS / "qq_zh.txt"), "--json", instance=inst)
     out = json.loads(proc.stdout)
-    assert out["run"]["total"] == 2 and [a["agent"] for a in out["agents"]] == ["aqing"], proc.stderr
+    assert out["run"]["total"] == 2 and [a["agent"] for a in out["agents"]] == ["aqing"], (
+        proc.stderr
+    )

@@ -601,7 +601,7 @@ def _api_file(body: dict, options: ImportOptions) -> tuple[list, list]:
 
     f = body["file"]
     if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
-        raise ApiError("字段 file 应为 {\"name\": 文件名, \"content\": 文本} 或带 base64 的对象", 400)
+        raise ApiError('字段 file 应为 {"name": 文件名, "content": 文本} 或带 base64 的对象', 400)
     name = Path(f["name"]).name[:200]
     if isinstance(f.get("content"), str):
         data = f["content"].encode("utf-8")
