@@ -325,3 +325,22 @@ def test_cli_audit_run_uses_the_team_aliases(tmp_path):
     assert out["run"]["total"] == 2 and [a["agent"] for a in out["agents"]] == ["aqing"], (
         proc.stderr
     )
+
+
+def test_cli_team_agents_list_add_remove(tmp_path):
+    inst = tmp_path / "inst"
+    run_cli("user", "add", "aqing", "--role", "agent", "--password", PASSWORD,
+            instance=inst, check=True)  # fmt: skip
+    proc = run_cli("team-agents", "add", "售后阿青", "--account", "aqing", instance=inst)
+    assert proc.returncode == 0 and "已添加 售后阿青（账号 aqing）" in proc.stdout, proc.stderr
+    proc = run_cli("team-agents", "add", "售后阿青", instance=inst)
+    assert proc.returncode == 1 and "已在列表中" in proc.stderr
+    proc = run_cli("team-agents", "add", "小王", "--account", "nobody", instance=inst)
+    assert proc.returncode == 1 and "账号「nobody」不存在" in proc.stderr
+    run_cli("team-agents", "add", "店员小骰", instance=inst, check=True)
+    proc = run_cli("team-agents", "list", instance=inst, check=True)
+    assert proc.stdout.splitlines() == ["售后阿青\taqing", "店员小骰\t-"]
+    run_cli("team-agents", "remove", "店员小骰", instance=inst, check=True)
+    proc = run_cli("team-agents", "remove", "店员小骰", instance=inst)
+    assert proc.returncode == 1 and "客服名单中没有「店员小骰」" in proc.stderr
+    assert run_cli("team-agents", "list", instance=inst).stdout.splitlines() == ["售后阿青\taqing"]
