@@ -67,12 +67,12 @@ class ImportOptions:
         return out
 
 
-def _names(value: str | Iterable[str] | None) -> list[str]:
+def _names(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
         return [value]
-    if not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise AgentOptionError("客服名称应为文字（多个用逗号分隔）")
     return list(value)
 

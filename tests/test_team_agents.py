@@ -202,6 +202,7 @@ def test_api_takes_a_file_with_agents_format_and_mapping(app, users):
         ({"mapping": "text: [\n"}, "字段 mapping：映射文件 mapping：YAML 格式错误"),
         ({"mapping": 5}, "字段 mapping 应为映射文件"),
         ({"agents": [1, 2]}, "字段 agents：客服名称应为文字"),
+        ({"agents": {"a": 1}}, "字段 agents：客服名称应为文字"),
     ):
         resp = post(file={"name": "qq.txt", "content": text}, **body)
         got = resp.get_json()
