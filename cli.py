@@ -445,6 +445,48 @@ def user_list(obj: Context) -> None:
         click.echo(f"{u.username}\t{','.join(u.roles)}\t{'停用' if u.disabled else '正常'}")
 
 
+@cli.group(name="team-agents")
+def team_agents() -> None:
+    """客服名单：导出会话记录中客服的发送人名称（可作为账号的别名），每次上传和 audit run 都会用到。"""
+
+
+def _team(obj: Context):
+    from core.team_agents import TeamAgents
+
+    return TeamAgents(obj.kb.store, _accounts(obj))
+
+
+@team_agents.command(name="list")
+@click.pass_obj
+def team_agents_list(obj: Context) -> None:
+    """列出客服名单：发送人名称、账号（没有时为 -）。"""
+    for row in _team(obj).list():
+        click.echo(f"{row['name']}\t{row['username'] or '-'}")
+
+
+@team_agents.command(name="add")
+@click.argument("name")
+@click.option("--account", default="", help="该名称对应的账号（登录名）：会话归到该账号名下。")
+@click.pass_obj
+def team_agents_add(obj: Context, name: str, account: str) -> None:
+    """添加客服的发送人名称，例如：kbcoach team-agents add 售后阿青 --account aqing。"""
+    row = _team(obj).add(name, account, actor="cli")
+    click.echo(f"已添加 {row['name']}" + (f"（账号 {row['username']}）" if row["username"] else ""))
+
+
+@team_agents.command(name="remove")
+@click.argument("name")
+@click.pass_obj
+def team_agents_remove(obj: Context, name: str) -> None:
+    """从客服名单中删除一个发送人名称。"""
+    team = _team(obj)
+    row = next((r for r in team.list() if r["name"] == name.strip()), None)
+    if row is None:
+        fail(f"客服名单中没有「{name}」")
+    team.remove(row["id"], actor="cli")
+    click.echo(f"已删除 {row['name']}")
+
+
 @cli.group()
 def token() -> None:
     """API 令牌：供聊天工作台等集成以 Authorization: Bearer 调用。"""
@@ -762,11 +804,19 @@ def audit_run(
 ) -> None:
     """导入会话记录（文件、目录或 -）并质检，结果保存在实例中。
 
+    实例中设置的客服名单（网页“客服名单”：发送人名称及其账号）与 --agent 一起使用。
     没有客服发言的会话记为无法读取（附找到的发送人），不打分。"""
     from coach.audits import AuditError
+    from coach.report import UsageError, import_options
     from coach.transcripts import load_path
+    from core.team_agents import TeamAgents
 
-    load = _load_options(agents, agent_pattern, mapping, format_in)
+    try:
+        options = import_options(agents, agent_pattern, mapping, format_in)
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
+    # the team's agent names and aliases (/settings/agents) count as for an upload
+    load = TeamAgents(obj.kb.store).apply(options).loader()
     convs, errors = [], []
     for p in paths:
         c, e = load_path(p, **load)

@@ -109,8 +109,12 @@ class AgentTest:
         names: Iterable[str] = (),
         pattern: str | re.Pattern | None = None,
         prefixes: Iterable[str] | None = None,
+        aliases: dict[str, str] | None = None,
     ):
-        self.names = set(names)
+        # aliases: a sender name -> the user account it stands for (the team setting);
+        # every alias is an agent name too
+        self.aliases = dict(aliases or {})
+        self.names = set(names) | set(self.aliases)
         if isinstance(pattern, str):
             pattern = compile_pattern(pattern) if pattern else None
         self.pattern = pattern
@@ -150,6 +154,10 @@ class AgentTest:
     def is_agent(self, name: str, *ids: str) -> bool:
         return self.role(name, *ids) == "agent"
 
+    def account(self, name: str) -> str | None:
+        """The user account an agent's sender name is an alias of, or None."""
+        return self.aliases.get(name.strip()) if self.aliases else None
+
 
 def agent_test(options: dict) -> AgentTest:
     """The AgentTest of loader options (`agent_test`, or names/pattern/prefixes)."""
@@ -160,7 +168,26 @@ def agent_test(options: dict) -> AgentTest:
         options.get("agent_names") or (),
         options.get("agent_pattern"),
         options.get("agent_prefixes"),
+        options.get("agent_aliases"),
     )
+
+
+def link_accounts(convs, agents: AgentTest) -> None:
+    """Set each conversation's agent to the user account its agent's sender name (or
+    its agent id) is an alias of, so the transcript is linked to that account (我的质检,
+    appeals, the agent's trends) as when the names are equal."""
+    if not agents.aliases:
+        return
+    for conv in convs:
+        account = agents.account(conv.agent) if conv.agent else None
+        if account is None:
+            for turn in conv.turns:
+                if turn.role == "agent" and turn.speaker:
+                    account = agents.account(turn.speaker)
+                    if account is not None:
+                        break
+        if account is not None:
+            conv.agent = account
 
 
 def senders_note(names: Iterable[str]) -> str:

@@ -12,8 +12,9 @@ number / e-mail in brackets); 系统 is system; anyone else is the customer.
 Plain chat logs: conversations are split by a separator line holding 会话 (e.g.
 `===== 会话 A123 =====` or `会话ID: A123`, the id is kept) or by two or more
 consecutive blank lines. QQ 消息管理器 exports (recognised by their header
-`消息记录（此消息记录为文本格式…）`, `====`, `消息分组:`, `消息对象:`) are split by
-`消息对象:` (its value is the conversation id); there blank lines belong to the
+`消息记录（此消息记录为文本格式…）`, `====`, `消息分组:`, `消息对象:`; the English-locale
+export's `Message History(…)` / `Message Record(…)`, `Message Group:`, `Message Object:`
+alike) are split by `消息对象:` / `Message Object:` (its value is the conversation id); there blank lines belong to the
 message (only the blank lines before the next header are dropped), headers must
 carry the sender's number or e-mail in brackets, and system messages
 (`系统消息(10000)`) are left out.
@@ -42,8 +43,10 @@ _NAME_FIRST = re.compile(
 _SEPARATOR = re.compile(
     r"^[\s=\-#*_~]*会话(?:\s*(?:id|ID|编号))?\s*[:：#]?\s*([^\s=\-#*]*)[\s=\-#*_~]*$"
 )
-_QQ_OBJECT = re.compile(r"^消息对象\s*[:：]\s*(.*)$")
-_QQ_GROUP = re.compile(r"^消息分组\s*[:：]")
+# the English-locale export writes the same lines in English
+_QQ_OBJECT = re.compile(r"^(?:消息对象|Message Object)\s*[:：]\s*(.*)$", re.IGNORECASE)
+_QQ_GROUP = re.compile(r"^(?:消息分组|Message Group)\s*[:：]", re.IGNORECASE)
+_QQ_TITLE = re.compile(r"^(?:消息记录|Message (?:History|Records?))\s*(?:[（(]|$)", re.IGNORECASE)
 _QQ_RULE = re.compile(r"^={20,}$")
 _BRACKETED = re.compile(r"^(.*?)\s*[(（<]([^()（）<>]{1,60})[)）>]$")
 _BADGE = re.compile(r"^【[^】]{0,20}】")
@@ -103,7 +106,7 @@ def is_qq_export(text: str) -> bool:
     signs followed by 消息分组 / 消息对象)?"""
     lines = [line.strip().lstrip("\ufeff") for line in text[:5000].splitlines()]
     lines = [line for line in lines if line][:12]
-    if lines and lines[0].startswith(("消息记录（", "消息记录(")):
+    if lines and _QQ_TITLE.match(lines[0]):
         return True
     return any(
         _QQ_RULE.match(a) and (_QQ_GROUP.match(b) or _QQ_OBJECT.match(b))
@@ -162,7 +165,7 @@ def parse_chatlog(
                 next_id = obj.group(1).strip()[:200] or None
                 continue
             if (ruled and _QQ_GROUP.match(line)) or (
-                not convs and current is None and line.startswith("消息记录")
+                not convs and current is None and _QQ_TITLE.match(line.strip())
             ):
                 continue
         else:

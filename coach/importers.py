@@ -143,7 +143,9 @@ def _short(text: str) -> str:
 _LINE_DECODER = json.JSONDecoder(strict=False)
 
 
-def parse_jsonl(text: str, path: str) -> tuple[list[Conversation], list[ImportIssue]]:
+def parse_jsonl(
+    text: str, path: str, agents: AgentTest | None = None
+) -> tuple[list[Conversation], list[ImportIssue]]:
     """One conversation per line; a broken line is an issue, the rest loads.
 
     A file holding one JSON array of conversations (or one pretty-printed object)
@@ -160,7 +162,7 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Conversation], list[ImportIs
             records = data if isinstance(data, list) else [data]
             for n, record in enumerate(records, 1):
                 try:
-                    convs.append(conversation_from_dict(record, f"{path}#{n}", n))
+                    convs.append(conversation_from_dict(record, f"{path}#{n}", n, agents))
                 except ValueError as exc:
                     issues.append(ImportIssue(path, n, f"第{n}条记录: {exc}"))
             return convs, issues
@@ -177,14 +179,19 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Conversation], list[ImportIs
             issues.append(ImportIssue(path, lineno, reason))
             continue
         try:
-            convs.append(conversation_from_dict(record, f"{path}:{lineno}", lineno))
+            convs.append(conversation_from_dict(record, f"{path}:{lineno}", lineno, agents))
         except ValueError as exc:
             issues.append(ImportIssue(path, lineno, str(exc)))
     return convs, issues
 
 
-def conversation_from_dict(record: object, source: str = "", lineno: int = 0) -> Conversation:
-    """Build a Conversation from a JSON-like dict; ValueError (Chinese) if invalid."""
+def conversation_from_dict(
+    record: object, source: str = "", lineno: int = 0, agents: AgentTest | None = None
+) -> Conversation:
+    """Build a Conversation from a JSON-like dict; ValueError (Chinese) if invalid.
+
+    With `agents`: a turn whose speaker the supervisor named as an agent is the
+    agent's whatever its role says, and the team's aliases link the agent's account."""
     if not isinstance(record, dict):
         raise ValueError("记录应为 JSON 对象")
     turns_in = record.get("turns")
@@ -216,6 +223,10 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
         except (ValueError, OverflowError, TypeError):
             raise ValueError(f"第{n + 1}句（turns[{n}]）结束时间无法识别") from None
         turns.append(Turn(role, text, ts, str(speaker) if speaker else "", end))
+    if agents is not None and agents.given:
+        for t in turns:
+            if t.role == "customer" and t.speaker and agents.is_agent(t.speaker):
+                t.role = "agent"
     conv_id = record.get("id")
     if conv_id is None or conv_id == "":
         conv_id = f"line-{lineno}" if lineno else "conversation"
@@ -245,6 +256,10 @@ def conversation_from_dict(record: object, source: str = "", lineno: int = 0) ->
     reason = over_limit(conv) or no_agent_reason(conv)
     if reason:
         raise ValueError(reason)
+    if agents is not None:
+        from .agents import link_accounts
+
+        link_accounts([conv], agents)
     return conv
 
 

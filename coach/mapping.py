@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from kb import safeyaml
 from kb.errors import KbError
 
 from .agents import AgentTest
@@ -82,12 +83,22 @@ def load_mapping(path: str | Path) -> Mapping:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise MappingError(f"映射文件 {name}：无法读取（{exc.strerror or exc}）") from None
+    return mapping_from_bytes(raw, name)
+
+
+def mapping_from_bytes(raw: bytes, name: str = "映射文件") -> Mapping:
+    """Check the bytes of a mapping file (an upload, or a file read from disk)."""
+    if not raw.strip():
+        raise MappingError(f"映射文件 {name}：文件为空")
     if len(raw) > MAX_MAPPING_BYTES:
         raise MappingError(f"映射文件 {name}：过大（最多 {MAX_MAPPING_BYTES // 1024} KB）")
     try:
-        data = yaml.safe_load(raw.decode("utf-8-sig"))
+        # anchors, deep nesting and node bombs refused before loading (kb/safeyaml.py)
+        data = safeyaml.load(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise MappingError(f"映射文件 {name}：应为 UTF-8 编码") from None
+    except safeyaml.YamlRefused as exc:
+        raise MappingError(f"映射文件 {name}：{exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"（第{mark.line + 1}行）" if mark is not None else ""

@@ -99,29 +99,38 @@ def turns_of(reports: list[ConversationReport]) -> list[list[tuple[str, str]]]:
     ]
 
 
+def import_options(
+    agent_names=(),
+    agent_pattern: str | None = None,
+    mapping: str | None = None,
+    format_in: str | None = None,
+):
+    """ImportOptions (coach/options.py) from the CLI's values; UsageError (Chinese)
+    when the pattern, the mapping file or the format name is unusable."""
+    from .agents import AgentOptionError, compile_pattern, split_names
+    from .mapping import MappingError, load_mapping
+    from .options import ImportOptions
+    from .transcripts import FORMATS_IN
+
+    try:
+        names = tuple(split_names(agent_names))
+        pattern = compile_pattern(agent_pattern) if agent_pattern else None
+        parsed = load_mapping(mapping) if mapping else None
+    except (AgentOptionError, MappingError) as exc:
+        raise UsageError(str(exc)) from None
+    if format_in and format_in not in FORMATS_IN:
+        raise UsageError(f"未知的输入格式 {format_in!r}，可选: {', '.join(FORMATS_IN)}")
+    return ImportOptions(names, pattern, format_in or None, parsed)
+
+
 def load_options(
     agent_names=(),
     agent_pattern: str | None = None,
     mapping: str | None = None,
     format_in: str | None = None,
 ) -> dict:
-    """Loader options from the CLI's (or a form's) values; UsageError (Chinese) when
-    the pattern, the mapping file or the format name is unusable."""
-    from .agents import AgentOptionError, AgentTest, split_names
-    from .mapping import MappingError, load_mapping
-    from .transcripts import FORMATS_IN
-
-    try:
-        options: dict = {"agent_test": AgentTest(split_names(agent_names), agent_pattern or None)}
-        if mapping:
-            options["mapping"] = load_mapping(mapping)
-    except (AgentOptionError, MappingError) as exc:
-        raise UsageError(str(exc)) from None
-    if format_in:
-        if format_in not in FORMATS_IN:
-            raise UsageError(f"未知的输入格式 {format_in!r}，可选: {', '.join(FORMATS_IN)}")
-        options["fmt"] = format_in
-    return options
+    """Loader options from the CLI's values (`import_options(...).loader()`)."""
+    return import_options(agent_names, agent_pattern, mapping, format_in).loader()
 
 
 def check_paths(

@@ -109,10 +109,15 @@ def over_limit(conv: Conversation) -> str | None:
 
 
 def _within_limits(
-    convs: list[Conversation], issues: list[ImportIssue], path: str
+    convs: list[Conversation], issues: list[ImportIssue], path: str, agents=None
 ) -> tuple[list[Conversation], list[ImportIssue]]:
     """Over-limit conversations, and conversations with no agent turn, become issues
-    at the line (or record) they start at."""
+    at the line (or record) they start at; the others' agents are linked to their
+    accounts through the team's aliases (`AgentTest.aliases`)."""
+    if agents is not None:
+        from .agents import link_accounts
+
+        link_accounts(convs, agents)
     kept = []
     for conv in convs:
         reason = over_limit(conv) or no_agent_reason(conv)
@@ -241,7 +246,7 @@ def load_text(
         convs, issues = calls.parse_calls(
             text, path, speaker_agent=options.get("speaker_agent"), agents=agents
         )
-        return _within_limits(convs, issues, path)
+        return _within_limits(convs, issues, path, agents)
     if mapping is not None and fmt in ("jsonl", "csv"):
         from . import mapping as mapping_mod
 
@@ -268,14 +273,14 @@ def load_text(
         if found is not None:
             convs, issues = messages.parse_messages(found[0], found[1], path, agents)
         else:
-            convs, issues = importers.parse_jsonl(text, path)  # limits checked per record
+            convs, issues = importers.parse_jsonl(text, path, agents)  # limits checked per record
     elif fmt == "csv":
         convs, issues = importers.parse_csv(text, path, options.get("columns"), agents)
     elif fmt in ("chatlog", "qq"):
         convs, issues = chatlog.parse_chatlog(text, path, agents, qq=True if fmt == "qq" else None)
     else:
         raise ValueError(f"未知的格式: {fmt}")
-    return _within_limits(convs, issues, path)
+    return _within_limits(convs, issues, path, agents)
 
 
 def load_xlsx(data: bytes, path: str, **options) -> tuple[list[Conversation], list[ImportIssue]]:
@@ -301,7 +306,7 @@ def load_xlsx(data: bytes, path: str, **options) -> tuple[list[Conversation], li
         convs, issues = importers.parse_table(
             rows, path, options.get("columns"), agents, issues, "XLSX"
         )
-    return _within_limits(convs, issues, path)
+    return _within_limits(convs, issues, path, agents)
 
 
 def load_bytes(

@@ -439,6 +439,19 @@ qa_reaudits = Table(
     Index("idx_qa_reaudits_of_run", "of_run"),
 )
 
+# the team's agents (issue 15): a sender name as transcripts write it, and the user
+# account it stands for (None: a known agent name, linked by equal names as before)
+team_agents = Table(
+    "team_agents",
+    metadata,
+    _id(),
+    Column("name", Text),
+    Column("username", Text),
+    Column("created_by", Text),
+    Column("created_at", Text),
+    Index("idx_team_agents_name", "name", unique=True),
+)
+
 rule_packs = Table(
     "rule_packs",
     metadata,

@@ -102,6 +102,7 @@ def test_supervisor_and_admin_pages_pass_the_csp(browser, live_server):
             ("/appeals", has_heading),
             ("/rules", has_heading),
             ("/scripts/usage", has_heading),
+            ("/settings/agents", has_heading),
         ],
     )
     visit(

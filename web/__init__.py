@@ -117,6 +117,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         scripts,
         serving,
         supervise,
+        team,
     )
 
     errors.register(app)
@@ -133,6 +134,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(agents.bp)
     app.register_blueprint(reaudit.bp)
     app.register_blueprint(calibration.bp)
+    app.register_blueprint(team.bp)
     scripts.init_app(app)
     if float(app.config["INDEX_SYNC_SECONDS"]) > 0:
         # changes this process did not index itself (other processes, a crash)

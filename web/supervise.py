@@ -22,12 +22,14 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from coach.audits import APPEAL_LABELS, AuditError, AuditStore
+from coach.options import FORMAT_LABELS, ImportOptions, read_options
 from coach.playground import MAX_PASTE_CHARS
 from coach.rulebook import STARTER, RuleBook
 from coach.ruleform import LEVEL_NAMES
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
 from coach.waivers import rule_rates
+from core.team_agents import TeamAgents
 from kb.errors import KbError, StaleVersion
 
 from . import get_kb, ruleform
@@ -150,28 +152,34 @@ def _render_runs(errors: dict | None = None, form: dict | None = None, status: i
         max_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
         errors=errors or {},
         form=form or {},
+        formats=FORMAT_LABELS,
+        team_agent_count=team_agents().count(),
     ), status
 
 
-def _upload_agents() -> tuple[dict, dict]:
-    """Loader options from the upload form's 客服 fields, and the form errors (Chinese,
-    shown next to each field)."""
-    from coach.agents import AgentOptionError, AgentTest, compile_pattern, split_names
+def _upload_options() -> tuple[ImportOptions, dict]:
+    """How to read the upload (the form's 客服, 客服名称规则, 格式 and 映射文件 fields,
+    plus the team's agent names and aliases), and the form errors (Chinese, shown
+    next to each field)."""
+    from coach.mapping import MAX_MAPPING_BYTES
 
-    errors: dict[str, str] = {}
-    names: list[str] = []
-    pattern = None
-    try:
-        names = split_names([request.form.get("agents", "")])
-    except AgentOptionError as exc:
-        errors["agents"] = str(exc)
-    raw = (request.form.get("agent_pattern") or "").strip()
-    if raw:
-        try:
-            pattern = compile_pattern(raw)
-        except AgentOptionError as exc:
-            errors["agent_pattern"] = str(exc)
-    return {"agent_test": AgentTest(names, pattern)}, errors
+    mapping = request.files.get("mapping")
+    raw, name = None, "映射文件"
+    if mapping is not None and mapping.filename:
+        name = Path(mapping.filename).name[:100]
+        raw = mapping.read(MAX_MAPPING_BYTES + 1)
+    options, errors = read_options(
+        request.form.get("agents", ""),
+        request.form.get("agent_pattern", ""),
+        request.form.get("format", ""),
+        raw,
+        name,
+    )
+    return team_agents().apply(options), errors
+
+
+def team_agents() -> TeamAgents:
+    return TeamAgents(get_kb().store, accounts())
 
 
 @bp.get("/audits")
@@ -180,7 +188,7 @@ def runs():
     return _render_runs()
 
 
-def _read_upload(files, load: dict) -> tuple[list, list]:
+def _read_upload(files, options: ImportOptions) -> tuple[list, list]:
     """The conversations and unreadable records of the uploaded files, or an
     ApiError about the files field."""
     if not files:
@@ -188,6 +196,7 @@ def _read_upload(files, load: dict) -> tuple[list, list]:
     if len(files) > MAX_FILES:
         raise ApiError(f"一次最多上传 {MAX_FILES} 个文件", 413)
     convs, errors, empty = [], [], []
+    load = options.loader()  # one AgentTest for every file
     for f in files:
         name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
         if not name.lower().endswith(UPLOAD_SUFFIXES):
@@ -210,9 +219,10 @@ def upload():
     files = [f for f in request.files.getlist("files") if f and f.filename]
     # a browser cannot keep the chosen files; what was typed is kept
     form = {
-        k: request.form.get(k, "")[:200] for k in ("name", "agents", "agent_pattern", "reaudit")
+        k: request.form.get(k, "")[:200]
+        for k in ("name", "agents", "agent_pattern", "format", "reaudit")
     }
-    load, form_errors = _upload_agents()
+    options, form_errors = _upload_options()
     if len(request.form.get("name") or "") > RUN_NAME_MAX:
         form_errors["name"] = f"批次名称最多 {RUN_NAME_MAX} 个字"
     if form_errors:
@@ -220,7 +230,7 @@ def upload():
             raise ApiError(next(iter(form_errors.values())), 400)
         return _render_runs(form_errors, form, 400)
     try:
-        convs, errors = _read_upload(files, load)
+        convs, errors = _read_upload(files, options)
     except ApiError as exc:
         if wants_json():
             raise
@@ -623,19 +633,64 @@ def _rules_page(book, page: dict, posted: bool = False):
 # -- JSON API ------------------------------------------------------------------------------
 
 
+def _api_options(body: dict) -> ImportOptions:
+    """ImportOptions of a JSON body's agents / agent_pattern / format / mapping (YAML
+    text), plus the team's; an ApiError naming the field when one is refused."""
+    mapping = body.get("mapping")
+    if mapping is not None and not isinstance(mapping, str):
+        raise ApiError("字段 mapping 应为映射文件（YAML）的文本", 400)
+    options, errors = read_options(
+        body.get("agents"),
+        body.get("agent_pattern"),
+        body.get("format"),
+        mapping.encode("utf-8") if mapping is not None else None,
+        "mapping",
+    )
+    if errors:  # the body's key names the field: agents, agent_pattern, format, mapping
+        key, message = next(iter(errors.items()))
+        raise ApiError(f"字段 {key}：{message}", 400)
+    return team_agents().apply(options)
+
+
+def _api_file(body: dict, options: ImportOptions) -> tuple[list, list]:
+    """The conversations of `file`: {"name", "content"} (text) or {"name", "base64"}
+    (bytes, e.g. an .xlsx), read like an uploaded file."""
+    import base64
+    import binascii
+
+    f = body["file"]
+    if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
+        raise ApiError('字段 file 应为 {"name": 文件名, "content": 文本} 或带 base64 的对象', 400)
+    name = Path(f["name"]).name[:200]
+    if isinstance(f.get("content"), str):
+        data = f["content"].encode("utf-8")
+    elif isinstance(f.get("base64"), str):
+        try:
+            data = base64.b64decode(f["base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError("字段 file.base64 不是有效的 Base64", 400) from None
+    else:
+        raise ApiError("字段 file 缺少 content（文本）或 base64", 400)
+    convs, errors = load_bytes(data, name, **options.loader())
+    if not convs and not errors:
+        raise ApiError(f"文件「{name}」中没有会话（为空或只有空行）", 400)
+    return convs, errors
+
+
 @bp.post("/api/v1/audits")
 @requires("coach.audit")
 def api_create():
-    """{"name"?, "conversations": [...]} → 202 {"run_id"}; checking continues in the
-    background (poll GET /api/v1/audits/<id>)."""
+    """{"name"?, "conversations": [...]} or {"name"?, "file": {"name", "content" |
+    "base64"}}, with "agents"?, "agent_pattern"?, "format"?, "mapping"? (YAML text)
+    → 202 {"run_id"}; checking continues in the background (poll GET
+    /api/v1/audits/<id>)."""
     from coach.importers import conversation_from_dict
 
     body = json_request(API_BODY_MAX)
-    if not isinstance(body, dict) or not isinstance(body.get("conversations"), list):
-        raise ApiError("字段 conversations 应为会话数组", 400)
-    records = body["conversations"]
-    if len(records) > MAX_API_CONVERSATIONS:
-        raise ApiError(f"一次最多 {MAX_API_CONVERSATIONS} 个会话", 413)
+    if not isinstance(body, dict) or not (
+        isinstance(body.get("conversations"), list) or "file" in body
+    ):
+        raise ApiError("字段 conversations 应为会话数组（或用 file 上传一个导出文件）", 400)
     name = body.get("name") or "API 上传"
     if not isinstance(name, str):
         raise ApiError("字段 name 应为字符串", 400)
@@ -644,12 +699,20 @@ def api_create():
     reaudit = body.get("reaudit", False)
     if not isinstance(reaudit, bool):
         raise ApiError("字段 reaudit 应为 true 或 false", 400)
-    convs, errors = [], []
-    for n, record in enumerate(records, 1):
-        try:
-            convs.append(conversation_from_dict(record, f"<request>#{n}", n))
-        except ValueError as exc:
-            errors.append(ImportIssue("<request>", n, str(exc)))
+    options = _api_options(body)
+    if "file" in body:
+        convs, errors = _api_file(body, options)
+    else:
+        records = body["conversations"]
+        if len(records) > MAX_API_CONVERSATIONS:
+            raise ApiError(f"一次最多 {MAX_API_CONVERSATIONS} 个会话", 413)
+        agents = options.agent_test()
+        convs, errors = [], []
+        for n, record in enumerate(records, 1):
+            try:
+                convs.append(conversation_from_dict(record, f"<request>#{n}", n, agents))
+            except ValueError as exc:
+                errors.append(ImportIssue("<request>", n, str(exc)))
     store = audits()
     run_id = store.create_run(
         name, convs, errors, by=actor(), rules_version=rulebook().version(), reaudit=reaudit
