@@ -132,7 +132,7 @@ class Checker:
         """The standard script that replaces this finding (id + rendered text), cached."""
         key = (rule.id, match)
         if key not in self._links:
-            from scripts_lib.usage import default_library, suggestion_for
+            from scripts_lib.coachlink import default_library, suggestion_for
 
             link = None
             if rule.script:

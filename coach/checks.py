@@ -364,7 +364,11 @@ class _EdgeTurnCheck(Check):
         self.matcher = Matcher(self.patterns, rule.exceptions)
 
     def _holds(self, ctx: ConvContext, i: int) -> bool:
-        return self.matcher.candidates(ctx.norm(i)) and self.matcher.any(ctx.view(i)) is not None
+        return self.memo(ctx.view(i), self._edge_words)
+
+    def _edge_words(self, view: TextView) -> bool:
+        """Does the text hold one of the rule's words? (text only: remembered per text)"""
+        return self.matcher.candidates(view.norm) and self.matcher.any(view) is not None
 
     def run(self, ctx: ConvContext) -> list[Hit]:
         """Hits of this rule in the conversation."""

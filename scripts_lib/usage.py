@@ -8,23 +8,22 @@ own scripts beside the shared ones.  Nothing here imports Flask.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from kb.diff import diff_ops, ops_html
 from kb.errors import NotFound, StaleVersion, ValidationError
 from kb.store import Store, now_iso
 from kb.textproc import normalize
-from scripts_lib.library import Library, load_library
+from scripts_lib.coachlink import default_library
+from scripts_lib.library import Library
 from scripts_lib.loader import SHORTCUT_RE
 from scripts_lib.models import CHANNELS, COACH_CATEGORIES, Script
-from scripts_lib.render import Rendered, render, to_plain
+from scripts_lib.render import Rendered, render
 from scripts_lib.template import placeholders, stray_braces
 from storage import usage as repo
 
@@ -39,13 +38,6 @@ TAGS_MAX = 10
 TAG_MAX = 20
 PERSONAL_MAX = 200  # personal scripts per user
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-@functools.lru_cache(maxsize=1)
-@lru_cache(maxsize=1)
-def default_library() -> Library:
-    """The shared library, loaded once on first use (never at import time)."""
-    return load_library()
 
 
 # -- search feed --------------------------------------------------------------
@@ -109,30 +101,6 @@ def register_source(kb, library: Library | None = None) -> None:
         doctype=DOCTYPE,
         fingerprint=lambda: library_fingerprint(lib()),
     )
-
-
-# -- coach link ---------------------------------------------------------------
-
-
-def suggestion_for(
-    category: str, match_text: str = "", *, library: Library | None = None
-) -> dict | None:
-    """The standard script for a coach finding: `{"script_id", "text"}` or None.
-
-    An exact `replaces` entry for the flagged words wins, then the finding's category,
-    then the longest known phrase inside the flagged words.
-    """
-    lib = library if library is not None else default_library()
-    by_phrase = lib.replacing(match_text) if match_text else None
-    key = normalize(match_text.strip()).lower()
-    exact = by_phrase is not None and key in {normalize(r).lower() for r in by_phrase.replaces}
-    script = by_phrase if exact else None
-    if script is None and category:
-        script = lib.replacing(category)
-    script = script or by_phrase
-    if script is None:
-        return None
-    return {"script_id": script.id, "text": to_plain(render(script))}
 
 
 # -- usage events -------------------------------------------------------------

@@ -10,12 +10,12 @@ import pytest
 from kb.accounts import Accounts
 from kb.service import KnowledgeBase
 from scripts_lib import load_library
+from scripts_lib.coachlink import suggestion_for
 from scripts_lib.usage import (
     SOURCE_NAME,
     doc_id,
     register_source,
     script_document,
-    suggestion_for,
 )
 
 from .conftest import FIXTURES, csrf_token, login, run_cli
