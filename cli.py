@@ -943,11 +943,11 @@ def audit_export(obj: Context, run_id, fmt, table, agent, since, until, output) 
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.pass_obj
 def audit_list(obj: Context, limit: int) -> None:
-    """列出最近的质检批次（进程已退出的运行中批次标记为 interrupted）。"""
+    """列出最近的质检批次：编号、状态、已检查/总数、创建时间、名称（进程已退出的运行中批次标记为已中断）。"""
     audits, _ = _workspace(obj)
     for r in audits.runs(limit):
         click.echo(
-            f"{r['id']}\t{r['status']}\t{r['checked']}/{r['total']}\t"
+            f"{r['id']}\t{r.get('label') or r['status']}\t{r['checked']}/{r['total']}\t"
             f"{r['created_at'][:19]}\t{r['name']}"
         )
 

@@ -170,7 +170,7 @@ def test_cli_run_list_and_audit_log(instance, tmp_path):
     report = json.loads(out.stdout)
     assert report["run"]["status"] == "done" and report["run"]["checked"] == 2
     listing = run_cli("audit", "list", instance=instance).stdout
-    assert listing.startswith("1\tdone\t2/2\t")
+    assert listing.startswith("1\t已完成\t2/2\t")
     again = run_cli("audit", "resume", "1", instance=instance)
     assert again.returncode == 1 and "已完成" in again.stderr
     bad = tmp_path / "bad.yaml"
