@@ -184,9 +184,21 @@ class KnowledgeBase:
         self.store.delete(article_id, by=by)
         self._catch_up()
 
+    @contextmanager
+    def deferred_index(self) -> Iterator[None]:
+        """Writes made inside (by this thread) leave the index to the end, where it
+        catches up once: a bulk change costs one index write, not one per article."""
+        self._local.defer = getattr(self._local, "defer", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.defer -= 1
+
     def _catch_up(self) -> None:
         """Apply pending changes after a write.  The write is committed and recorded:
         if the index cannot be written now, the sync timer or the next start applies it."""
+        if getattr(self._local, "defer", 0):
+            return
         try:
             self.apply_changes()
         except Exception:
