@@ -127,6 +127,8 @@ def init(obj: Context, articles_dir: str) -> None:
 def _print_sync(report, *, as_json: bool) -> None:
     """A folder sync's report: one line per article that did not stay as it was (and
     the diff of each conflict), then the counts."""
+    from kb.sync import QUIET
+
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
         return
@@ -135,7 +137,7 @@ def _print_sync(report, *, as_json: bool) -> None:
     if report.first_sync and report.conflicts:
         click.echo("提示：此目录与本数据库此前没有同步记录，两边不同的文章报告为冲突")
     for item in report.items:
-        if item.action in ("unchanged", "skipped"):
+        if item.action in QUIET:
             continue
         if item.action == "error":
             click.echo(f"  失败 {item.message}", err=True)

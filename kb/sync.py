@@ -23,6 +23,7 @@ path: validation, a revision, compare-and-set on the version read, the audit log
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -43,6 +44,7 @@ FIELDS = tuple(FIELD_LABELS)
 CONTEXT = 8  # unchanged characters shown around a change in a conflict's summary
 CHANGE_MAX = 40  # characters of one removed or added run shown
 FIELD_SUMMARY_MAX = 160
+QUIET = ("unchanged", "skipped")  # counted, not listed
 UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 # action -> how a report says it (import / export)
@@ -144,7 +146,7 @@ class SyncReport:
             "failed": self.failed,
             "conflicts": self.conflicts,
             "errors": self.errors,
-            "items": [i.to_dict() for i in self.items if i.action != "unchanged"],
+            "items": [i.to_dict() for i in self.items if i.action not in QUIET],
             "index": self.index,
         }
         if self.direction == "import":  # the keys `kbcoach import --json` always had
@@ -159,17 +161,33 @@ class SyncReport:
 # -- content and its hash ------------------------------------------------------------
 
 
-def canonical_text(article: Article) -> str:
-    """The article's file text as it reads back: what both sides are compared by."""
-    text = articles_mod.dump_article(article)
-    try:
-        return articles_mod.dump_article(articles_mod.parse_article(text))
-    except ValidationError:
-        return text
+def _normal(article: Article) -> list:
+    """The fields as a file written from them reads back (kb/articles.py dump_article
+    then parse_article): trimmed, list items without blanks, the body without the
+    newlines at its ends or trailing spaces, and "\r\n" as "\n" (browsers send it)."""
+
+    def text(value) -> str:
+        return str(value or "").replace("\r\n", "\n").strip()
+
+    body = (article.body or "").replace("\r\n", "\n").rstrip().lstrip("\n")
+    return [
+        text(article.id),
+        text(article.title),
+        text(article.category),
+        body,
+        [text(t) for t in article.tags if text(t)],
+        [text(t) for t in article.similar if text(t)],
+        text(article.owner),
+        text(article.review_by),
+        text(article.status) or "published",
+    ]
 
 
 def content_hash(article: Article) -> str:
-    return hashlib.sha256(canonical_text(article).encode("utf-8")).hexdigest()
+    """What both sides are compared by: equal for an article and the file written
+    from it, whichever side it is read from."""
+    data = json.dumps(_normal(article), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
 def _fields(article: Article) -> dict:
@@ -311,6 +329,12 @@ def _base_note(kb, article_id: str, last: dict | None, disk: Article | None, db,
     )
 
 
+def _unknown_forced(report: SyncReport, force, known, why: str) -> None:
+    """A --force id that names nothing is a mistake worth saying (a typo, usually)."""
+    for article_id in sorted(set(force) - set(known)):
+        report.add("error", article_id, "", f"--force {article_id}：{why}")
+
+
 def _save_state(kb, snap: _Snapshot, entries: dict[str, dict], drop: list[str]) -> None:
     from storage.sync import save_sync_state
 
@@ -341,6 +365,7 @@ def import_folder(
     report = SyncReport("import", dry_run=dry_run, first_sync=not snap.state)
     for err in snap.errors:
         report.add("error", "", err.path, str(err))
+    _unknown_forced(report, force, snap.disk, "目录中没有这篇文章")
     db = _db_rows(kb, list(snap.disk) + list(snap.state))
     entries: dict[str, dict] = {}
     drop: list[str] = []
@@ -510,6 +535,7 @@ def export_folder(
     entries: dict[str, dict] = {}
     drop: list[str] = []
     seen: set[str] = set()
+    _unknown_forced(report, force, _db_rows(kb, force), "数据库中没有这篇文章")
     for row in kb.store.articles.iter_rows():
         current, version = article_from_row(row), row["version"]
         seen.add(current.id)

@@ -409,3 +409,34 @@ def test_sync_state_on_both_backends(tmp_path, src, instance, database_url):
         assert again.count("unchanged") == 3 and again.ok
     finally:
         kb.close()
+
+
+# -- what counts as a change -------------------------------------------------------------
+
+
+def test_an_article_and_the_file_written_from_it_hash_alike():
+    from kb.articles import dump_article, load_dir, parse_article
+    from kb.models import Article
+    from kb.sync import content_hash
+
+    starter, errors = load_dir(Path(__file__).resolve().parents[1] / "articles")
+    assert starter and not errors
+    odd = Article(
+        id="product-odd",
+        title="  标题两边有空格 ",
+        category="product",
+        body="\n\n  第一行缩进\r\n第二行行尾有空格   \r\n\n\n",
+        tags=["退货", " ", " 换货 "],
+        similar=["123", "yes", "2027-06-30"],
+        review_by="2027-06-30",
+    )
+    for article in [*starter, odd]:
+        back = parse_article(dump_article(article))
+        assert content_hash(back) == content_hash(article), article.id
+    assert content_hash(odd) != content_hash(Article(**{**odd.to_dict(), "body": "第一行缩进"}))
+
+
+def test_force_with_an_unknown_id_is_an_error(src, instance):
+    code, report = sync("import", str(src), "--force", "no-such-article", instance=instance)
+    assert code == 1 and "--force no-such-article：目录中没有这篇文章" in report["errors"]
+    assert report["added"] == 3
