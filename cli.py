@@ -208,11 +208,13 @@ def import_cmd(
 ) -> None:
     """把 Markdown 文章目录同步进数据库（与 export 配合，目录可放在 git 中）。
 
-    新文件新增文章；上次同步后改过的文件更新数据库中未改的文章；文件和数据库都改过的
-    文章报告为冲突（附差异），两边都不覆盖；只在数据库中改过的文章保持不变（export 会写出）。
+    新文件新增文章；上次同步后改过的文件更新数据库中未改的文章；只在数据库中改过的文章保持不变（export 会写出）。
+
+    文件和数据库都改过的文章报告为冲突（附差异），两边都不覆盖；看过差异后用 --force ID 以文件为准，或用 export --force ID 以数据库为准。
+
     删除的文件只报告，给出 --archive-missing 才归档。有错误的文件报告文件名和行号，其余照常导入。
-    同步记录保存在数据库中，目录由其中的 .kbcoach-sync 文件标识（请一并提交）。
-    退出码：0 成功，1 有冲突或错误。"""
+
+    同步记录保存在数据库中，目录由其中的 .kbcoach-sync 文件标识（请一并提交）。退出码：0 成功，1 有冲突或错误。"""
     from kb.sync import import_folder
 
     report = _sync(
@@ -278,8 +280,10 @@ def import_jsonl_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
 def export(obj: Context, dest: str, include_all: bool, dry_run: bool, force, as_json: bool) -> None:
     """把数据库中的文章同步到 Markdown 目录（<分类>/<slug>.md，格式与 import 读取的相同）。
 
-    默认只导出已发布的文章，--all 连同草稿、待审核和已归档的一起导出。上次同步后在数据库中
-    改过的文章写出到文件；上次同步后改过的文件不会被覆盖（数据库也改过时报告为冲突，附差异）。
+    默认只导出已发布的文章，--all 连同草稿、待审核和已归档的一起导出；已在目录中的文章不论状态总会同步。
+
+    上次同步后在数据库中改过的文章写出到文件；上次同步后改过的文件不会被覆盖（数据库也改过时报告为冲突，附差异）。被删除的文件不会重新写出。
+
     退出码：0 成功，1 有冲突或错误。"""
     from kb.sync import export_folder
 

@@ -242,8 +242,10 @@ def folder_id(root: Path, *, create: bool) -> str | None:
         text = marker.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"同步标识文件无法读取：{exc}", path=MARKER) from None
+    except OSError as exc:
+        raise ValidationError(f"同步标识文件无法读取：{exc.strerror}", path=MARKER) from None
+    except UnicodeDecodeError:
+        raise ValidationError("同步标识文件不是 UTF-8 文本", path=MARKER) from None
     if text is not None:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):

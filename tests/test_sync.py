@@ -440,3 +440,28 @@ def test_force_with_an_unknown_id_is_an_error(src, instance):
     code, report = sync("import", str(src), "--force", "no-such-article", instance=instance)
     assert code == 1 and "--force no-such-article：目录中没有这篇文章" in report["errors"]
     assert report["added"] == 3
+
+
+def test_init_again_keeps_an_article_edited_on_the_web(src, instance):
+    assert kbcoach("init", "--articles", str(src), instance=instance).returncode == 0
+    editor_save(instance, "product-tuihuo-zhengce", title="退货政策（网页上改过）")
+    again = kbcoach("init", "--articles", str(src), instance=instance)
+    assert again.returncode == 0 and "数据库较新" in again.stdout
+    assert stored(instance, "product-tuihuo-zhengce")[0].title == "退货政策（网页上改过）"
+
+
+def test_a_marker_left_in_a_merge_conflict_is_named_with_its_line(src, instance):
+    assert sync("import", str(src), instance=instance)[0] == 0
+    marker = src / ".kbcoach-sync"
+    header, ours = marker.read_text("utf-8").splitlines()
+    theirs = "folder: " + "0" * 32
+    marker.write_text(
+        f"{header}\n<<<<<<< HEAD\n{ours}\n=======\n{theirs}\n>>>>>>> main\n", encoding="utf-8"
+    )
+    path = src / "product" / "退货政策.md"
+    path.write_text(path.read_text("utf-8").replace(CHANGED_LINE, TEN_DAYS), encoding="utf-8")
+    proc = kbcoach("import", str(src), instance=instance)
+    assert proc.returncode == 1
+    assert "错误：.kbcoach-sync:2: 同步标识文件格式错误" in proc.stderr, proc.stderr
+    assert "git 合并冲突" in proc.stderr
+    assert stored(instance, "product-tuihuo-zhengce")[1] == 1  # nothing imported
