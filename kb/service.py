@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -458,19 +457,6 @@ class KnowledgeBase:
         if self._sync is not None:
             self._sync.stop()
             self._sync = None
-
-    def export_dir(self, dest: str | Path) -> int:
-        """Write every article back as `<category>/<slug>.md`."""
-        root = Path(dest)
-        n = 0
-        for art in self.store.iter_articles():
-            target = root / articles_mod.article_filename(art)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f".md.{os.getpid()}.tmp")
-            tmp.write_text(articles_mod.dump_article(art), encoding="utf-8")
-            os.replace(tmp, target)
-            n += 1
-        return n
 
 
 class IndexSync(threading.Thread):
