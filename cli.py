@@ -111,26 +111,125 @@ def _print_import(report, *, as_json: bool) -> None:
 )
 @click.pass_obj
 def init(obj: Context, articles_dir: str) -> None:
-    """创建实例目录，导入初始文章并建立索引（可重复执行）。"""
-    report = obj.kb.import_dir(articles_dir)
+    """创建实例目录，导入初始文章并建立索引（可重复执行）。
+
+    与 kbcoach import 一样同步：在网页上改过的文章不会被初始文章覆盖（报告为冲突）。"""
+    from kb.sync import import_folder
+
+    report = _sync(lambda: import_folder(obj.kb, articles_dir))
     obj.kb.sync_source("scripts")
     click.echo(f"实例：{obj.instance.resolve()}")
-    _print_import(report, as_json=False)
-    if report.failed:
+    _print_sync(report, as_json=False)
+    if not report.ok:
         sys.exit(EXIT_FINDINGS)
 
 
+def _print_sync(report, *, as_json: bool) -> None:
+    """A folder sync's report: one line per article that did not stay as it was (and
+    the diff of each conflict), then the counts."""
+    from kb.sync import QUIET
+
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    if report.dry_run:
+        click.echo("演练（--dry-run）：以下是将要进行的操作，没有写入任何内容")
+    if report.first_sync and report.conflicts:
+        click.echo("提示：此目录与本数据库此前没有同步记录，两边不同的文章报告为冲突")
+    for item in report.items:
+        if item.action in QUIET:
+            continue
+        if item.action == "error":
+            click.echo(f"  失败 {item.message}", err=True)
+            continue
+        click.echo(f"  {item.line()}")
+        for line in item.diff:
+            click.echo(f"      {line}")
+    click.echo(report.summary())
+    if report.index:
+        mode = {"rebuild": "全量重建", "incremental": "增量更新", "none": "无需更新"}
+        click.echo(
+            f"索引：{mode.get(report.index.get('mode'), '')} {report.index.get('documents', 0)} 篇"
+        )
+
+
+def _sync_audit(obj: Context, report, source: str, by: str) -> None:
+    """An import that changed articles goes to the audit log as one entry too (each
+    article's own entries are written by the save)."""
+    counts = {a: report.count(a) for a in ("created", "updated", "archived", "conflict")}
+    if not report.dry_run and (counts["created"] or counts["updated"] or counts["archived"]):
+        from kb.accounts import Accounts
+
+        Accounts(obj.kb.store).audit(
+            by,
+            "article.import",
+            source,
+            {
+                "added": counts["created"],
+                "changed": counts["updated"],
+                "archived": counts["archived"],
+                "conflicts": counts["conflict"],
+                "failed": report.failed,
+            },
+        )
+
+
+def _sync(run) -> object:
+    from kb.errors import KbError
+
+    try:
+        return run()
+    except KbError as exc:
+        fail(str(exc))
+
+
 @cli.command(name="import")
-@click.argument("path", type=click.Path(exists=True))
-@click.option("--by", default="import", show_default=True, help="记录在修订历史中的操作人。")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--by", default="import", show_default=True, help="记录在修订历史和审计日志中的操作人。"
+)
+@click.option("--dry-run", is_flag=True, help="只列出将要进行的操作，不写入数据库。")
+@click.option(
+    "--archive-missing",
+    is_flag=True,
+    help="上次同步后文件被删除（且数据库中未改）的文章改为已归档；默认只报告。",
+)
+@click.option(
+    "--force",
+    "force",
+    multiple=True,
+    metavar="ID",
+    help="该文章以文件为准写入数据库（看过冲突后使用），可重复给出。",
+)
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
 @click.pass_obj
-def import_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
-    """导入 Markdown 文章目录（幂等：报告新增/修改/未变/失败）。"""
-    report = obj.kb.import_dir(path, by=by)
-    _audit_import(obj, report, str(path), by)
-    _print_import(report, as_json=as_json)
-    if report.failed:
+def import_cmd(
+    obj: Context, path: str, by: str, dry_run: bool, archive_missing: bool, force, as_json: bool
+) -> None:
+    """把 Markdown 文章目录同步进数据库（与 export 配合，目录可放在 git 中）。
+
+    新文件新增文章；上次同步后改过的文件更新数据库中未改的文章；只在数据库中改过的文章保持不变（export 会写出）。
+
+    文件和数据库都改过的文章报告为冲突（附差异），两边都不覆盖；看过差异后用 --force ID 以文件为准，或用 export --force ID 以数据库为准。
+
+    删除的文件只报告，给出 --archive-missing 才归档。有错误的文件报告文件名和行号，其余照常导入。
+
+    同步记录保存在数据库中，目录由其中的 .kbcoach-sync 文件标识（请一并提交）。退出码：0 成功，1 有冲突或错误。"""
+    from kb.sync import import_folder
+
+    report = _sync(
+        lambda: import_folder(
+            obj.kb,
+            path,
+            by=by,
+            dry_run=dry_run,
+            archive_missing=archive_missing,
+            force=frozenset(force),
+        )
+    )
+    _sync_audit(obj, report, str(path), by)
+    _print_sync(report, as_json=as_json)
+    if not report.ok:
         sys.exit(EXIT_FINDINGS)
 
 
@@ -162,11 +261,42 @@ def import_jsonl_cmd(obj: Context, path: str, by: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("dest", type=click.Path(file_okay=False))
+@click.option(
+    "--all",
+    "include_all",
+    is_flag=True,
+    help="连同草稿、待审核和已归档的文章一起导出（默认只导出已发布的；已在目录中的文章总会同步）。",
+)
+@click.option("--dry-run", is_flag=True, help="只列出将要进行的操作，不写入文件。")
+@click.option(
+    "--force",
+    "force",
+    multiple=True,
+    metavar="ID",
+    help="该文章以数据库为准覆盖文件（看过冲突后使用），可重复给出。",
+)
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
 @click.pass_obj
-def export(obj: Context, dest: str) -> None:
-    """把所有文章导出为 Markdown 文件（<分类>/<slug>.md）。"""
-    n = obj.kb.export_dir(dest)
-    click.echo(f"已导出 {n} 篇文章到 {dest}")
+def export(obj: Context, dest: str, include_all: bool, dry_run: bool, force, as_json: bool) -> None:
+    """把数据库中的文章同步到 Markdown 目录（<分类>/<slug>.md，格式与 import 读取的相同）。
+
+    默认只导出已发布的文章，--all 连同草稿、待审核和已归档的一起导出；已在目录中的文章不论状态总会同步。
+
+    上次同步后在数据库中改过的文章写出到文件；上次同步后改过的文件不会被覆盖（数据库也改过时报告为冲突，附差异）。被删除的文件不会重新写出。
+
+    退出码：0 成功，1 有冲突或错误。"""
+    from kb.sync import export_folder
+
+    report = _sync(
+        lambda: export_folder(
+            obj.kb, dest, include_all=include_all, dry_run=dry_run, force=frozenset(force)
+        )
+    )
+    _print_sync(report, as_json=as_json)
+    if not as_json and not dry_run:
+        click.echo(f"目录：{dest}")
+    if not report.ok:
+        sys.exit(EXIT_FINDINGS)
 
 
 @cli.command()
@@ -307,7 +437,9 @@ def serve(
     """启动网页与 JSON API（首次启动自动导入初始文章）。"""
     kb = obj.kb
     if kb.store.count() == 0 and Path(articles_dir).is_dir():
-        report = kb.import_dir(articles_dir)
+        from kb.sync import import_folder
+
+        report = import_folder(kb, articles_dir)
         click.echo(f"首次启动，已导入初始文章：{report.summary()}")
     elif kb.ensure_index():
         click.echo("索引缺失或版本过旧，已重建")

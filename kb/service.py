@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -184,9 +183,21 @@ class KnowledgeBase:
         self.store.delete(article_id, by=by)
         self._catch_up()
 
+    @contextmanager
+    def deferred_index(self) -> Iterator[None]:
+        """Writes made inside (by this thread) leave the index to the end, where it
+        catches up once: a bulk change costs one index write, not one per article."""
+        self._local.defer = getattr(self._local, "defer", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.defer -= 1
+
     def _catch_up(self) -> None:
         """Apply pending changes after a write.  The write is committed and recorded:
         if the index cannot be written now, the sync timer or the next start applies it."""
+        if getattr(self._local, "defer", 0):
+            return
         try:
             self.apply_changes()
         except Exception:
@@ -446,19 +457,6 @@ class KnowledgeBase:
         if self._sync is not None:
             self._sync.stop()
             self._sync = None
-
-    def export_dir(self, dest: str | Path) -> int:
-        """Write every article back as `<category>/<slug>.md`."""
-        root = Path(dest)
-        n = 0
-        for art in self.store.iter_articles():
-            target = root / articles_mod.article_filename(art)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f".md.{os.getpid()}.tmp")
-            tmp.write_text(articles_mod.dump_article(art), encoding="utf-8")
-            os.replace(tmp, target)
-            n += 1
-        return n
 
 
 class IndexSync(threading.Thread):

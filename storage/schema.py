@@ -538,3 +538,17 @@ cal_misses = Table(
     Column("at", Text),
     Index("idx_cal_misses_review_id_cal_item_id", "review_id", "cal_item_id"),
 )
+
+# the last sync of each article with a Markdown folder (kb/sync.py): the folder's id
+# (from its .kbcoach-sync file), where the file is, the version and the hash of the
+# content both sides had then
+kb_sync = Table(
+    "kb_sync",
+    metadata,
+    Column("folder", Text, primary_key=True),
+    Column("article_id", Text, primary_key=True),
+    Column("path", Text),
+    Column("version", Integer),
+    Column("sha256", Text),
+    Column("synced_at", Text),
+)

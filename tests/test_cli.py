@@ -96,8 +96,9 @@ def test_export_writes_markdown_back(instance, tmp_path):
         .read_text(encoding="utf-8")
         .startswith("---\nid: product-invoice\n")
     )
+    assert not (out / "phrasing" / "draft-only.md").exists()  # published ones only
     again = run_cli("import", str(out), "--json", instance=instance)
-    assert json.loads(again.stdout)["unchanged"] == 4
+    assert json.loads(again.stdout)["unchanged"] == 3
 
 
 def test_search_text_json_and_batch(instance, tmp_path):
