@@ -12,7 +12,17 @@ throttling clocks, which are epoch seconds (``Float``).  JSON documents are text
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+)
 
 # SQLite only aliases the rowid (and so numbers rows itself) for "INTEGER PRIMARY KEY"
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -437,6 +447,20 @@ qa_reaudits = Table(
     Column("of_run", Id),
     Column("rules_version", Integer),
     Index("idx_qa_reaudits_of_run", "of_run"),
+)
+
+# a web upload's files, kept until the background worker has read them into the
+# run's conversations (coach/audits.py: read_upload); options: the form's fields (JSON)
+qa_uploads = Table(
+    "qa_uploads",
+    metadata,
+    _id(),
+    Column("run_id", Id),
+    Column("seq", Integer),
+    Column("name", Text),
+    Column("data", LargeBinary),
+    Column("options", Text),
+    Index("idx_qa_uploads_run", "run_id"),
 )
 
 rule_packs = Table(

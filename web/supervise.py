@@ -24,7 +24,8 @@ from markupsafe import Markup
 from coach.audits import APPEAL_LABELS, AuditError, AuditStore
 from coach.rulebook import STARTER, RuleBook
 from coach.rules import RuleError
-from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
+from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue
+from coach.uploads import form_fields, is_blank, load_options
 from coach.waivers import rule_rates
 from kb.errors import StaleVersion
 
@@ -76,17 +77,30 @@ def rulebook() -> RuleBook:
 
 def start_check(run_id: int) -> None:
     """Claim the run and check it in a background thread of this process."""
-    app = current_app._get_current_object()
     store = audits()
     if not store.claim(run_id):
         raise ApiError("该批次正在检查或已完成", 409)
-    version = store.run(run_id)["rules_version"]
+    _in_background(run_id, read=False)
+
+
+def start_reading(run_id: int) -> None:
+    """Read a stored upload's files and check the run in a background thread of this
+    process (an audit worker of any process may take the reading over)."""
+    _in_background(run_id, read=True)
+
+
+def _in_background(run_id: int, *, read: bool) -> None:
+    app = current_app._get_current_object()
 
     def work() -> None:
         with app.app_context():
             audits_bg = AuditStore(get_kb().store, lease=app.config["AUDIT_LEASE_SECONDS"])
             try:
-                audits_bg.check(run_id, checker_for(version))
+                if read and audits_bg.read_upload(run_id) is None:
+                    return  # another worker reads it (or has read it)
+                version = audits_bg.run(run_id)["rules_version"]
+                if audits_bg.run(run_id)["status"] == "running":
+                    audits_bg.check(run_id, checker_for(version))
             except Exception as exc:  # recorded on the run as failed; the worker lives on
                 audits_bg.fail(run_id, exc)
                 app.logger.exception("audit run %s failed", run_id)
@@ -152,24 +166,9 @@ def _render_runs(errors: dict | None = None, form: dict | None = None, status: i
 
 
 def _upload_agents() -> tuple[dict, dict]:
-    """Loader options from the upload form's 客服 fields, and the form errors (Chinese,
-    shown next to each field)."""
-    from coach.agents import AgentOptionError, AgentTest, compile_pattern, split_names
-
-    errors: dict[str, str] = {}
-    names: list[str] = []
-    pattern = None
-    try:
-        names = split_names([request.form.get("agents", "")])
-    except AgentOptionError as exc:
-        errors["agents"] = str(exc)
-    raw = (request.form.get("agent_pattern") or "").strip()
-    if raw:
-        try:
-            pattern = compile_pattern(raw)
-        except AgentOptionError as exc:
-            errors["agent_pattern"] = str(exc)
-    return {"agent_test": AgentTest(names, pattern)}, errors
+    """Loader options from the upload form's fields, and the form errors (Chinese,
+    shown next to each field): coach/uploads.py, the one place that reads them."""
+    return load_options(request.form)
 
 
 @bp.get("/audits")
@@ -178,39 +177,34 @@ def runs():
     return _render_runs()
 
 
-def _read_upload(files, load: dict) -> tuple[list, list]:
-    """The conversations and unreadable records of the uploaded files, or an
-    ApiError about the files field."""
+def _read_upload(files) -> list[tuple[str, bytes]]:
+    """The uploaded files as (name, bytes), or an ApiError about the files field
+    (what can be told without parsing: the background worker parses them)."""
     if not files:
         raise ApiError("请选择要质检的会话记录文件", 400)
     if len(files) > MAX_FILES:
         raise ApiError(f"一次最多上传 {MAX_FILES} 个文件", 413)
-    convs, errors, empty = [], [], []
+    out = []
     for f in files:
         name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise ApiError(f"文件「{name}」类型不支持，可用: {' '.join(UPLOAD_SUFFIXES)}", 415)
-        c, e = load_bytes(f.read(), name, **load)
-        if not c and not e:
-            empty.append(name)
-        convs.extend(c)
-        errors.extend(e)
-    if empty and not convs and not errors:
-        raise ApiError(f"文件「{'」「'.join(empty)}」中没有会话（为空或只有空行）", 400)
-    # an empty file beside others is named on the run page, not dropped silently
-    errors += [ImportIssue(name, 0, "文件中没有会话（为空或只有空行）") for name in empty]
-    return convs, errors
+        out.append((name, f.read()))
+    if all(is_blank(data) for _, data in out):
+        names = "」「".join(name for name, _ in out)
+        raise ApiError(f"文件「{names}」中没有会话（为空或只有空行）", 400)
+    return out
 
 
 @bp.post("/audits")
 @requires("coach.audit")
 def upload():
+    """Store the files and answer at once with the run's page; the files are read
+    (a parse error listed with its file and line) and checked in the background."""
     files = [f for f in request.files.getlist("files") if f and f.filename]
     # a browser cannot keep the chosen files; what was typed is kept
-    form = {
-        k: request.form.get(k, "")[:200] for k in ("name", "agents", "agent_pattern", "reaudit")
-    }
-    load, form_errors = _upload_agents()
+    form = {k: request.form.get(k, "")[:200] for k in request.form if k != "csrf_token"}
+    _load, form_errors = _upload_agents()
     if len(request.form.get("name") or "") > RUN_NAME_MAX:
         form_errors["name"] = f"批次名称最多 {RUN_NAME_MAX} 个字"
     if form_errors:
@@ -218,25 +212,31 @@ def upload():
             raise ApiError(next(iter(form_errors.values())), 400)
         return _render_runs(form_errors, form, 400)
     try:
-        convs, errors = _read_upload(files, load)
+        stored = _read_upload(files)
     except ApiError as exc:
         if wants_json():
             raise
         return _render_runs({"files": exc.message}, form, exc.status)
-    label = (request.form.get("name") or "").strip() or ", ".join(
-        Path(f.filename).name for f in files
-    )
-    store = audits()
-    run_id = store.create_run(
+    label = (request.form.get("name") or "").strip() or ", ".join(name for name, _ in stored)
+    run_id = audits().create_upload(
         label,
-        convs,
-        errors,
+        stored,
+        form_fields(request.form),
         by=actor(),
         rules_version=rulebook().version(),
         reaudit=request.form.get("reaudit") == "1",
     )
-    start_check(run_id)
+    start_reading(run_id)
     return redirect(url_for("supervise.run", run_id=run_id))
+
+
+@bp.get("/audits/<int:run_id>/status")
+@requires("coach.audit")
+def run_status(run_id: int):
+    """A run's progress for the pages' progress bars (web/static/progress.js)."""
+    store = audits()
+    store.mark_interrupted()
+    return {"ok": True, **store.progress(run_id)}
 
 
 @bp.get("/audits/<int:run_id>")
@@ -281,7 +281,10 @@ def run(run_id: int):
 def resume(run_id: int):
     store = audits()
     store.run(run_id)
-    start_check(run_id)
+    if store.retry_upload(run_id):  # its files were never read: read them again
+        start_reading(run_id)
+    else:
+        start_check(run_id)
     store.log(actor(), "audit.resume", str(run_id), {})
     return redirect(url_for("supervise.run", run_id=run_id))
 
@@ -605,7 +608,8 @@ def api_create():
 
 
 # which process holds the run: bookkeeping of the workers, not part of the API
-RUN_INTERNAL = frozenset({"pid", "claimed_by", "claimed_until"})
+# and what the pages' progress bars read (GET /audits/<id>/status)
+RUN_INTERNAL = frozenset({"pid", "claimed_by", "claimed_until", "reading", "percent"})
 
 
 @bp.get("/api/v1/audits/<int:run_id>")
