@@ -306,7 +306,7 @@ class AuditStore:
             )
         self.log(
             by,
-            "audit.upload",
+            "audit.run",
             str(run_id),
             {
                 "name": name[:200],
