@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 
 import pytest
@@ -48,10 +49,14 @@ def upload(client, files, **fields):
 
 
 def wait_over(client, run_id: int) -> dict:
-    """The run's status once it is over (polled: no time limit is asserted)."""
+    """The run's status once it is over (polled: no time limit is asserted), and the
+    thread of this process that read and checked it ended (before the database goes)."""
     for _ in range(2400):
         body = client.get(f"/audits/{run_id}/status").get_json()
         if not body["live"]:
+            for thread in threading.enumerate():
+                if thread.name == f"audit-{run_id}":
+                    thread.join()
             return body
         time.sleep(0.05)
     raise AssertionError(body)
