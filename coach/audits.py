@@ -1,7 +1,11 @@
 """Audit runs kept in the instance database: the supervisor's workspace.
 
 A run is created in one transaction that stores every conversation of the upload
-(as `pending` items) and every input error (file, line, reason).  Checking then
+(as `pending` items) and every input error (file, line, reason).  A web upload is
+first stored as it came (`create_upload`: its files and form fields, the run queued
+and `reading`), so the request answers at once; a worker claims it in the database
+(`read_upload`, taken over when the claim expires), reads the files with
+coach/uploads.py and stores their conversations and errors the same way.  Checking then
 works through the pending items in batches, each claimed in the database by a
 worker (`host:pid:n`) for LEASE_SECONDS (renewed while it works) and committed with
 the run's progress; the run is done when no item is pending, as the database says.

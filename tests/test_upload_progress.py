@@ -141,7 +141,9 @@ def test_parse_errors_read_in_the_background_are_listed_with_file_and_line(app, 
     assert "已完成" in page and 'value="100"' in page and "<noscript>" not in page
     # fields the form does not know are passed to the reader untouched; the agents
     # field is read in the background like the rest
-    text = "2016-02-02 10:00:01 顾客甲: 在吗\n2016-02-02 10:00:09 阿青: 您好，请问有什么可以帮您？\n"
+    text = (
+        "2016-02-02 10:00:01 顾客甲: 在吗\n2016-02-02 10:00:09 阿青: 您好，请问有什么可以帮您？\n"
+    )
     resp = upload(sup, [("chat.txt", text.encode("utf-8"))], agents="阿青", extra="x")
     done = wait_over(sup, int(resp.headers["Location"].rsplit("/", 1)[1]))
     assert done["total"] == 1 and done["errors"] == 0, done
@@ -191,7 +193,10 @@ def test_the_worker_reads_an_upload_then_checks_it(audits):
     assert (run["status"], run["reading"], run["total"], run["errors"]) == ("running", False, 2, 2)
     assert audits.upload_stats(run_id) == (0, 0)
     assert audits.duplicate_count(run_id) == 1  # c-1 twice in the upload
-    assert [(e["path"], e["line"]) for e in audits.errors(run_id)] == [("a.jsonl", 2), ("b.jsonl", 0)]
+    assert [(e["path"], e["line"]) for e in audits.errors(run_id)] == [
+        ("a.jsonl", 2),
+        ("b.jsonl", 0),
+    ]
     assert audits.work(lambda version: Checker()) == 2  # checked
     run = audits.run(run_id)
     assert (run["status"], run["checked"], run["percent"]) == ("done", 2, 100)
@@ -206,7 +211,6 @@ def test_an_upload_whose_reader_died_is_read_by_another_worker(audits):
     # a worker claimed it and died: its claim expires, and it may not save any more
     assert repo.claim_upload(audits.database, "gone:1:1", now + 60, now) == run_id
     assert audits.read_upload() is None  # held
-    assert repo.claim_upload(audits.database, "gone:1:1", now - 1, now - 2) is None
     with audits.database.begin() as conn:  # the claim runs out
         conn.execute(sa.update(repo._runs).values(claimed_until=now - 1))
     assert audits.read_upload(claimer="here:1:1") == run_id
@@ -299,3 +303,20 @@ def test_the_browser_shows_a_refused_upload_next_to_the_field(browser, live_serv
         expect(pg.locator(".run-status")).to_contain_text("已完成", timeout=60000)
     finally:
         ctx.close()
+
+
+def test_kbcoach_audit_resume_reads_a_stored_upload_then_checks_it(instance):
+    from kb.service import KnowledgeBase
+
+    from .conftest import run_cli
+
+    base = KnowledgeBase(instance)
+    try:
+        store = AuditStore(base.store)
+        run_id = store.create_upload(
+            "夜班", [("a.jsonl", jsonl([conv(1), conv(2)], broken="{oops"))], {}, by="zhao"
+        )
+    finally:
+        base.close()
+    proc = run_cli("audit", "resume", str(run_id), instance=instance)
+    assert "质检批次 1：2/2 个会话，1 条无法读取" in proc.stdout, proc.stderr

@@ -2,7 +2,11 @@
 with its findings, decide appeals, edit the team rule pack; agents see their own
 audited conversations and appeal a finding (the audit log is in web/admin.py).
 
-Checking runs in a background thread of the process that took the upload; the audit
+An upload is stored as it came (files and form fields) and answered at once with the
+run's page; reading the files and checking them runs in a background thread of the
+process that took the upload (or the audit worker of any process, which takes over a
+reading whose claim expired); the pages show progress bars fed by GET
+/audits/<id>/status (web/static/progress.js).  The audit
 worker thread of every server process (AUDIT_WORKER_SECONDS, core/audits.py) helps
 with the batches of any running run, so the nodes sharing a PostgreSQL database check
 a large upload together.  Batches are claimed and committed in the database, so a worker that dies
@@ -98,9 +102,9 @@ def _in_background(run_id: int, *, read: bool) -> None:
             try:
                 if read and audits_bg.read_upload(run_id) is None:
                     return  # another worker reads it (or has read it)
-                version = audits_bg.run(run_id)["rules_version"]
-                if audits_bg.run(run_id)["status"] == "running":
-                    audits_bg.check(run_id, checker_for(version))
+                run = audits_bg.run(run_id)
+                if run["status"] == "running":  # not done at once: nothing to check
+                    audits_bg.check(run_id, checker_for(run["rules_version"]))
             except Exception as exc:  # recorded on the run as failed; the worker lives on
                 audits_bg.fail(run_id, exc)
                 app.logger.exception("audit run %s failed", run_id)
