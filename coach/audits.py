@@ -90,7 +90,8 @@ TOP_HABITS = 5
 
 def _labelled(run: dict) -> dict:
     """A run's row with its label and the percent of its conversations checked."""
-    run["reading"] = bool(run.get("reading")) and run["status"] in LIVE_STATUSES
+    run["unread"] = bool(run.get("reading"))  # its uploaded files are still stored
+    run["reading"] = run["unread"] and run["status"] in LIVE_STATUSES
     run["label"] = READING_LABEL if run["reading"] else RUN_LABELS.get(run["status"], run["status"])
     total, checked = run.get("total") or 0, run.get("checked") or 0
     if run["status"] == "done":

@@ -320,3 +320,18 @@ def test_kbcoach_audit_resume_reads_a_stored_upload_then_checks_it(instance):
         base.close()
     proc = run_cli("audit", "resume", str(run_id), instance=instance)
     assert "质检批次 1：2/2 个会话，1 条无法读取" in proc.stdout, proc.stderr
+
+
+def test_a_failed_reading_is_resumed_from_the_run_page_by_reading_again(app, kb, users):
+    store = AuditStore(kb.store)
+    run_id = store.create_upload(
+        "夜班", [("a.jsonl", jsonl([conv(1)]))], {"agent_pattern": "(a|ab)*c"}, by="zhao"
+    )
+    with pytest.raises(ValueError):
+        store.read_upload(run_id)
+    sup = signed_in(app, users["supervisor"])
+    page = sup.get(f"/audits/{run_id}").get_data(as_text=True)
+    assert "失败" in page and "重新读取上传的文件并质检" in page
+    assert sup.post(f"/audits/{run_id}/resume").status_code == 302  # read again, not 409
+    again = wait_over(sup, run_id)
+    assert again["status"] == "failed" and "客服名称规则" in again["message"]

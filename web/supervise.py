@@ -613,7 +613,7 @@ def api_create():
 
 # which process holds the run: bookkeeping of the workers, not part of the API
 # and what the pages' progress bars read (GET /audits/<id>/status)
-RUN_INTERNAL = frozenset({"pid", "claimed_by", "claimed_until", "reading", "percent"})
+RUN_INTERNAL = frozenset({"pid", "claimed_by", "claimed_until", "reading", "unread", "percent"})
 
 
 @bp.get("/api/v1/audits/<int:run_id>")
