@@ -882,7 +882,9 @@ def _check_run(audits, books, run_id: int, as_json: bool) -> None:
     from coach.checker import Checker
 
     run = audits.run(run_id)
-    if not audits.claim(run_id):
+    if (audits.retry_upload(run_id) or run["reading"]) and audits.read_upload(run_id):
+        run = audits.run(run_id)  # a web upload's files, read here: running (or done)
+    elif not audits.claim(run_id):
         fail(f"质检批次 {run_id} 状态为「{run['label']}」，无法开始")
     checker = Checker(books.pack(run["rules_version"]))
 

@@ -1,7 +1,11 @@
 """Audit runs kept in the instance database: the supervisor's workspace.
 
 A run is created in one transaction that stores every conversation of the upload
-(as `pending` items) and every input error (file, line, reason).  Checking then
+(as `pending` items) and every input error (file, line, reason).  A web upload is
+first stored as it came (`create_upload`: its files and form fields, the run queued
+and `reading`), so the request answers at once; a worker claims it in the database
+(`read_upload`, taken over when the claim expires), reads the files with
+coach/uploads.py and stores their conversations and errors the same way.  Checking then
 works through the pending items in batches, each claimed in the database by a
 worker (`host:pid:n`) for LEASE_SECONDS (renewed while it works) and committed with
 the run's progress; the run is done when no item is pending, as the database says.
@@ -47,6 +51,8 @@ RUN_LABELS = {
     "interrupted": "已中断",
     "failed": "失败",
 }
+READING_LABEL = "读取文件中"  # a queued run whose uploaded files are still to be read
+LIVE_STATUSES = ("queued", "running")  # a run that still changes by itself
 APPEAL_LABELS = {"open": "待处理", "accepted": "已采纳", "rejected": "已驳回"}
 MAX_REASON = 1000
 MAX_ERROR_TEXT = 200  # stored excerpt of an input error's path and reason
@@ -80,6 +86,19 @@ def _conversation(data: dict) -> Conversation:
 
 
 TOP_HABITS = 5
+
+
+def _labelled(run: dict) -> dict:
+    """A run's row with its label and the percent of its conversations checked."""
+    run["unread"] = bool(run.get("reading"))  # its uploaded files are still stored
+    run["reading"] = run["unread"] and run["status"] in LIVE_STATUSES
+    run["label"] = READING_LABEL if run["reading"] else RUN_LABELS.get(run["status"], run["status"])
+    total, checked = run.get("total") or 0, run.get("checked") or 0
+    if run["status"] == "done":
+        run["percent"] = 100
+    else:
+        run["percent"] = min(100, checked * 100 // total) if total else 0
+    return run
 
 
 def new_claimer() -> str:
@@ -150,7 +169,29 @@ class AuditStore:
         this upload is checked once, either way."""
         if not conversations and not errors:
             raise AuditError("没有可检查的会话")
-        run = {
+        with self.database.begin():
+            run = self._run_row(name, by, rules_version, created_at, len(errors))
+            run_id = repo.insert_run(self.database, run)
+            total, skipped = self._store_upload(run_id, conversations, errors, reaudit)
+        self.log(
+            by,
+            "audit.run",
+            str(run_id),
+            {
+                "name": name[:200],
+                "conversations": total,
+                "errors": len(errors),
+                "duplicates": skipped,
+                "reaudit": reaudit,
+            },
+        )
+        return run_id
+
+    @staticmethod
+    def _run_row(
+        name: str, by: str, rules_version: int, created_at: str | None, errors: int = 0
+    ) -> dict:
+        return {
             "name": name[:200],
             "created_by": by,
             "created_at": created_at or now_iso(),
@@ -159,15 +200,22 @@ class AuditStore:
             "pid": 0,
             "total": 0,
             "checked": 0,
-            "errors": len(errors),
+            "errors": errors,
             "rules_version": rules_version,
             "message": "",
         }
+
+    def _store_upload(
+        self, run_id: int, conversations: list[Conversation], errors: list[ImportIssue],
+        reaudit: bool,
+    ) -> tuple[int, int]:  # fmt: skip
+        """Inside the caller's transaction: a run's conversations as pending items
+        (duplicates skipped and listed, see create_run) and its input errors; returns
+        (items stored, duplicates skipped)."""
         total = skipped = 0
         seen: dict[tuple[str, str], int] = {}  # key of this upload -> seq of its first
         item_of_seq: dict[int, int] = {}  # seq -> item id, of this upload's first ones
         with self.database.begin():
-            run_id = repo.insert_run(self.database, run)
             for start in range(0, len(conversations), repo.CHUNK):
                 chunk = conversations[start : start + repo.CHUNK]
                 prints = [fingerprint(c.turns) for c in chunk]
@@ -229,19 +277,102 @@ class AuditStore:
                     for e in errors
                 ),
             )
+        return total, skipped
+
+    # -- uploads read in the background -------------------------------------------
+
+    def create_upload(
+        self,
+        name: str,
+        files: list[tuple[str, bytes]],
+        fields: dict[str, str],
+        *,
+        by: str,
+        rules_version: int = 0,
+        reaudit: bool = False,
+    ) -> int:
+        """Store an upload's files as a queued run whose files are still to be read
+        (one transaction, no parsing: the request answers at once); returns the run
+        id.  `read_upload` (the process that took the upload, or any audit worker)
+        then reads them with coach/uploads.py and the run is checked as usual.
+        `fields`: the upload form's fields (coach/uploads.py load_options)."""
+        if not files:
+            raise AuditError("请选择要质检的会话记录文件", field="files")
+        options = json.dumps({"fields": fields, "reaudit": reaudit}, ensure_ascii=False)
+        with self.database.begin():
+            run_id = repo.insert_run(self.database, self._run_row(name, by, rules_version, None))
+            repo.add_uploads(
+                self.database,
+                run_id,
+                [
+                    {"seq": n, "name": fname, "data": data, "options": options}
+                    for n, (fname, data) in enumerate(files)
+                ],
+            )
         self.log(
             by,
             "audit.run",
             str(run_id),
             {
                 "name": name[:200],
-                "conversations": total,
-                "errors": len(errors),
-                "duplicates": skipped,
+                "files": [fname for fname, _ in files][:20],
+                "bytes": sum(len(d) for _, d in files),
                 "reaudit": reaudit,
             },
         )
         return run_id
+
+    def upload_stats(self, run_id: int) -> tuple[int, int]:
+        """(files, bytes) of a run still to be read."""
+        return repo.upload_stats(self.database, run_id)
+
+    def read_upload(self, run_id: int | None = None, *, claimer: str | None = None) -> int | None:
+        """Claim a run whose files are still to be read (`run_id`, or the oldest one
+        nobody holds), read them into its conversations and input errors, and set it
+        running (done if nothing is left to check); returns its id, or None if there
+        was none to claim.  The result is saved only if this worker still holds the
+        claim (one that expired may have been taken by another); a failure marks the
+        run failed with the files kept (`resume` reads them again)."""
+        from .uploads import read_files
+
+        claimer = claimer or new_claimer()
+        run_id = repo.claim_upload(
+            self.database, claimer, time.time() + self.lease, time.time(), run_id
+        )
+        if run_id is None:
+            return None
+        try:
+            stored = repo.upload_files(self.database, run_id)
+            if not stored:
+                return None  # read by another worker meanwhile
+            meta = json.loads(stored[0]["options"] or "{}")
+            convs, errors = read_files(
+                [(f["name"], bytes(f["data"])) for f in stored], meta.get("fields") or {}
+            )
+            with self.database.begin():
+                if not repo.hold_upload(self.database, run_id, claimer):
+                    return None
+                total, _ = self._store_upload(run_id, convs, errors, bool(meta.get("reaudit")))
+                repo.set_total(self.database, run_id, total)
+                repo.drop_uploads(self.database, run_id)
+                repo.set_read(
+                    self.database,
+                    run_id,
+                    "running" if total else "done",
+                    os.getpid(),
+                    claimer,
+                    time.time() + self.lease,
+                    now_iso(),
+                )
+                repo.set_errors(self.database, run_id, len(errors))
+        except Exception as exc:
+            self.fail(run_id, exc)
+            raise
+        return run_id
+
+    def retry_upload(self, run_id: int) -> bool:
+        """A failed run whose files were never read is queued to be read again."""
+        return repo.requeue_upload(self.database, run_id)
 
     @staticmethod
     def _item_row(run_id: int, seq: int, c: Conversation, print_: str) -> dict:
@@ -361,13 +492,15 @@ class AuditStore:
     ) -> int:
         """One step of a worker loop: claim a batch of any running run (the oldest
         with unclaimed items), check it with the checker of the run's rule version,
-        save it; returns how many conversations were checked (0: nothing to do).  A
-        failure marks that run failed, as in `check`."""
+        save it; returns how many conversations were checked (0: nothing to do).
+        With no batch to claim, it reads an upload still to be read instead (1: one
+        was read).  A failure marks that run failed, as in `check`."""
         lease = lease or self.lease
         claimer = claimer or new_claimer()
         rows = repo.claim_batch(self.database, claimer, batch, lease, now=time.time())
         if not rows:
-            return 0
+            # an upload still to be read: read it (its batches come on the next step)
+            return 1 if self.read_upload(claimer=claimer) is not None else 0
         run_id = rows[0]["run_id"]
         try:
             checker = checker_for(self.run(run_id)["rules_version"])
@@ -414,17 +547,31 @@ class AuditStore:
         repo.fail_run(self.database, run_id, now_iso(), f"{type(exc).__name__}: {exc}"[:500])
 
     def run(self, run_id: int) -> dict:
+        """A run's row with `label` (its state in Chinese), `reading` (its files are
+        still to be read) and `percent` (of its conversations checked)."""
         row = repo.get_run(self.database, run_id)
         if row is None:
             raise AuditError(f"质检批次 {run_id} 不存在", 404)
-        row["label"] = RUN_LABELS.get(row["status"], row["status"])
-        return row
+        return _labelled(row)
 
     def runs(self, limit: int = 50, offset: int = 0) -> list[dict]:
         self.mark_interrupted()
-        out = repo.list_runs(self.database, limit, offset)
-        for r in out:
-            r["label"] = RUN_LABELS.get(r["status"], r["status"])
+        return [_labelled(r) for r in repo.list_runs(self.database, limit, offset)]
+
+    def progress(self, run_id: int) -> dict:
+        """What a progress bar shows of a run: state, label, checked of total,
+        percent, input errors, whether it is still to change (`live`) and, while its
+        files are read, how many files and bytes."""
+        run = self.run(run_id)
+        out = {k: run[k] for k in ("id", "status", "label", "checked", "total", "errors")}
+        out.update(
+            percent=run["percent"],
+            reading=run["reading"],
+            live=run["status"] in LIVE_STATUSES,
+            message=run["message"] or "",
+        )
+        if run["reading"]:
+            out["files"], out["bytes"] = self.upload_stats(run_id)
         return out
 
     def run_count(self) -> int:

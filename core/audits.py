@@ -1,6 +1,7 @@
 """The audit worker of a serving process: checks batches of whatever audit runs are
 running, whichever process or node started them (coach/audits.py claims them in the
-database), so the nodes sharing a PostgreSQL database check a large upload together."""
+database), so the nodes sharing a PostgreSQL database check a large upload together;
+with no batch to claim, it reads an upload whose files are still to be read."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Audit runs (coach/audits.py): qa_runs, qa_items, qa_errors, qa_appeals, qa_findings.
+"""Audit runs (coach/audits.py): qa_runs, qa_items, qa_errors, qa_appeals, qa_findings,
+and qa_uploads (a web upload's files until the worker has read them).
 
 Plain rows in, plain dicts out; the rules (what may be appealed, how a score is
 recomputed, which run is stale) stay in coach/audits.py, which groups calls that must
@@ -30,6 +31,9 @@ _errors = schema.qa_errors
 _appeals = schema.qa_appeals
 _findings = schema.qa_findings
 _dupes = schema.qa_duplicates
+_uploads = schema.qa_uploads
+# a queued run whose files the background worker has still to read
+_READING = sa.select(_uploads.c.id).where(_uploads.c.run_id == _runs.c.id).exists()
 
 CHUNK = 500  # rows per executemany of a large upload
 
@@ -92,6 +96,11 @@ def insert_errors(db: Database, run_id: int, errors: Iterable[dict]) -> None:
 def set_total(db: Database, run_id: int, total: int) -> None:
     with db.begin() as conn:
         conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(total=total))
+
+
+def set_errors(db: Database, run_id: int, errors: int) -> None:
+    with db.begin() as conn:
+        conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(errors=errors))
 
 
 def audited(db: Database, conv_ids: list[str], fingerprints: list[str]) -> list[dict]:
@@ -219,8 +228,112 @@ def start_run(db: Database, run_id: int, pid: int, claimer: str, until: float) -
     False if the run is in none of those states."""
     stmt = (
         sa.update(_runs)
-        .where(_runs.c.id == run_id, _runs.c.status.in_(("queued", "interrupted", "failed")))
+        .where(
+            _runs.c.id == run_id,
+            _runs.c.status.in_(("queued", "interrupted", "failed")),
+            ~_READING,  # its files are read first (read_upload), then it runs
+        )
         .values(status="running", pid=pid, message="", claimed_by=claimer, claimed_until=until)
+    )
+    with db.begin() as conn:
+        return conn.execute(stmt).rowcount == 1
+
+
+# -- uploads read in the background ----------------------------------------------------
+
+
+def add_uploads(db: Database, run_id: int, files: list[dict]) -> None:
+    """A run's uploaded files (seq, name, data, options as JSON text)."""
+    with db.begin() as conn:
+        for f in files:  # one at a time: each may be megabytes
+            conn.execute(sa.insert(_uploads).values(**f, run_id=run_id))
+
+
+def claim_upload(
+    db: Database, claimer: str, until: float, now: float, run_id: int | None = None
+) -> int | None:
+    """Claim a queued run whose files are still to be read (`run_id`, or the oldest
+    one nobody holds or whose holder let the claim expire); returns its id or None."""
+    stmt = sa.select(_runs.c.id).where(
+        _runs.c.status == "queued",
+        _READING,
+        sa.or_(_runs.c.claimed_until.is_(None), _runs.c.claimed_until < now),
+    )
+    if run_id is not None:
+        stmt = stmt.where(_runs.c.id == run_id)
+    with db.read() as conn:  # a look first: an idle poll takes no write lock
+        run_ids = list(conn.execute(stmt.order_by(_runs.c.id)).scalars())
+    for rid in run_ids:
+        with db.begin() as conn:
+            claimed = conn.execute(
+                sa.update(_runs)
+                .where(
+                    _runs.c.id == rid,
+                    _runs.c.status == "queued",
+                    sa.or_(_runs.c.claimed_until.is_(None), _runs.c.claimed_until < now),
+                )
+                .values(claimed_by=claimer, claimed_until=until)
+            ).rowcount
+        if claimed == 1:
+            return rid
+    return None
+
+
+def upload_files(db: Database, run_id: int) -> list[dict]:
+    """A run's stored files (seq, name, data, options), in upload order."""
+    stmt = (
+        sa.select(_uploads.c.seq, _uploads.c.name, _uploads.c.data, _uploads.c.options)
+        .where(_uploads.c.run_id == run_id)
+        .order_by(_uploads.c.seq, _uploads.c.id)
+    )
+    with db.read() as conn:
+        return _dicts(conn.execute(stmt))
+
+
+def upload_stats(db: Database, run_id: int) -> tuple[int, int]:
+    """How many files of the run are still to be read, and their bytes."""
+    stmt = sa.select(
+        sa.func.count(), sa.func.coalesce(sa.func.sum(sa.func.length(_uploads.c.data)), 0)
+    ).where(_uploads.c.run_id == run_id)
+    with db.read() as conn:
+        n, size = conn.execute(stmt).one()
+    return int(n), int(size)
+
+
+def hold_upload(db: Database, run_id: int, claimer: str) -> bool:
+    """Inside the caller's transaction: lock the run and say whether `claimer` still
+    holds it, queued with its files unread (another worker took an expired claim)."""
+    with db.begin() as conn:
+        row = conn.execute(
+            sa.select(_runs.c.claimed_by, _runs.c.status, _READING.label("reading"))
+            .where(_runs.c.id == run_id)
+            .with_for_update(of=_runs)
+        ).first()
+    return row is not None and row.claimed_by == claimer and row.status == "queued" and row.reading
+
+
+def drop_uploads(db: Database, run_id: int) -> None:
+    with db.begin() as conn:
+        conn.execute(sa.delete(_uploads).where(_uploads.c.run_id == run_id))
+
+
+def set_read(db: Database, run_id: int, status: str, pid: int, claimer: str, until: float,
+             at: str) -> None:  # fmt: skip
+    """The run's files are read: running (its batches are claimed), or done when it
+    has no conversation to check."""
+    values = {"status": status, "pid": pid, "claimed_by": claimer, "claimed_until": until}
+    if status == "done":
+        values.update(finished_at=at, claimed_until=None)
+    with db.begin() as conn:
+        conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(**values))
+
+
+def requeue_upload(db: Database, run_id: int) -> bool:
+    """A failed run whose files were never read goes back to be read (atomic)."""
+    stmt = (
+        sa.update(_runs)
+        .where(_runs.c.id == run_id, _runs.c.status == "failed", _READING)
+        .values(status="queued", message="", finished_at="", claimed_by=None, claimed_until=None)
     )
     with db.begin() as conn:
         return conn.execute(stmt).rowcount == 1
@@ -397,9 +510,15 @@ def fail_run(db: Database, run_id: int, at: str, message: str) -> None:
 
 
 def get_run(db: Database, run_id: int) -> dict | None:
+    """A run's row, with `reading`: whether its files are still to be read."""
+    stmt = sa.select(_runs, _READING.label("reading")).where(_runs.c.id == run_id)
     with db.read() as conn:
-        row = conn.execute(sa.select(_runs).where(_runs.c.id == run_id)).first()
-    return dict(row._mapping) if row else None
+        row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    out["reading"] = bool(out["reading"])
+    return out
 
 
 def _mean(column):
@@ -416,10 +535,16 @@ def list_runs(db: Database, limit: int, offset: int) -> list[dict]:
         .scalar_subquery()
         .label("mean_score")
     )
-    stmt = sa.select(_runs, mean).order_by(_runs.c.id.desc()).limit(limit).offset(offset)
+    stmt = (
+        sa.select(_runs, mean, _READING.label("reading"))
+        .order_by(_runs.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     with db.read() as conn:
         out = _dicts(conn.execute(stmt))
     for r in out:
+        r["reading"] = bool(r["reading"])
         if r["mean_score"] is not None:
             r["mean_score"] = float(r["mean_score"])
     return out

@@ -12,7 +12,17 @@ throttling clocks, which are epoch seconds (``Float``).  JSON documents are text
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+)
 
 # SQLite only aliases the rowid (and so numbers rows itself) for "INTEGER PRIMARY KEY"
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -450,6 +460,20 @@ team_agents = Table(
     Column("created_by", Text),
     Column("created_at", Text),
     Index("idx_team_agents_name", "name", unique=True),
+)
+
+# a web upload's files, kept until the background worker has read them into the
+# run's conversations (coach/audits.py: read_upload); options: the form's fields (JSON)
+qa_uploads = Table(
+    "qa_uploads",
+    metadata,
+    _id(),
+    Column("run_id", Id),
+    Column("seq", Integer),
+    Column("name", Text),
+    Column("data", LargeBinary),
+    Column("options", Text),
+    Index("idx_qa_uploads_run", "run_id"),
 )
 
 rule_packs = Table(

@@ -2,7 +2,11 @@
 with its findings, decide appeals, edit the team rule pack; agents see their own
 audited conversations and appeal a finding (the audit log is in web/admin.py).
 
-Checking runs in a background thread of the process that took the upload; the audit
+An upload is stored as it came (files and form fields) and answered at once with the
+run's page; reading the files and checking them runs in a background thread of the
+process that took the upload (or the audit worker of any process, which takes over a
+reading whose claim expired); the pages show progress bars fed by GET
+/audits/<id>/status (web/static/progress.js).  The audit
 worker thread of every server process (AUDIT_WORKER_SECONDS, core/audits.py) helps
 with the batches of any running run, so the nodes sharing a PostgreSQL database check
 a large upload together.  Batches are claimed and committed in the database, so a worker that dies
@@ -28,6 +32,7 @@ from coach.rulebook import STARTER, RuleBook
 from coach.ruleform import LEVEL_NAMES
 from coach.rules import RuleError
 from coach.transcripts import SUFFIXES, TEXT_SUFFIXES, ImportIssue, load_bytes
+from coach.uploads import form_fields, is_blank, stored_fields
 from coach.waivers import rule_rates
 from core.team_agents import TeamAgents
 from kb.errors import KbError, StaleVersion
@@ -80,17 +85,30 @@ def rulebook() -> RuleBook:
 
 def start_check(run_id: int) -> None:
     """Claim the run and check it in a background thread of this process."""
-    app = current_app._get_current_object()
     store = audits()
     if not store.claim(run_id):
         raise ApiError("该批次正在检查或已完成", 409)
-    version = store.run(run_id)["rules_version"]
+    _in_background(run_id, read=False)
+
+
+def start_reading(run_id: int) -> None:
+    """Read a stored upload's files and check the run in a background thread of this
+    process (an audit worker of any process may take the reading over)."""
+    _in_background(run_id, read=True)
+
+
+def _in_background(run_id: int, *, read: bool) -> None:
+    app = current_app._get_current_object()
 
     def work() -> None:
         with app.app_context():
             audits_bg = AuditStore(get_kb().store, lease=app.config["AUDIT_LEASE_SECONDS"])
             try:
-                audits_bg.check(run_id, checker_for(version))
+                if read and audits_bg.read_upload(run_id) is None:
+                    return  # another worker reads it (or has read it)
+                run = audits_bg.run(run_id)
+                if run["status"] == "running":  # not done at once: nothing to check
+                    audits_bg.check(run_id, checker_for(run["rules_version"]))
             except Exception as exc:  # recorded on the run as failed; the worker lives on
                 audits_bg.fail(run_id, exc)
                 app.logger.exception("audit run %s failed", run_id)
@@ -157,10 +175,10 @@ def _render_runs(errors: dict | None = None, form: dict | None = None, status: i
     ), status
 
 
-def _upload_options() -> tuple[ImportOptions, dict]:
+def _upload_options() -> tuple[ImportOptions, dict, dict[str, str]]:
     """How to read the upload (the form's 客服, 客服名称规则, 格式 and 映射文件 fields,
-    plus the team's agent names and aliases), and the form errors (Chinese, shown
-    next to each field)."""
+    plus the team's agent names and aliases), the form errors (Chinese, shown next to
+    each field), and the fields stored with the upload for the background read."""
     from coach.mapping import MAX_MAPPING_BYTES
 
     mapping = request.files.get("mapping")
@@ -175,7 +193,9 @@ def _upload_options() -> tuple[ImportOptions, dict]:
         raw,
         name,
     )
-    return team_agents().apply(options), errors
+    team = team_agents()
+    fields = stored_fields(form_fields(request.form), raw, name, *team.names_and_aliases())
+    return team.apply(options), errors, fields
 
 
 def team_agents() -> TeamAgents:
@@ -188,41 +208,37 @@ def runs():
     return _render_runs()
 
 
-def _read_upload(files, options: ImportOptions) -> tuple[list, list]:
-    """The conversations and unreadable records of the uploaded files, or an
-    ApiError about the files field."""
+def _read_upload(files) -> list[tuple[str, bytes]]:
+    """The uploaded files as (name, bytes), or an ApiError about the files field
+    (what can be told without parsing: the background worker parses them)."""
     if not files:
         raise ApiError("请选择要质检的会话记录文件", 400)
     if len(files) > MAX_FILES:
         raise ApiError(f"一次最多上传 {MAX_FILES} 个文件", 413)
-    convs, errors, empty = [], [], []
-    load = options.loader()  # one AgentTest for every file
+    out = []
     for f in files:
         name = Path(f.filename).name  # only the name: nothing from the client reaches the disk
         if not name.lower().endswith(UPLOAD_SUFFIXES):
             raise ApiError(f"文件「{name}」类型不支持，可用: {' '.join(UPLOAD_SUFFIXES)}", 415)
-        c, e = load_bytes(f.read(), name, **load)
-        if not c and not e:
-            empty.append(name)
-        convs.extend(c)
-        errors.extend(e)
-    if empty and not convs and not errors:
-        raise ApiError(f"文件「{'」「'.join(empty)}」中没有会话（为空或只有空行）", 400)
-    # an empty file beside others is named on the run page, not dropped silently
-    errors += [ImportIssue(name, 0, "文件中没有会话（为空或只有空行）") for name in empty]
-    return convs, errors
+        out.append((name, f.read()))
+    if all(is_blank(data) for _, data in out):
+        names = "」「".join(name for name, _ in out)
+        raise ApiError(f"文件「{names}」中没有会话（为空或只有空行）", 400)
+    return out
 
 
 @bp.post("/audits")
 @requires("coach.audit")
 def upload():
+    """Store the files and answer at once with the run's page; the files are read
+    (a parse error listed with its file and line) and checked in the background."""
     files = [f for f in request.files.getlist("files") if f and f.filename]
     # a browser cannot keep the chosen files; what was typed is kept
     form = {
         k: request.form.get(k, "")[:200]
         for k in ("name", "agents", "agent_pattern", "format", "reaudit")
     }
-    options, form_errors = _upload_options()
+    _options, form_errors, fields = _upload_options()
     if len(request.form.get("name") or "") > RUN_NAME_MAX:
         form_errors["name"] = f"批次名称最多 {RUN_NAME_MAX} 个字"
     if form_errors:
@@ -230,25 +246,31 @@ def upload():
             raise ApiError(next(iter(form_errors.values())), 400)
         return _render_runs(form_errors, form, 400)
     try:
-        convs, errors = _read_upload(files, options)
+        stored = _read_upload(files)
     except ApiError as exc:
         if wants_json():
             raise
         return _render_runs({"files": exc.message}, form, exc.status)
-    label = (request.form.get("name") or "").strip() or ", ".join(
-        Path(f.filename).name for f in files
-    )
-    store = audits()
-    run_id = store.create_run(
+    label = (request.form.get("name") or "").strip() or ", ".join(name for name, _ in stored)
+    run_id = audits().create_upload(
         label,
-        convs,
-        errors,
+        stored,
+        fields,
         by=actor(),
         rules_version=rulebook().version(),
         reaudit=request.form.get("reaudit") == "1",
     )
-    start_check(run_id)
+    start_reading(run_id)
     return redirect(url_for("supervise.run", run_id=run_id))
+
+
+@bp.get("/audits/<int:run_id>/status")
+@requires("coach.audit")
+def run_status(run_id: int):
+    """A run's progress for the pages' progress bars (web/static/progress.js)."""
+    store = audits()
+    store.mark_interrupted()
+    return {"ok": True, **store.progress(run_id)}
 
 
 @bp.get("/audits/<int:run_id>")
@@ -293,7 +315,10 @@ def run(run_id: int):
 def resume(run_id: int):
     store = audits()
     store.run(run_id)
-    start_check(run_id)
+    if store.retry_upload(run_id):  # its files were never read: read them again
+        start_reading(run_id)
+    else:
+        start_check(run_id)
     store.log(actor(), "audit.resume", str(run_id), {})
     return redirect(url_for("supervise.run", run_id=run_id))
 
@@ -727,7 +752,8 @@ def api_create():
 
 
 # which process holds the run: bookkeeping of the workers, not part of the API
-RUN_INTERNAL = frozenset({"pid", "claimed_by", "claimed_until"})
+# and what the pages' progress bars read (GET /audits/<id>/status)
+RUN_INTERNAL = frozenset({"pid", "claimed_by", "claimed_until", "reading", "unread", "percent"})
 
 
 @bp.get("/api/v1/audits/<int:run_id>")
