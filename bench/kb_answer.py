@@ -3,14 +3,16 @@
 Loads the starter articles (articles/) into a temporary instance, audits the
 conversations of transcripts_sample.jsonl through the real path (an audit run whose
 AuditStore links the answering article), then prints: how many findings could fire
-(the agent did not know, or sent the customer away), the score distribution of their
-best answering article, the fire rate per threshold, and every firing at the chosen
-threshold (question, agent turn, article title) for a human to judge.
+(the agent did not know or hedged, or sent the customer away), the score distribution
+of their best answering article, the fire rate per threshold, and every firing at the
+chosen threshold (question, agent turn, article title) for a human to judge.
 
-    .venv/bin/python bench/kb_answer.py [DATA_DIR] [--threshold T] [--below N]
+    .venv/bin/python bench/kb_answer.py [DATA_DIR] [--threshold T] [--below N] [--json]
 
 DATA_DIR defaults to ../shared/data; `--below N` also lists the N best candidates
-under the threshold (the near misses).
+under the threshold (the near misses).  Measured (session 6, threshold 15): 23 firings
+in 22 of 492 conversations; judged by hand, 8 of the 23 link an article that answers
+the question, 8 of the top 30 (threshold 8.8); see core/kb_answer.py THRESHOLD.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def main() -> None:
     convs = {r["conv"] for r in fired}
     print(f"{path}: {total} conversations")
     print(
-        f"findings that could fire (did not know / sent away): {len(found)} "
+        f"findings that could fire (vague: did not know or hedged; improper: sent away): {len(found)} "
         f"in {len({r['conv'] for r in found})} conversations; "
         f"with a customer question and any article hit: {len(scored)}"
     )
