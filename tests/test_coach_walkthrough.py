@@ -8,7 +8,7 @@ import pytest
 
 from coach.checker import Checker, example_conversation
 from coach.rules import load_rules
-from scripts_lib.usage import default_library, suggestion_for
+from scripts_lib.coachlink import default_library, suggestion_for
 
 
 @pytest.fixture(scope="module")
