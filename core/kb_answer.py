@@ -1,6 +1,7 @@
 """知识库中有答案 (issue 13): the agent said they did not know (不清楚 / 不知道 /
-不了解 …) or sent the customer elsewhere (不归我管 / 你去找售后), yet a published
-article answers the customer's question; the finding then links that article.
+不了解 …), hedged (大概 / 可能: any vague finding) or sent the customer elsewhere
+(不归我管 / 你去找售后), yet a published article answers the customer's question; the
+finding then links that article.
 
 The coach knows nothing of the knowledge base: an AuditStore checking a run calls
 `KbAnswers.annotate` (its `annotate` hook) on every conversation it checked, before
