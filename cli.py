@@ -875,7 +875,8 @@ def _workspace(obj: Context):
 
     store = obj.kb.store
     acc = Accounts(store)
-    return AuditStore(store, log=acc.audit), RuleBook(store, obj.instance)
+    annotate = obj.services.kb_answers.annotate  # 知识库中有答案 (core/kb_answer.py)
+    return AuditStore(store, log=acc.audit, annotate=annotate), RuleBook(store, obj.instance)
 
 
 def _check_run(audits, books, run_id: int, as_json: bool) -> None:

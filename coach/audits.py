@@ -139,11 +139,15 @@ class AuditStore:
         log: Callable[[str, str, str, dict], None] | None = None,
         *,
         lease: float = LEASE_SECONDS,
+        annotate: Callable[[Conversation, list[dict]], object] | None = None,
     ):
         self.store = store
         self.database = store.database
         self.lease = lease  # seconds a claim lasts unless renewed
         self.log = log or (lambda actor, action, target, detail: None)
+        # adds to a checked conversation's findings before they are saved (the
+        # application core links the article that answered the question: core/kb_answer.py)
+        self.annotate = annotate
 
     # -- runs ------------------------------------------------------------------
 
@@ -521,9 +525,10 @@ class AuditStore:
             if time.monotonic() - renewed > lease / 3:
                 repo.renew(self.database, claimer, run_id, ids, time.time() + lease)
                 renewed = time.monotonic()
-            reports.append(
-                checker.check_conversation(_conversation(json.loads(row["conversation"])))
-            )
+            conv = _conversation(json.loads(row["conversation"]))
+            reports.append(checker.check_conversation(conv))
+            if self.annotate is not None:
+                self.annotate(conv, reports[-1].findings)
         # the wordings of accepted appeals are waived at once (coach/waivers.py)
         remembered = waivers.known(self.database, [r.findings for r in reports])
         for row, report in zip(rows, reports, strict=True):

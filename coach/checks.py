@@ -377,10 +377,14 @@ class _EdgeTurnCheck(Check):
         i = ctx.agent[-1] if self.last else ctx.agent[0]
         if ctx.target is not None and ctx.target != i:
             return []
-        if self._holds(ctx, i) or (not self.last and self._greeted_first(ctx)):
+        if self._holds(ctx, i) or self._satisfied(ctx, i):
             return []
         pos = len(ctx.turns[i].text) if self.last else 0
         return [Hit(i, pos, pos)]
+
+    def _satisfied(self, ctx: ConvContext, i: int) -> bool:
+        """Whether the norm is met though turn i holds none of the words."""
+        return not self.last and self._greeted_first(ctx)
 
     def _greeted_first(self, ctx: ConvContext) -> bool:
         """A greeting before the customer's first message (an auto-welcome, a call
@@ -400,10 +404,30 @@ class GreetingCheck(_EdgeTurnCheck):
 
 
 class ClosingCheck(_EdgeTurnCheck):
-    """The agent's last turn closes politely or checks for further needs."""
+    """The agent's last turn closes politely or checks for further needs; or it
+    answers the customer's thanks (params `reply`: 不客气 / 您太客气了 / 应该的) right
+    after the agent's previous turn checked for further needs (params `asked`:
+    还有其他问题吗), which closed the chat already."""
 
     name = "closing"
     last = True
+    pattern_params = ("asked", "reply")
+
+    def __init__(self, rule) -> None:
+        super().__init__(rule)
+        self.asked = Matcher(self.param_patterns["asked"])
+        self.reply = Matcher(self.param_patterns["reply"])
+
+    def _satisfied(self, ctx: ConvContext, i: int) -> bool:
+        if not _has(self.reply, ctx, i):
+            return False
+        before = ctx.nearest(i, "agent", -1)
+        return before is not None and _has(self.asked, ctx, before)
+
+
+def _has(matcher: Matcher, ctx: ConvContext, i: int) -> bool:
+    """Does turn i hold one of the matcher's words?"""
+    return matcher.candidates(ctx.norm(i)) and matcher.any(ctx.view(i)) is not None
 
 
 class TimingCheck(Check):

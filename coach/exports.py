@@ -53,6 +53,7 @@ FINDING_HEADER = [
     "扣分",
     "申诉/豁免",
     "质检批次",
+    "知识库中有答案",  # the article that answered the question (core/kb_answer.py)
 ]
 AGENT_HEADER = [
     "客服",
@@ -124,6 +125,13 @@ def _date(ts) -> str:
         except (OverflowError, OSError, ValueError):
             return ""
     return ""
+
+
+def _kb_answer(answer) -> str:
+    """《title》 (id) of the article a finding links, "" for none."""
+    if not isinstance(answer, dict) or not answer.get("id"):
+        return ""
+    return f"《{answer.get('title', '')}》（{answer['id']}）"
 
 
 class AuditExport:
@@ -202,6 +210,7 @@ class AuditExport:
                         f.get("deduction", 0),
                         state,
                         it["run_id"],
+                        _kb_answer(f.get("kb_answer")),
                     ]
 
     def agents(self) -> Iterator[list]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .kb_answer import KbAnswers
 from .search import Answer, SearchService
 
 
@@ -36,6 +37,7 @@ class Services:
         register_source(self.kb, self.scripts)  # standard scripts indexed beside articles
         pins.attach(self.kb)  # pinned answers first in every search of this process
         self.search = SearchService(self.kb, self.scripts)
+        self.kb_answers = KbAnswers(self.kb)  # 知识库中有答案 on audit findings
         self.audit_worker = None
 
     def start_worker(self, interval: float, checker_for, *, lease: float | None = None) -> None:
@@ -84,6 +86,7 @@ def open_instance(settings: Settings) -> Services:
 
 __all__ = [
     "Answer",
+    "KbAnswers",
     "SearchService",
     "Services",
     "Settings",

@@ -42,7 +42,11 @@ class AuditWorker(threading.Thread):
                     if services is None:
                         return
                     try:
-                        store = AuditStore(services.kb.store, lease=self.lease or LEASE_SECONDS)
+                        store = AuditStore(
+                            services.kb.store,
+                            lease=self.lease or LEASE_SECONDS,
+                            annotate=services.kb_answers.annotate,
+                        )
                         checked = store.work(self.checker_for, claimer=claimer)
                         if failing:
                             log.warning("audit worker works again")

@@ -25,10 +25,19 @@ def suggestion_for(
     """The standard script for a coach finding: `{"script_id", "text"}` or None.
 
     An exact `replaces` entry for the flagged words wins, then the finding's category,
-    then the longest known phrase inside the flagged words.
+    then the longest known phrase inside the flagged words.  With a category, only
+    the scripts that name it in `replaces` are considered: the words of one kind of
+    finding are not answered by a script written for another (None: the rule's own
+    suggestion stands alone).
     """
     lib = library if library is not None else default_library()
-    by_phrase = lib.replacing(match_text) if match_text else None
+    by_phrase = None
+    if match_text:
+        fits = lib.replacing_all(match_text)
+        if category:
+            tagged = {s.id for s in lib.replacing_all(category)}
+            fits = [s for s in fits if s.id in tagged]
+        by_phrase = fits[0] if fits else None
     key = normalize(match_text.strip()).lower()
     exact = by_phrase is not None and key in {normalize(r).lower() for r in by_phrase.replaces}
     script = by_phrase if exact else None

@@ -37,7 +37,7 @@ from coach.waivers import rule_rates
 from core.team_agents import TeamAgents
 from kb.errors import KbError, StaleVersion
 
-from . import get_kb, ruleform
+from . import get_kb, ruleform, services
 from .auth import accounts, actor, requires
 from .coach import checker, checker_for
 from .errors import ApiError, json_request, wants_json
@@ -102,7 +102,11 @@ def _in_background(run_id: int, *, read: bool) -> None:
 
     def work() -> None:
         with app.app_context():
-            audits_bg = AuditStore(get_kb().store, lease=app.config["AUDIT_LEASE_SECONDS"])
+            audits_bg = AuditStore(
+                get_kb().store,
+                lease=app.config["AUDIT_LEASE_SECONDS"],
+                annotate=services().kb_answers.annotate,
+            )
             try:
                 if read and audits_bg.read_upload(run_id) is None:
                     return  # another worker reads it (or has read it)
@@ -780,6 +784,20 @@ def api_run(run_id: int):
         "duplicates": store.duplicates(run_id, **at),
         "duplicate_count": store.duplicate_count(run_id),
     }
+
+
+ITEM_API_FIELDS = ("id", "run_id", "conv_id", "agent", "source", "status", "score", "turns",
+                   "agent_turns", "findings", "unchecked", "conversation", "appeals")  # fmt: skip
+
+
+@bp.get("/api/v1/audits/items/<int:item_id>")
+@requires("coach.appeal")
+def api_item(item_id: int):
+    """One audited conversation: its turns and findings, each finding with its
+    appeals and, where the knowledge base had the answer, `kb_answer` ({id, title,
+    score, question}).  A supervisor reads any, an agent their own."""
+    it = _own_item(item_id)
+    return {"ok": True, "item": {k: it.get(k) for k in ITEM_API_FIELDS}}
 
 
 @bp.get("/api/v1/my/audits")
