@@ -380,7 +380,11 @@ class _EdgeTurnCheck(Check):
         if self._holds(ctx, i) or self._satisfied(ctx, i):
             return []
         pos = len(ctx.turns[i].text) if self.last else 0
-        return [Hit(i, pos, pos)]
+        return [Hit(i, pos, pos, self._note(ctx, i))]
+
+    def _note(self, ctx: ConvContext, i: int) -> str:
+        """What the finding adds to the rule's message ('' for nothing)."""
+        return ""
 
     def _satisfied(self, ctx: ConvContext, i: int) -> bool:
         """Whether the norm is met though turn i holds none of the words."""
@@ -417,12 +421,26 @@ class ClosingCheck(_EdgeTurnCheck):
         super().__init__(rule)
         self.asked = Matcher(self.param_patterns["asked"])
         self.reply = Matcher(self.param_patterns["reply"])
+        # LABELING.md (the norm the checker is measured on) asks the LAST turn itself to
+        # close: by default such a chat is still flagged, with the reason said; a team
+        # that counts the earlier check for further needs sets `reply_closes: true`
+        self.reply_closes = bool(self.params.get("reply_closes", False))
 
-    def _satisfied(self, ctx: ConvContext, i: int) -> bool:
+    def _thanks_reply(self, ctx: ConvContext, i: int) -> bool:
         if not _has(self.reply, ctx, i):
             return False
         before = ctx.nearest(i, "agent", -1)
         return before is not None and _has(self.asked, ctx, before)
+
+    def _satisfied(self, ctx: ConvContext, i: int) -> bool:
+        return self.reply_closes and self._thanks_reply(ctx, i)
+
+    def _note(self, ctx: ConvContext, i: int) -> str:
+        if self._thanks_reply(ctx, i):
+            return (
+                "上一句已询问是否还有其他需要，最后一句只回应了客户的感谢：再加一句祝福或再见即可"
+            )
+        return ""
 
 
 def _has(matcher: Matcher, ctx: ConvContext, i: int) -> bool:

@@ -53,7 +53,7 @@ FINDING_HEADER = [
     "扣分",
     "申诉/豁免",
     "质检批次",
-    "知识库中有答案",  # the article that answered the question (core/kb_answer.py)
+    "知识库中可能有答案",  # the article that answered the question (core/kb_answer.py)
 ]
 AGENT_HEADER = [
     "客服",

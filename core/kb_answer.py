@@ -118,8 +118,8 @@ class KbAnswers:
 
 
 def label(answer: dict | None) -> str:
-    """The finding's line: 知识库中有答案：《标题》 ("" without an answer)."""
-    return f"知识库中有答案：《{answer['title']}》" if answer else ""
+    """The finding's line: 知识库中可能有答案：《标题》 ("" without an answer)."""
+    return f"知识库中可能有答案：《{answer['title']}》" if answer else ""
 
 
 __all__ = ["THRESHOLD", "KbAnswers", "label", "question_before", "triggers"]

@@ -42,9 +42,20 @@ def rules_of(checker: Checker, lines: list[str]) -> list[str]:
         ["客服: 亲还有其他问题吗", "客户: 谢谢亲", "客服: 不用谢哈"],
     ],
 )
-def test_a_thanks_answered_after_asking_for_more_is_a_closing(checker, tail):
+def test_a_thanks_answered_after_asking_for_more_says_so(checker, tail, tmp_path):
+    # the norm the checker is measured on (LABELING.md) asks the last turn itself to
+    # close: still flagged, with the reason; a team may count it as closed
     lines = ["客户: 在吗", "客服: 您好，很高兴为您服务", *tail]
-    assert "no-closing" not in rules_of(checker, lines)
+    conv = example_conversation(lines)
+    found = [f for f in checker.check_conversation(conv).findings if f["rule"] == "no-closing"]
+    assert len(found) == 1 and "上一句已询问是否还有其他需要" in found[0]["message"]
+    over = tmp_path / "team.yaml"
+    over.write_text(
+        "rules:\n  - id: no-closing\n    params: {reply_closes: true}\n"
+        "    examples:\n      must: [好的呐]\n      must_not: [再见]\n",
+        encoding="utf-8",
+    )
+    assert "no-closing" not in rules_of(Checker(load_rules([over])), lines)
 
 
 @pytest.mark.parametrize(
@@ -69,16 +80,14 @@ def test_a_bare_thanks_reply_is_still_no_closing(checker, tail):
     assert "no-closing" in rules_of(checker, lines)
 
 
-def test_a_team_pack_can_switch_the_thanks_reply_off(tmp_path):
-    over = tmp_path / "team.yaml"
-    over.write_text(
-        # the examples come along: the pack's own say a thanks reply closes
-        "rules:\n  - id: no-closing\n    params: {reply: []}\n"
-        "    examples:\n      must: [好的呐]\n      must_not: [再见]\n",
-        encoding="utf-8",
-    )
-    lines = ["客户: 在吗", "客服: 您好", "客服: 还有其他问题吗", "客户: 谢谢", "客服: 不客气"]
-    assert "no-closing" in rules_of(Checker(load_rules([over])), lines)
+def test_a_bare_thanks_reply_has_no_such_reason(checker):
+    lines = ["客户: 在吗", "客服: 您好", "客服: 退款已申请", "客户: 谢谢", "客服: 不客气"]
+    found = [
+        f
+        for f in checker.check_conversation(example_conversation(lines)).findings
+        if f["rule"] == "no-closing"
+    ]
+    assert len(found) == 1 and "上一句" not in found[0]["message"]
 
 
 # -- suggested scripts ---------------------------------------------------------------------

@@ -262,6 +262,8 @@ def _entry_key(entry) -> str:
 
 def _patch(rule: Rule, patch: dict) -> Rule:
     changes = {k: v for k, v in patch.items() if k in RULE_FIELDS and k != "id"}
+    if isinstance(changes.get("params"), dict):  # a team sets one param, keeps the others
+        changes["params"] = {**rule.params, **changes["params"]}
     new = replace(rule, **changes)
     new.words = list(changes.get("words", rule.words))
     removed = {normalize(w) for w in patch.get("remove_words", []) if isinstance(w, str)}
