@@ -58,9 +58,22 @@ class TeamAgents:
             if self.accounts is None:
                 raise TeamAgentError("无法核对账号", "username")
             try:
-                username = self.accounts.by_name(username).username
+                user = self.accounts.by_name(username)
             except NotFound:
                 raise TeamAgentError(f"账号「{username[:40]}」不存在", "username") from None
+            username = user.username
+            if not user.has("agent"):
+                raise TeamAgentError(
+                    f"账号「{username}」没有客服角色：别名只能指向客服账号", "username"
+                )
+            try:  # another account's login name: its chats would be counted as this one's
+                other = self.accounts.by_name(name)
+            except NotFound:
+                other = None
+            if other is not None and other.username != username:
+                raise TeamAgentError(
+                    f"「{name}」是账号 {other.username} 的登录名，不能作为账号 {username} 的别名"
+                )
         if self.count() >= MAX_TEAM_AGENTS:
             raise TeamAgentError(f"客服名称最多 {MAX_TEAM_AGENTS} 个，请先删除不用的名称")
         row = {

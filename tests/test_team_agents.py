@@ -303,6 +303,18 @@ def test_team_agents_repository_on_both_backends(kb):
         team.add(" 售后阿青 ", "", actor="lead")
     assert exc.value.field == "name"
     assert team.names_and_aliases() == (["店员小骰"], {"售后阿青": "aqing"})
+    # another agent's login name cannot become an alias (their chats would count twice),
+    # and an alias points at an agent account
+    acc.add("xiaoli", PASSWORD, ["agent"])
+    acc.add("liu", PASSWORD, ["trainer"])
+    with pytest.raises(TeamAgentError) as exc:
+        team.add("xiaoli", "aqing", actor="lead")
+    assert exc.value.field == "name" and "是账号 xiaoli 的登录名" in str(exc.value)
+    with pytest.raises(TeamAgentError) as exc:
+        team.add("刘老师", "liu", actor="lead")
+    assert exc.value.field == "username" and "没有客服角色" in str(exc.value)
+    team.add("aqing", "aqing", actor="lead")  # an account's own login name: harmless
+    team.remove(next(r["id"] for r in team.list() if r["name"] == "aqing"), actor="lead")
     options = team.apply(ImportOptions(("小王",)))
     assert options.agent_names == ("小王", "店员小骰")
     assert dict(options.aliases) == {"售后阿青": "aqing"}
