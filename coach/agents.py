@@ -62,6 +62,29 @@ def _walk(items, depth: int = 0):
             yield from _walk(arg[1], inner)
 
 
+# Python's regex error messages, said in Chinese (the rest: 语法错误)
+_REGEX_PROBLEMS = (
+    ("unterminated character set", "方括号 [ 没有闭合"),
+    ("missing ), unterminated subpattern", "括号 ( 没有闭合"),
+    ("unbalanced parenthesis", "多了一个右括号 )"),
+    ("nothing to repeat", "* + ? 或 {n,m} 前面没有可重复的内容"),
+    ("multiple repeat", "重复符号连用（如 ** 或 +*）"),
+    ("bad escape", "无效的转义（反斜杠 \\ 后的字符）"),
+    ("bad character range", "字符范围无效（如 [z-a]）"),
+    ("unknown extension", "不支持的 (? 写法"),
+    ("missing group name", "缺少分组名"),
+    ("unknown group name", "引用了不存在的分组名"),
+)
+
+
+def regex_problem(exc: re.error) -> str:
+    """A Chinese reason for a regex compile error, with where it is."""
+    msg = str(getattr(exc, "msg", "") or exc)
+    reason = next((zh for en, zh in _REGEX_PROBLEMS if msg.startswith(en)), "语法错误")
+    pos = getattr(exc, "pos", None)
+    return f"{reason}（第 {pos + 1} 个字符处）" if isinstance(pos, int) else reason
+
+
 def compile_pattern(pattern: str) -> re.Pattern:
     """Compile a supervisor's agent-name pattern, or raise AgentOptionError."""
     if len(pattern) > MAX_PATTERN_CHARS:
@@ -69,8 +92,10 @@ def compile_pattern(pattern: str) -> re.Pattern:
     try:
         parsed = _sre_parse.parse(pattern)
         compiled = re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise AgentOptionError(f"客服名称规则不是有效的正则表达式：{exc}") from None
+    except re.error as exc:
+        raise AgentOptionError(f"客服名称规则不是有效的正则表达式：{regex_problem(exc)}") from None
+    except (RecursionError, OverflowError):
+        raise AgentOptionError("客服名称规则不是有效的正则表达式：嵌套或数字过大") from None
     repeats = 0
     for op, _arg, depth in _walk(parsed):
         if op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS):

@@ -70,7 +70,7 @@ def test_agent_pattern_and_its_limits():
         ("(x|xy)*z", "过于复杂"),
         ("a*b*c*d*", "最多 3 处"),
         (r"(a)\1", "反向引用"),
-        ("[售后", "不是有效的正则表达式"),
+        ("[售后", "不是有效的正则表达式：方括号 \\[ 没有闭合（第 1 个字符处）"),
         ("x" * 101, "过长"),
     ]:
         with pytest.raises(AgentOptionError, match=words):
