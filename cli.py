@@ -50,7 +50,29 @@ class Context:
         return self.services.kb
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+HELP_TEXT = "显示本帮助并退出。"
+
+
+class _ChineseHelp:
+    """Every command's -h/--help option says what it does in Chinese."""
+
+    def get_help_option(self, ctx: click.Context):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.help = HELP_TEXT
+        return option
+
+
+class Command(_ChineseHelp, click.Command):
+    pass
+
+
+class Group(_ChineseHelp, click.Group):
+    command_class = Command
+    group_class = type  # subgroups are of this class too
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--instance",
     envvar="KBCOACH_INSTANCE",
@@ -66,7 +88,7 @@ class Context:
     help="共享数据库（多节点时用 PostgreSQL，如 postgresql://kbcoach@db/kbcoach），"
     "也可用环境变量 KBCOACH_DATABASE_URL；不给则用实例目录中的 SQLite 文件。",
 )
-@click.version_option("0.1.0", prog_name="kbcoach")
+@click.version_option("0.1.0", prog_name="kbcoach", help="显示版本并退出。")
 @click.pass_context
 def cli(ctx: click.Context, instance: str, database_url: str) -> None:
     """kbcoach：客服知识库与话术质检。"""

@@ -167,3 +167,15 @@ def test_backup_and_restore(instance, tmp_path):
     bad.write_bytes(b"not a database")
     proc = run_cli("restore", str(bad), "--yes", instance=other)
     assert proc.returncode == 1 and "不是有效的" in proc.stderr
+
+
+def test_every_help_option_is_chinese():
+    from click.testing import CliRunner
+
+    from cli import cli as root
+
+    runner = CliRunner()
+    for args in (["--help"], ["audit", "list", "--help"], ["team-agents", "add", "-h"]):
+        out = runner.invoke(root, args).output
+        assert "显示本帮助并退出。" in out and "Show this message" not in out, args
+    assert "显示版本并退出。" in runner.invoke(root, ["--help"]).output
