@@ -42,14 +42,15 @@ def _simple(text: str) -> Conversation | None:
     return conv
 
 
-def parse_pasted(text: str) -> tuple[list[Conversation], list[str]]:
+def parse_pasted(text: str, load: dict | None = None) -> tuple[list[Conversation], list[str]]:
     """The conversations of the pasted text (at most MAX_CONVERSATIONS) and notes
-    about what was left out; PlaygroundError when nothing can be checked."""
+    about what was left out; PlaygroundError when nothing can be checked. `load`: the
+    loader's options (the team's agent names and aliases, as for an upload)."""
     if not text or not text.strip():
         raise PlaygroundError("请粘贴要试运行的会话")
     if len(text) > MAX_PASTE_CHARS:
         raise PlaygroundError(f"粘贴的会话过长（最多 {MAX_PASTE_CHARS:,} 个字）", 413)
-    convs, issues = load_text(text, SOURCE)
+    convs, issues = load_text(text, SOURCE, **(load or {}))
     notes = [f"第{i.line}行：{i.reason}" if i.line else i.reason for i in issues]
     if not convs:
         simple = _simple(text)

@@ -417,3 +417,16 @@ def test_a_post_without_the_csrf_token_is_refused(app):
     del sup.environ_base["HTTP_X_CSRFTOKEN"]
     resp = sup.post("/rules", data={"action": "try_yaml", "yaml": "", "conversation": CHAT})
     assert resp.status_code == 400
+
+
+def test_playground_reads_memotrace_text_with_the_team_names():
+    # the 客服名单 reaches the playground as it reaches an upload
+    from coach.options import ImportOptions
+
+    text = "2024-03-01 10:00:20 张三\n在吗\n\n2024-03-01 10:00:40 小王\n亲，可能明天到吧\n"
+    with pytest.raises(PlaygroundError) as bad:
+        parse_pasted(text)
+    assert "没有客服发言" in str(bad.value)
+    load = ImportOptions().with_team(["小王"], {}).loader()
+    [conv], _ = parse_pasted(text, load)
+    assert [t.role for t in conv.turns] == ["customer", "agent"]

@@ -77,13 +77,25 @@ def problems_by_rule(problems: list[str], row_list: list[dict]) -> dict[str, str
     return out
 
 
+def _team_load() -> dict:
+    """Loader options with the team's agent names and aliases (客服名单), as an upload
+    gets them."""
+    from coach.options import ImportOptions
+    from core.team_agents import TeamAgents
+
+    from . import get_kb
+    from .auth import accounts
+
+    return TeamAgents(get_kb().store, accounts()).apply(ImportOptions()).loader()
+
+
 def playground(book, draft_text: str) -> dict:
     """Run the draft overlay and the saved pack on the posted conversation: the page's
     `play` context (results, notes, or the error in Chinese)."""
     pasted = request.form.get("conversation") or ""
     play: dict = {"error": None, "problems": [], "results": [], "notes": []}
     try:
-        convs, play["notes"] = parse_pasted(pasted)
+        convs, play["notes"] = parse_pasted(pasted, _team_load())
     except PlaygroundError as exc:
         play["error"] = str(exc)
         play["status"] = exc.status
