@@ -49,9 +49,9 @@ def test_submit_send_back_approve_find_diff_and_restore(browser, server):
     expect(author.locator(".flash")).to_contain_text("已提交审核")
     expect(author.locator(".meta .status-review")).to_have_text("待审核")
 
-    # the author may not approve their own change
-    author.click("button.approve")
-    expect(author.locator("section.review .field-error")).to_contain_text("不能审核通过自己")
+    # the author may not approve their own change: no button, a hint instead
+    expect(author.locator("button.approve")).to_have_count(0)
+    expect(author.locator("section.review .own-change")).to_contain_text("需由其他审核人审核通过")
 
     # the reviewer sends it back: without a comment the server says why, next to the field
     reviewer.goto(article_url)

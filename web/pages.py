@@ -110,6 +110,7 @@ def article(
     from kb.phrasing_lint import lint_body
 
     from .gaps import article_feedback, record_hit_open
+    from .review import forbid_self_approve as _forbid_self_approve
 
     kb = get_kb()
     art = article_payload(kb, _readable(kb, article_id))
@@ -138,6 +139,8 @@ def article(
             "field": review_field,
             "comment": review_comment,
             "can_review": can_review,
+            # REVIEW_FORBID_SELF_APPROVE: the last editor's approval would be refused
+            "own_change": _forbid_self_approve() and art.get("updated_by") == current_user.username,
             "lint": lint,
             "override": {
                 "checked": request.form.get("lint_override") == "1",
