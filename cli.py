@@ -223,10 +223,23 @@ def _sync(run) -> object:
     metavar="ID",
     help="该文章以文件为准写入数据库（看过冲突后使用），可重复给出。",
 )
+@click.option(
+    "--lint-override",
+    default=None,
+    metavar="理由",
+    help="标准话术检查有错误级问题时仍发布（理由记入审计日志）；不给则这类文章报告为错误、不写入。",
+)
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果。")
 @click.pass_obj
 def import_cmd(
-    obj: Context, path: str, by: str, dry_run: bool, archive_missing: bool, force, as_json: bool
+    obj: Context,
+    path: str,
+    by: str,
+    dry_run: bool,
+    archive_missing: bool,
+    force,
+    lint_override: str | None,
+    as_json: bool,
 ) -> None:
     """把 Markdown 文章目录同步进数据库（与 export 配合，目录可放在 git 中）。
 
@@ -237,8 +250,17 @@ def import_cmd(
     删除的文件只报告，给出 --archive-missing 才归档。有错误的文件报告文件名和行号，其余照常导入。
 
     同步记录保存在数据库中，目录由其中的 .kbcoach-sync 文件标识（请一并提交）。退出码：0 成功，1 有冲突或错误。"""
+    from kb.errors import KbError
+    from kb.phrasing_lint import PublishLint, override_reason
     from kb.sync import import_folder
 
+    reason = None
+    if lint_override is not None:
+        try:
+            reason = override_reason(True, lint_override)
+        except KbError as exc:
+            fail(f"--lint-override：{exc.message}")
+    lint = PublishLint(_TeamChecker(obj), reason)
     report = _sync(
         lambda: import_folder(
             obj.kb,
@@ -247,6 +269,7 @@ def import_cmd(
             dry_run=dry_run,
             archive_missing=archive_missing,
             force=frozenset(force),
+            lint=lint,
         )
     )
     _sync_audit(obj, report, str(path), by)
@@ -899,6 +922,23 @@ def _workspace(obj: Context):
     acc = Accounts(store)
     annotate = obj.services.kb_answers.annotate  # 知识库中有答案 (core/kb_answer.py)
     return AuditStore(store, log=acc.audit, annotate=annotate), RuleBook(store, obj.instance)
+
+
+class _TeamChecker:
+    """The instance's current team rule pack as a Checker, built on first use (an
+    import that publishes no phrasing or norm article never loads the coach)."""
+
+    def __init__(self, obj: Context):
+        self._obj = obj
+        self._checker = None
+
+    def __getattr__(self, name: str):
+        if self._checker is None:
+            from coach.checker import Checker
+
+            _, books = _workspace(self._obj)
+            self._checker = Checker(books.pack(books.version()))
+        return getattr(self._checker, name)
 
 
 def _check_run(audits, books, run_id: int, as_json: bool) -> None:

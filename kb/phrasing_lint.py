@@ -178,8 +178,8 @@ class PublishLint:
             shown = "；".join(summary(f) for f in blocking[:3])
             more = f" 等 {len(blocking)} 处" if len(blocking) > 3 else ""
             raise LintBlocked(
-                f"未发布：标准话术中有错误级问题（{shown}{more}）。请修改话术，"
-                "或勾选「忽略话术检查并发布」并填写理由。",
+                f"未保存：标准话术中有错误级问题（{shown}{more}）。请修改话术，"
+                "或勾选「忽略话术检查并发布」并填写理由（命令行：--lint-override 理由）。",
                 blocking,
             )
         return blocking

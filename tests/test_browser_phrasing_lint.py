@@ -44,7 +44,7 @@ def test_typing_a_vague_wording_shows_the_finding_and_publishing_needs_a_reason(
     tr.select_option("select[name=status]", "published")
     tr.click("button[value=save]")
     expect(tr.locator("#lint-override .field-error")).to_contain_text(
-        "未发布：标准话术中有错误级问题"
+        "未保存：标准话术中有错误级问题"
     )
     tr.check("#lint-override-check")
     tr.click("button[value=save]")

@@ -300,7 +300,7 @@ def test_editor_refuses_to_publish_an_error_without_override(app, kb):
     resp = c.post("/editor", data=editor_form(c, id="phrasing-ship"))
     page = resp.get_data(as_text=True)
     assert resp.status_code == 409
-    assert "未发布：标准话术中有错误级问题" in page
+    assert "未保存：标准话术中有错误级问题" in page
     # the message stands next to the override box, which is shown, with the findings
     box = page[page.index('id="lint-override"') : page.index("</fieldset>")]
     assert "hidden" not in box.split(">")[0] and "field-error" in box
@@ -375,7 +375,7 @@ def test_review_approval_needs_override_next_to_the_field(app, kb):
     page = resp.get_data(as_text=True)
     assert resp.status_code == 409 and kb.store.get("phrasing-ship").status == "review"
     box = page[page.index('class="lint-override"') : page.index("</fieldset>")]
-    assert "未发布：标准话术中有错误级问题" in box
+    assert "未保存：标准话术中有错误级问题" in box
 
     resp = c.post("/articles/phrasing-ship/approve",
                   data={"csrf_token": token, "version": "2", "lint_override": "1"})  # fmt: skip
@@ -401,7 +401,7 @@ def test_restoring_old_wording_into_a_published_article_is_linted(app, kb):
     page = resp.get_data(as_text=True)
     assert resp.status_code == 409 and kb.store.get("phrasing-ship").body == CLEAN
     box = page[page.index('class="lint-override"') : page.index("</fieldset>")]
-    assert "未发布：标准话术中有错误级问题" in box
+    assert "未保存：标准话术中有错误级问题" in box
     resp = c.post("/articles/phrasing-ship/restore",
                   data={**form, "lint_override": "1", "lint_reason": "恢复给培训用"})  # fmt: skip
     assert resp.status_code == 302 and kb.store.get("phrasing-ship").body == PROMISE

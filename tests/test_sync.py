@@ -465,3 +465,39 @@ def test_a_marker_left_in_a_merge_conflict_is_named_with_its_line(src, instance)
     assert "错误：.kbcoach-sync:2: 同步标识文件格式错误" in proc.stderr, proc.stderr
     assert "git 合并冲突" in proc.stderr
     assert stored(instance, "product-tuihuo-zhengce")[1] == 1  # nothing imported
+
+
+PROMISE = """\
+---
+id: phrasing-fahuo-chengnuo
+title: 发货承诺
+category: phrasing
+status: published
+---
+
+> 亲，我保证今天一定发货，百分百没问题。
+"""
+
+
+def test_import_keeps_the_phrasing_lint_of_the_editor(src, instance):
+    # a published phrasing article with an error-level wording is not written without
+    # an override, as in the editor; with one, the reason is audit-logged
+    (src / "phrasing").mkdir(exist_ok=True)
+    (src / "phrasing" / "发货承诺.md").write_text(PROMISE, encoding="utf-8")
+    code, report = sync("import", str(src), instance=instance)
+    assert code == 1 and actions(report)["phrasing-fahuo-chengnuo"] == "error"
+    said = next(i for i in report["items"] if i["id"] == "phrasing-fahuo-chengnuo")
+    assert "标准话术中有错误级问题" in json.dumps(said, ensure_ascii=False)
+    assert stored(instance, "phrasing-fahuo-chengnuo") is None
+    empty = kbcoach("import", str(src), "--lint-override", " ", instance=instance)
+    assert empty.returncode == 1 and "请填写理由" in empty.stderr
+    code, report = sync("import", str(src), "--lint-override", "培训用反面示例", instance=instance)
+    assert code == 0 and actions(report)["phrasing-fahuo-chengnuo"] == "created"
+    kb = open_kb(instance)
+    try:
+        from kb.accounts import Accounts
+
+        [entry] = Accounts(kb.store).audit_entries(where={"action": "article.lint_override"})
+        assert "培训用反面示例" in json.dumps(entry, ensure_ascii=False)
+    finally:
+        kb.close()

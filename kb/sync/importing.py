@@ -3,6 +3,7 @@ made there since the last sync."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 
 from ..authoring import save_article
@@ -20,6 +21,9 @@ from .common import (
     unknown_forced,
 )
 
+# the publishing gate of this import (kb.phrasing_lint.PublishLint), or None
+_LINT: ContextVar = ContextVar("kb_sync_lint", default=None)
+
 
 def import_folder(
     kb,
@@ -29,11 +33,23 @@ def import_folder(
     dry_run: bool = False,
     archive_missing: bool = False,
     force: frozenset[str] | set[str] = frozenset(),
+    lint=None,
 ) -> SyncReport:
     """Bring the folder's changes into the database: new files create articles, files
     changed since the last sync update articles the database did not change since;
     an article changed on both sides is a conflict and is left as it is on both.
-    `force`: ids whose file wins over the database (after a conflict was looked at)."""
+    `force`: ids whose file wins over the database (after a conflict was looked at).
+    `lint` (a PublishLint): a published phrasing or norm article whose wordings have an
+    error-level finding is reported as an error and not written, as in the editor,
+    unless the lint carries an override (audit-logged)."""
+    token = _LINT.set(lint)
+    try:
+        return _import_folder(kb, root, by, dry_run, archive_missing, force)
+    finally:
+        _LINT.reset(token)
+
+
+def _import_folder(kb, root, by, dry_run, archive_missing, force) -> SyncReport:
     root = Path(root)
     if not root.is_dir():
         raise ValidationError("目录不存在", path=str(root))
@@ -126,7 +142,15 @@ def _write_article(kb, report, disk: Article, version: int, action, entries, by,
         report.add(action, article_id, path)
         return
     try:
-        save_article(kb, article_id, fields_of(disk), by, create=version == 0, base_version=version)
+        save_article(
+            kb,
+            article_id,
+            fields_of(disk),
+            by,
+            create=version == 0,
+            base_version=version,
+            lint=_LINT.get(),
+        )
     except StaleVersion as exc:
         report.add("conflict", article_id, path, f"读入时数据库正被修改：{exc.message}")
         return
