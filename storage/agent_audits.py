@@ -30,12 +30,19 @@ class Period:
     before: str | None = None
 
 
+def not_moved():
+    """The item was not re-audited under another agent (an alias added later, a
+    corrected name): the conversation belongs to that agent now, in every period."""
+    newer = _items.alias("newer")
+    return ~sa.exists().where(newer.c.id == _items.c.replaced_by, newer.c.agent != _items.c.agent)
+
+
 def _latest(agent: str, period: Period):
     """(id of the latest checked item, audits) per conversation of the agent."""
     stmt = (
         sa.select(sa.func.max(_items.c.id).label("id"), sa.func.count().label("audits"))
         .select_from(_items.join(_runs, _runs.c.id == _items.c.run_id))
-        .where(_items.c.agent == agent, _items.c.status == "done")
+        .where(_items.c.agent == agent, _items.c.status == "done", not_moved())
         .group_by(_items.c.conv_id)
     )
     if period.since:
@@ -258,7 +265,7 @@ def _team_latest(period: Period):
     stmt = (
         sa.select(sa.func.max(_items.c.id).label("id"))
         .select_from(_items.join(_runs, _runs.c.id == _items.c.run_id))
-        .where(_items.c.status == "done")
+        .where(_items.c.status == "done", not_moved())
         .group_by(_items.c.agent, _items.c.conv_id)
     )
     if period.since:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from . import schema
+from .agent_audits import not_moved
 from .database import Database
 
 _samples = schema.cal_samples
@@ -47,7 +48,7 @@ def candidates(
         ids = (
             sa.select(sa.func.max(_items.c.id))
             .select_from(_items.join(_runs, _runs.c.id == _items.c.run_id))
-            .where(_items.c.status == "done")
+            .where(_items.c.status == "done", not_moved())
             .group_by(_items.c.agent, _items.c.conv_id)
         )
     if since:

@@ -208,3 +208,18 @@ def test_the_export_agent_sheet_has_the_kpi_figure(audits):
     by_agent = {r[0]: r for r in rows}
     # the export counts each audit of the scope; in November no conversation was re-audited
     assert by_agent["agent1"][-1] == team["agent1"]["kpi"] == kpi_points(by_agent["agent1"][3])
+
+
+@BOTH
+def test_a_conversation_re_audited_under_another_agent_counts_for_that_agent_only(audits):
+    # an alias added later: 小王's chat re-audited as agent1's moves to agent1
+    make_run(audits, "别名前", [chat("c-m", "小王", "哦", "差不多明天到")], "2026-11-03T10:00:00")
+    make_run(
+        audits,
+        "别名后",
+        [chat("c-m", "agent1", "哦", "差不多明天到")],
+        "2026-11-04T10:00:00",
+        reaudit=True,
+    )
+    team = {a["agent"]: a["conversations"] for a in AgentTrends(audits.database).team("2026-11")}
+    assert team == {"agent1": 1}
