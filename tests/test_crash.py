@@ -117,7 +117,7 @@ def test_killed_audit_run_is_marked_interrupted_and_resumes(tmp_path):
     assert db.execute("SELECT count(*) FROM qa_items").fetchone()[0] == total  # input kept
     db.close()
 
-    assert run_cli("audit", "list", instance=inst).stdout.startswith(f"1\tinterrupted\t{done}/")
+    assert run_cli("audit", "list", instance=inst).stdout.startswith(f"1\t已中断\t{done}/")
     resumed = run_cli("audit", "resume", "1", "--json", instance=inst)
     assert resumed.returncode == 0, resumed.stderr
     assert f"已检查 {done + 100}/" in resumed.stderr  # started where the kill left off
