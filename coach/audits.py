@@ -545,7 +545,9 @@ class AuditStore:
                 }
             )
             found += _finding_rows(run_id, row["id"], row["agent"], report.findings)
-        return repo.save_checked(self.database, run_id, claimer, done, found, now_iso())
+        return repo.save_checked(
+            self.database, run_id, claimer, done, found, now_iso(), until=time.time() + lease
+        )
 
     def fail(self, run_id: int, exc: BaseException) -> None:
         """Mark a run failed with the error (pending items stay pending)."""

@@ -461,12 +461,21 @@ def _complete(conn: Connection, run_id: int, at: str) -> None:
 
 
 def save_checked(
-    db: Database, run_id: int, claimer: str, done: list[dict], findings: list[dict], at: str
+    db: Database,
+    run_id: int,
+    claimer: str,
+    done: list[dict],
+    findings: list[dict],
+    at: str,
+    until: float | None = None,
 ) -> int:
     """Checked items (item_id, score, findings, unchecked as JSON text) and their rows
     of the findings table, saved for the items `claimer` still holds (one whose claim
     expired and was taken is the taker's to save), with the run's progress, and the
-    run done if nothing is left: one transaction.  Returns how many were saved."""
+    run done if nothing is left: one transaction.  Returns how many were saved.
+    `until`: the saver becomes the run's last worker (its claim on the run lasts until
+    then), so between its batches the run is not taken for abandoned when the worker
+    that claimed before it has died."""
     with db.begin() as conn:
         mine = set(
             conn.execute(
@@ -485,9 +494,10 @@ def save_checked(
             conn.execute(_SAVE_ITEM, done)
         if findings:
             conn.execute(sa.insert(_findings), findings)
-        conn.execute(
-            sa.update(_runs).where(_runs.c.id == run_id).values(checked=_runs.c.checked + len(done))
-        )
+        values: dict = {"checked": _runs.c.checked + len(done)}
+        if until is not None and done:
+            values.update(claimed_by=claimer, claimed_until=until)
+        conn.execute(sa.update(_runs).where(_runs.c.id == run_id).values(**values))
         _complete(conn, run_id, at)
     return len(done)
 

@@ -159,7 +159,15 @@ def results(db: Database, run_id: int) -> dict[str, tuple]:
                 items.c.run_id == run_id
             )
         ).all()
-    return {r.conv_id: (r.status, r.score, json.loads(r.findings or "[]")) for r in rows}
+    # 知识库中可能有答案 links depend on each instance's articles (the nodes share the
+    # fixtures', the single instance has the starter articles): scoring is compared
+    out = {}
+    for r in rows:
+        findings = json.loads(r.findings or "[]")
+        for f in findings:
+            f.pop("kb_answer", None)
+        out[r.conv_id] = (r.status, r.score, findings)
+    return out
 
 
 def test_an_audit_run_survives_the_death_of_the_node_it_was_uploaded_to(nodes, tmp_path):
